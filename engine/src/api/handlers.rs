@@ -1,0 +1,219 @@
+//! The endpoints of SPEC §4: public reads answered from the core's own match table, watcher
+//! writes sent to the store thread, checkin from the per-core load counters.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::LazyLock;
+
+use matchstream_http::{query_param, Method, Request, Response, RouteError, Router};
+use matchstream_protocol::api::{
+    match_json, parse_new_match, parse_posted_event, stored_event_body, write_history,
+};
+use matchstream_protocol::MatchId;
+
+use super::error;
+use crate::shard::Shard;
+use crate::stats::{metrics_text, stats_json};
+use crate::store::{Op, Outcome};
+
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Checkin,
+    Matches,
+    Match,
+    History,
+    Stats,
+    Metrics,
+    CreateMatch,
+    PostEvent,
+    CancelMatch,
+    User,
+}
+
+static ROUTER: LazyLock<Router<Endpoint>> = LazyLock::new(|| {
+    let mut r = Router::new();
+    r.add(Method::Get, "/1/checkin", Endpoint::Checkin)
+        .add(Method::Get, "/1/matches", Endpoint::Matches)
+        .add(Method::Post, "/1/matches", Endpoint::CreateMatch)
+        .add(Method::Get, "/1/match/:id", Endpoint::Match)
+        .add(Method::Delete, "/1/match/:id", Endpoint::CancelMatch)
+        .add(Method::Get, "/1/match/:id/history", Endpoint::History)
+        .add(Method::Post, "/1/match/:id/events", Endpoint::PostEvent)
+        .add(Method::Get, "/1/users/:id", Endpoint::User)
+        .add(Method::Get, "/1/stats", Endpoint::Stats)
+        .add(Method::Get, "/metrics", Endpoint::Metrics);
+    r
+});
+
+/// Answers one request.
+pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>) -> Response {
+    let (endpoint, params) = match ROUTER.route(req.method, &req.path) {
+        Ok(found) => found,
+        Err(RouteError::NotFound) => return error(404, "no such path"),
+        Err(RouteError::MethodNotAllowed(allow)) => {
+            return error(405, "method not allowed").with_header("Allow", allow.to_string())
+        }
+    };
+    let id = params.get("id").unwrap_or_default();
+    match endpoint {
+        Endpoint::Checkin => read(checkin(shard, local)),
+        Endpoint::Matches => read(matches(shard)),
+        Endpoint::Match => read(one_match(shard, id)),
+        Endpoint::History => read(history(shard, id, req.query.as_deref())),
+        Endpoint::Stats => read(Response::json(200, stats_json(&shard.node))),
+        Endpoint::Metrics => Response::text(200, metrics_text(&shard.node))
+            .with_header("Cache-Control", "no-store"),
+        Endpoint::User => match shard.store.call(Op::GetVisits { user: id.to_owned() }).await {
+            Ok(Outcome::Visits(n)) => read(Response::json(
+                200,
+                serde_json::json!({"user": id, "visits": n}).to_string().into_bytes(),
+            )),
+            Ok(_) => error(500, "unexpected store answer"),
+            Err(e) => error(e.status(), &e.to_string()),
+        },
+        Endpoint::CreateMatch | Endpoint::PostEvent | Endpoint::CancelMatch => {
+            if let Err(denied) = authorize(shard, req) {
+                return denied;
+            }
+            match endpoint {
+                Endpoint::CreateMatch => create_match(shard, &req.body).await,
+                Endpoint::PostEvent => post_event(shard, id, &req.body).await,
+                _ => cancel_match(shard, id).await,
+            }
+        }
+    }
+}
+
+/// Adds the CORS header every public read carries.
+fn read(response: Response) -> Response {
+    response.with_header("Access-Control-Allow-Origin", "*")
+}
+
+fn authorize(shard: &Shard, req: &Request) -> Result<(), Response> {
+    let Some(value) = req.authorization.as_deref() else {
+        return Err(error(401, "missing bearer token").with_header("WWW-Authenticate", "Bearer"));
+    };
+    let token = value.strip_prefix("Bearer ").unwrap_or("").trim();
+    if constant_time_eq(token.as_bytes(), shard.token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(error(401, "wrong bearer token").with_header("WWW-Authenticate", "Bearer"))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn checkin(shard: &Shard, local: Option<SocketAddr>) -> Response {
+    let core = shard.node.least_loaded_core();
+    let port = shard.node.stream_ports.get(core).copied().unwrap_or(0);
+    let host = match &shard.config.advertise {
+        Some(h) => h.clone(),
+        None => local.map_or_else(|| "127.0.0.1".to_owned(), |a| a.ip().to_string()),
+    };
+    Response::json(
+        200,
+        serde_json::json!({"host": host, "port": port}).to_string().into_bytes(),
+    )
+}
+
+fn matches(shard: &Shard) -> Response {
+    shard.sync();
+    let fanout = shard.fanout.borrow();
+    let mut cache = fanout.listing().borrow_mut();
+    let body = cache.get_or_insert_with(|| {
+        let ids: Vec<&str> = fanout.ids().into_iter().map(MatchId::as_str).collect();
+        Rc::from(serde_json::to_vec(&ids).unwrap_or_default())
+    });
+    Response::json(200, body.to_vec())
+}
+
+fn one_match(shard: &Shard, id: &str) -> Response {
+    shard.sync();
+    let fanout = shard.fanout.borrow();
+    let Some(view) = fanout.get(id) else {
+        return error(404, "unknown match");
+    };
+    let mut cache = view.json.borrow_mut();
+    let body = cache.get_or_insert_with(|| {
+        Rc::from(match_json(&view.state).to_string().into_bytes())
+    });
+    Response::json(200, body.to_vec())
+}
+
+fn history(shard: &Shard, id: &str, query: Option<&str>) -> Response {
+    let since = match query.and_then(|q| query_param(q, "since")) {
+        None => 0,
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => return error(400, "since must be a non-negative integer"),
+        },
+    };
+    shard.sync();
+    let fanout = shard.fanout.borrow();
+    let Some(view) = fanout.get(id) else {
+        return error(404, "unknown match");
+    };
+    let render = || {
+        let events: Vec<_> = view.since(since).iter().map(|e| &*e.event).collect();
+        let mut out = Vec::with_capacity(64 + events.len() * 96);
+        write_history(&events, &mut out);
+        out
+    };
+    if since == 0 {
+        let mut cache = view.history_json.borrow_mut();
+        let body = cache.get_or_insert_with(|| Rc::from(render()));
+        Response::json(200, body.to_vec())
+    } else {
+        Response::json(200, render())
+    }
+}
+
+async fn create_match(shard: &Shard, body: &[u8]) -> Response {
+    let new = match parse_new_match(body) {
+        Ok(new) => new,
+        Err(e) => return error(400, &e.0),
+    };
+    match shard.store.call(Op::Create { new, now_ms: now_ms() }).await {
+        Ok(Outcome::Created(m)) => Response::json(
+            201,
+            serde_json::json!({"id": m.id.as_str()}).to_string().into_bytes(),
+        )
+        .with_header("Location", format!("/1/match/{}", m.id)),
+        Ok(_) => error(500, "unexpected store answer"),
+        Err(e) => error(e.status(), &e.to_string()),
+    }
+}
+
+async fn post_event(shard: &Shard, id: &str, body: &[u8]) -> Response {
+    let Ok(id) = MatchId::parse(id) else {
+        return error(404, "unknown match");
+    };
+    let event = match parse_posted_event(body) {
+        Ok(event) => event,
+        Err(e) => return error(400, &e.0),
+    };
+    match shard.store.call(Op::Apply { id, event, now_ms: now_ms() }).await {
+        Ok(Outcome::Applied { event, .. }) => Response::json(201, stored_event_body(&event)),
+        Ok(_) => error(500, "unexpected store answer"),
+        Err(e) => error(e.status(), &e.to_string()),
+    }
+}
+
+async fn cancel_match(shard: &Shard, id: &str) -> Response {
+    let Ok(id) = MatchId::parse(id) else {
+        return error(404, "unknown match");
+    };
+    match shard.store.call(Op::Cancel { id }).await {
+        Ok(_) => Response::new(204),
+        Err(e) => error(e.status(), &e.to_string()),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

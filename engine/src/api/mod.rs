@@ -1,0 +1,118 @@
+//! The HTTP API: one task per connection, requests parsed incrementally (partial reads,
+//! pipelining) by `matchstream-http`, answered by [`handlers`].
+//!
+//! Policy: a request must arrive whole within `--http-timeout-ms` of its first byte (else 408
+//! and close: slow-loris clients cannot hold a connection); an idle keep-alive connection is
+//! closed after `--http-idle-ms`; any parse error is answered with its status and the
+//! connection closed; nothing a client sends can change stored data unless it is a complete,
+//! authenticated, valid write.
+
+pub mod handlers;
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use matchstream_http::{parse_request, Limits, Method, Parsed, Response};
+use matchstream_protocol::api::error_body;
+
+use crate::shard::Shard;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 4096;
+
+/// A JSON error response `{"error": reason}`.
+pub fn error(status: u16, reason: &str) -> Response {
+    Response::json(status, error_body(reason))
+}
+
+enum Input {
+    Read(std::io::Result<usize>),
+    Timeout,
+    Shutdown,
+}
+
+/// Serves one HTTP connection until the client closes, an error, or shutdown.
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+    let _task = shard.task();
+    let local = stream.local_addr().ok();
+    let limits = Limits::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut started: Option<Instant> = None;
+    loop {
+        let mut close = false;
+        while !buf.is_empty() {
+            match parse_request(&buf, &limits) {
+                Ok(Parsed::Complete { request, consumed }) => {
+                    buf.drain(..consumed);
+                    started = None;
+                    shard.stats.add_http_request();
+                    let response = handlers::handle(&shard, &request, local).await;
+                    let keep_alive = request.keep_alive && !shard.shutdown.is_set();
+                    response.write_to(&mut out, keep_alive, request.method == Method::Head);
+                    if !keep_alive {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(Parsed::Partial) => {
+                    started.get_or_insert_with(Instant::now);
+                    break;
+                }
+                Err(e) => {
+                    error(e.status(), e.reason()).write_to(&mut out, false, false);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if close {
+            return;
+        }
+        let wait = match started {
+            Some(t) => Duration::from_millis(shard.config.http_timeout_ms).saturating_sub(t.elapsed()),
+            None => Duration::from_millis(shard.config.http_idle_ms),
+        };
+        let len = buf.len();
+        buf.resize(len + READ_CHUNK, 0);
+        let input = {
+            let read = async { Input::Read(stream.read(&mut buf[len..]).await) };
+            let timeout = async {
+                Timer::new(wait).await;
+                Input::Timeout
+            };
+            let idle = started.is_none();
+            let shutdown = async {
+                if idle {
+                    shard.shutdown.wait().await;
+                } else {
+                    future::pending::<()>().await;
+                }
+                Input::Shutdown
+            };
+            future::or(read, future::or(timeout, shutdown)).await
+        };
+        match input {
+            Input::Read(Ok(n)) if n > 0 => buf.truncate(len + n),
+            Input::Read(_) | Input::Shutdown => return,
+            Input::Timeout => {
+                if started.is_some() {
+                    out.clear();
+                    error(408, "request not received in time").write_to(&mut out, false, false);
+                    let _ = stream.write_all(&out).await;
+                }
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The cross-core bus: one inbound channel per core carrying committed events and control.
+//!
+//! Senders live on any thread (the store thread, later the Redis subscriber); each core owns
+//! its [`Inbox`]. A send pushes onto the core's crossbeam channel and then wakes the task
+//! parked on the inbox through an [`AtomicWaker`]; glommio lets a foreign thread wake a task
+//! (the waker is queued to the owning executor, which is notified), so a core sleeps in
+//! io_uring when idle and is woken promptly when something arrives: no polling loop.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use matchstream_protocol::{Event, Match, MatchId};
+
+/// What travels on the bus.
+#[derive(Debug, Clone)]
+pub enum BusMsg {
+    /// A match was created.
+    Created(Arc<Match>),
+    /// An event was committed; `state` is the match after it.
+    Event {
+        /// The stored event.
+        event: Arc<Event>,
+        /// The match state after the event.
+        state: Arc<Match>,
+    },
+    /// A match was cancelled: disconnect its subscribers and forget it.
+    Cancelled(MatchId),
+    /// The server is shutting down.
+    Shutdown,
+}
+
+struct Lane {
+    tx: Sender<BusMsg>,
+    waker: Arc<AtomicWaker>,
+}
+
+/// The sending side of the bus; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct BusHandle {
+    lanes: Arc<Vec<Lane>>,
+}
+
+/// A core's receiving side.
+pub struct Inbox {
+    rx: Receiver<BusMsg>,
+    waker: Arc<AtomicWaker>,
+}
+
+/// Creates a bus with one lane per core.
+pub fn bus(cores: usize) -> (BusHandle, Vec<Inbox>) {
+    let mut lanes = Vec::with_capacity(cores);
+    let mut inboxes = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let waker = Arc::new(AtomicWaker::new());
+        lanes.push(Lane {
+            tx,
+            waker: waker.clone(),
+        });
+        inboxes.push(Inbox { rx, waker });
+    }
+    (
+        BusHandle {
+            lanes: Arc::new(lanes),
+        },
+        inboxes,
+    )
+}
+
+impl BusHandle {
+    /// Sends `msg` to every core.
+    pub fn broadcast(&self, msg: BusMsg) {
+        for lane in self.lanes.iter() {
+            // A closed lane is a core that has already stopped: nothing left to tell it.
+            let _ = lane.tx.send(msg.clone());
+            lane.waker.wake();
+        }
+    }
+
+    /// Number of cores on the bus.
+    pub fn cores(&self) -> usize {
+        self.lanes.len()
+    }
+}
+
+impl Inbox {
+    /// Takes the next message, if any, without waiting.
+    pub fn try_recv(&self) -> Option<BusMsg> {
+        match self.rx.try_recv() {
+            Ok(msg) => Some(msg),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Messages waiting (the "inbound bus depth" of the stats).
+    pub fn depth(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Resolves when at least one message is waiting.
+    pub fn ready(&self) -> Ready<'_> {
+        Ready { inbox: self }
+    }
+}
+
+/// Future of [`Inbox::ready`].
+pub struct Ready<'a> {
+    inbox: &'a Inbox,
+}
+
+impl Future for Ready<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.inbox.rx.is_empty() {
+            return Poll::Ready(());
+        }
+        self.inbox.waker.register(cx.waker());
+        // Check again after registering: a send between the first check and the
+        // registration would otherwise be missed.
+        if self.inbox.rx.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_reaches_every_core_in_order() {
+        let (handle, inboxes) = bus(3);
+        handle.broadcast(BusMsg::Shutdown);
+        handle.broadcast(BusMsg::Cancelled(
+            MatchId::parse("a-b-2011-01-01").expect("valid id"),
+        ));
+        for inbox in &inboxes {
+            assert_eq!(inbox.depth(), 2);
+            assert!(matches!(inbox.try_recv(), Some(BusMsg::Shutdown)));
+            assert!(matches!(inbox.try_recv(), Some(BusMsg::Cancelled(_))));
+            assert!(inbox.try_recv().is_none());
+        }
+    }
+
+    #[test]
+    fn a_send_from_another_thread_wakes_a_glommio_task() {
+        let (handle, mut inboxes) = bus(1);
+        let inbox = inboxes.remove(0);
+        let ex = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                inbox.ready().await;
+                inbox.try_recv().is_some()
+            })
+            .expect("executor");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        handle.broadcast(BusMsg::Shutdown);
+        assert!(ex.join().expect("join"));
+    }
+}

@@ -1,0 +1,1 @@
+//! HTTP client (placeholder while being written).

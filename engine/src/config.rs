@@ -1,0 +1,253 @@
+//! Command line and configuration: one [`Config`] for the server, with environment twins
+//! (SPEC §5), plus the arguments of `demo`, `replay` and `watch`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// matchstream: streams live sports-match events to very many TCP subscribers.
+#[derive(Debug, Parser)]
+#[command(name = "matchstream", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: stream ports (one per core), the HTTP API, the store.
+    Serve(Config),
+    /// Run a server that plays the sample match in a loop, and print how to watch it.
+    Demo(DemoArgs),
+    /// Register a match script through the HTTP API (the original's fake_watcher).
+    Replay(ReplayArgs),
+    /// Watch a match in the terminal: check in, connect, print every frame.
+    Watch(WatchArgs),
+}
+
+/// Where matches and events are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// In memory only: lost at exit (tests, benchmarks).
+    Memory,
+    /// Durable in a local directory (redb).
+    Embedded(PathBuf),
+    /// A Redis server shared by many nodes.
+    Redis(String),
+}
+
+impl FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<StoreSpec, String> {
+        if s == "memory" {
+            Ok(StoreSpec::Memory)
+        } else if let Some(dir) = s.strip_prefix("embedded:") {
+            if dir.is_empty() {
+                return Err("embedded: needs a directory, e.g. embedded:./data".into());
+            }
+            Ok(StoreSpec::Embedded(PathBuf::from(dir)))
+        } else if s.starts_with("redis://") {
+            Ok(StoreSpec::Redis(s.to_owned()))
+        } else {
+            Err(format!(
+                "unknown store {s:?}: use memory, embedded:<dir> or redis://host:port[/db]"
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSpec::Memory => f.write_str("memory"),
+            StoreSpec::Embedded(dir) => write!(f, "embedded:{}", dir.display()),
+            StoreSpec::Redis(url) => f.write_str(url),
+        }
+    }
+}
+
+/// The server's configuration. Every flag has an environment twin.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Cores (executors) to run, each pinned, each with its own stream port; 0 = every core
+    /// this process may use.
+    #[arg(long, env = "MATCHSTREAM_CORES", default_value_t = 0)]
+    pub cores: usize,
+
+    /// Address of the HTTP API, shared by every core (SO_REUSEPORT). Port 0 = any free port.
+    #[arg(long, env = "MATCHSTREAM_API", default_value = "0.0.0.0:8888")]
+    pub api: SocketAddr,
+
+    /// First stream port: core i listens on PORT+i. 0 = any free port per core.
+    #[arg(long, env = "MATCHSTREAM_STREAM_PORT", default_value_t = 9100)]
+    pub stream_port: u16,
+
+    /// The host that checkin tells clients to connect to (default: the address the API
+    /// request came in on).
+    #[arg(long, env = "MATCHSTREAM_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// Where matches live: embedded:<dir> (durable, default), memory, or
+    /// redis://host:port[/db] (many nodes).
+    #[arg(long, env = "MATCHSTREAM_STORE", default_value = "embedded:./data")]
+    pub store: StoreSpec,
+
+    /// Bearer token watchers must send to write. Default: a random one, printed at start.
+    #[arg(long, env = "MATCHSTREAM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// This node's id in stats and the cluster registry (default: hostname and API port).
+    #[arg(long, env = "MATCHSTREAM_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Listen backlog of every listener (the kernel caps it at net.core.somaxconn).
+    #[arg(long, env = "MATCHSTREAM_BACKLOG", default_value_t = 65535)]
+    pub backlog: u32,
+
+    /// Most unsent bytes queued for one subscriber before it is cut off as too slow.
+    #[arg(long, env = "MATCHSTREAM_MAX_QUEUE", default_value_t = 256 * 1024)]
+    pub max_queue: usize,
+
+    /// Milliseconds a new stream connection may take to send its command line.
+    #[arg(long, env = "MATCHSTREAM_COMMAND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub command_timeout_ms: u64,
+
+    /// Milliseconds a client may take to send one whole HTTP request once it started.
+    #[arg(long, env = "MATCHSTREAM_HTTP_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_timeout_ms: u64,
+
+    /// Milliseconds an idle keep-alive HTTP connection is kept open.
+    #[arg(long, env = "MATCHSTREAM_HTTP_IDLE_MS", default_value_t = 60_000)]
+    pub http_idle_ms: u64,
+
+    /// Milliseconds subscribers get to receive the shutdown notice before the server exits.
+    #[arg(long, env = "MATCHSTREAM_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Do not pin executors to CPUs (useful when several servers share a small machine).
+    #[arg(long, env = "MATCHSTREAM_NO_PIN")]
+    pub no_pin: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            cores: 0,
+            api: SocketAddr::from(([0, 0, 0, 0], 8888)),
+            stream_port: 9100,
+            advertise: None,
+            store: StoreSpec::Embedded(PathBuf::from("./data")),
+            token: None,
+            node_id: None,
+            backlog: 65535,
+            max_queue: 256 * 1024,
+            command_timeout_ms: 10_000,
+            http_timeout_ms: 10_000,
+            http_idle_ms: 60_000,
+            shutdown_grace_ms: 5_000,
+            no_pin: false,
+        }
+    }
+}
+
+/// `matchstream demo`: a server plus a loop playing the sample match.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The server's configuration (same flags as `serve`).
+    #[command(flatten)]
+    pub server: Config,
+
+    /// Speed factor for the script's pauses (2 = twice as fast).
+    #[arg(long, default_value_t = 4.0)]
+    pub speed: f64,
+
+    /// Play the match this many times, then exit (0 = forever).
+    #[arg(long, default_value_t = 0)]
+    pub rounds: u64,
+}
+
+/// `matchstream replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The match script (see protocol/scripts/elp-tig.match); `-` reads standard input,
+    /// `sample` plays the built-in sample match.
+    pub script: String,
+
+    /// The server's HTTP API.
+    #[arg(long, env = "MATCHSTREAM_URL", default_value = "http://127.0.0.1:8888")]
+    pub url: String,
+
+    /// The watcher's bearer token.
+    #[arg(long, env = "MATCHSTREAM_TOKEN", hide_env_values = true)]
+    pub token: String,
+
+    /// Speed factor for the script's pauses (0 = no pauses).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+
+    /// Replace the script's date (YYYY-MM-DD), to play the same script as a new match.
+    #[arg(long)]
+    pub date: Option<String>,
+
+    /// Cancel the match first if it exists already.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+/// `matchstream watch`.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// The match id, e.g. elp-tig-2011-09-10.
+    pub match_id: String,
+
+    /// The server's HTTP API (for checkin).
+    #[arg(long, env = "MATCHSTREAM_URL", default_value = "http://127.0.0.1:8888")]
+    pub url: String,
+
+    /// The user id to connect as.
+    #[arg(long, default_value = "watcher")]
+    pub user: String,
+
+    /// Protocol version (1 or 2).
+    #[arg(long, default_value_t = 2)]
+    pub version: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_specs_parse() {
+        assert_eq!("memory".parse(), Ok(StoreSpec::Memory));
+        assert_eq!(
+            "embedded:/tmp/x".parse(),
+            Ok(StoreSpec::Embedded(PathBuf::from("/tmp/x")))
+        );
+        assert_eq!(
+            "redis://127.0.0.1:6379/1".parse(),
+            Ok(StoreSpec::Redis("redis://127.0.0.1:6379/1".into()))
+        );
+        assert!("embedded:".parse::<StoreSpec>().is_err());
+        assert!("postgres://x".parse::<StoreSpec>().is_err());
+    }
+
+    #[test]
+    fn serve_defaults_match_the_spec() {
+        let cli = Cli::parse_from(["matchstream", "serve"]);
+        let Command::Serve(c) = cli.command else {
+            panic!("serve expected")
+        };
+        let d = Config::default();
+        assert_eq!(c.api, d.api);
+        assert_eq!(c.stream_port, 9100);
+        assert_eq!(c.store, d.store);
+        assert_eq!(c.backlog, 65535);
+        assert_eq!(c.max_queue, d.max_queue);
+    }
+}

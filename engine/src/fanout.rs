@@ -1,0 +1,294 @@
+//! The per-core match table: each core's copy of every match (state, history, rendered
+//! frames) and its local subscribers, and the fanout of committed events to them.
+//!
+//! A core renders each event once per protocol version when it arrives from the bus and
+//! shares the bytes among all its subscribers ([`Outbox`]). The table is also the core's read
+//! model: the API answers match, list and history requests from it without touching the store.
+//! Subscribers whose stream ended are dropped lazily (on the next event of their match, or
+//! when dead entries outnumber live ones), so a disconnect costs O(1).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use matchstream_protocol::frame::{render_event, render_status, Version};
+use matchstream_protocol::{Event, EventKind, Match, MatchId, Period};
+
+use crate::bus::BusMsg;
+use crate::outbox::{End, Frame, Outbox};
+use crate::stats::CoreStats;
+use crate::store::MatchRecord;
+
+/// One stored event with its frames.
+pub struct Entry {
+    /// The event.
+    pub event: Arc<Event>,
+    v1: Frame,
+    v2: Frame,
+}
+
+impl Entry {
+    fn new(event: Arc<Event>) -> Entry {
+        let v1 = frame_of(|out| render_event(&event, Version::V1, out));
+        let v2 = frame_of(|out| render_event(&event, Version::V2, out));
+        Entry { event, v1, v2 }
+    }
+
+    /// The frame for `version`.
+    pub fn frame(&self, version: Version) -> &Frame {
+        match version {
+            Version::V1 => &self.v1,
+            Version::V2 => &self.v2,
+        }
+    }
+}
+
+fn frame_of(render: impl FnOnce(&mut Vec<u8>)) -> Frame {
+    let mut out = Vec::with_capacity(128);
+    render(&mut out);
+    Rc::from(out)
+}
+
+/// A core's view of one match.
+pub struct MatchView {
+    /// The current state.
+    pub state: Arc<Match>,
+    /// Every event in seq order (`history[i].event.seq == i + 1`).
+    pub history: Vec<Entry>,
+    status: RefCell<Option<[Frame; 2]>>,
+    /// Cached JSON bodies (match, full history), dropped on every change.
+    pub json: RefCell<Option<Rc<[u8]>>>,
+    /// Cached `GET .../history` body for since=0.
+    pub history_json: RefCell<Option<Rc<[u8]>>>,
+    subscribers: Vec<Rc<Outbox>>,
+    dead: usize,
+}
+
+impl MatchView {
+    fn new(state: Arc<Match>, history: Vec<Arc<Event>>) -> MatchView {
+        MatchView {
+            state,
+            history: history.into_iter().map(Entry::new).collect(),
+            status: RefCell::new(None),
+            json: RefCell::new(None),
+            history_json: RefCell::new(None),
+            subscribers: Vec::new(),
+            dead: 0,
+        }
+    }
+
+    /// The status frame of the current state, rendered once per state.
+    pub fn status_frame(&self, version: Version) -> Frame {
+        let mut cache = self.status.borrow_mut();
+        let frames = cache.get_or_insert_with(|| {
+            [
+                frame_of(|out| render_status(&self.state, Version::V1, out)),
+                frame_of(|out| render_status(&self.state, Version::V2, out)),
+            ]
+        });
+        match version {
+            Version::V1 => frames[0].clone(),
+            Version::V2 => frames[1].clone(),
+        }
+    }
+
+    /// Events after `seq`.
+    pub fn since(&self, seq: u64) -> &[Entry] {
+        let start = usize::try_from(seq).unwrap_or(usize::MAX).min(self.history.len());
+        &self.history[start..]
+    }
+
+    /// Live subscribers on this core.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.len().saturating_sub(self.dead)
+    }
+}
+
+/// How a subscription started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscribed {
+    /// The subscriber receives live events.
+    Live,
+    /// Everything was queued; the stream ends once it is sent (match not live).
+    Done,
+}
+
+/// The per-core match table.
+#[derive(Default)]
+pub struct Fanout {
+    views: HashMap<MatchId, MatchView>,
+    dirty: Vec<Rc<Outbox>>,
+    listing: RefCell<Option<Rc<[u8]>>>,
+}
+
+impl Fanout {
+    /// A table seeded with the store's matches.
+    pub fn new(records: &[MatchRecord]) -> Fanout {
+        let mut views = HashMap::with_capacity(records.len());
+        for r in records {
+            views.insert(
+                r.state.id.clone(),
+                MatchView::new(r.state.clone(), r.history.clone()),
+            );
+        }
+        Fanout {
+            views,
+            ..Fanout::default()
+        }
+    }
+
+    /// The view of a match.
+    pub fn get(&self, id: &str) -> Option<&MatchView> {
+        self.views.get(id)
+    }
+
+    /// Match ids, sorted.
+    pub fn ids(&self) -> Vec<&MatchId> {
+        let mut ids: Vec<&MatchId> = self.views.keys().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The cached body of `GET /1/matches`, if any.
+    pub fn listing(&self) -> &RefCell<Option<Rc<[u8]>>> {
+        &self.listing
+    }
+
+    /// Applies one bus message; queues frames but does not send them ([`Fanout::flush`]).
+    pub fn apply(&mut self, msg: BusMsg, stats: &CoreStats) {
+        match msg {
+            BusMsg::Created(state) => {
+                self.listing.replace(None);
+                self.views
+                    .entry(state.id.clone())
+                    .or_insert_with(|| MatchView::new(state, Vec::new()));
+            }
+            BusMsg::Event { event, state } => self.deliver(event, state),
+            BusMsg::Cancelled(id) => {
+                self.listing.replace(None);
+                if let Some(view) = self.views.remove(&id) {
+                    for sub in view.subscribers {
+                        sub.finish(End::Cancelled);
+                    }
+                }
+            }
+            BusMsg::Shutdown => {
+                let notice: Frame = Rc::from(&b"ERROR: server shutting down\r\n"[..]);
+                for view in self.views.values_mut() {
+                    for sub in view.subscribers.drain(..) {
+                        sub.push_final(notice.clone());
+                        sub.finish(End::Shutdown);
+                        if sub.mark_dirty() {
+                            self.dirty.push(sub);
+                        }
+                    }
+                    view.dead = 0;
+                }
+            }
+        }
+        let live = self.views.values().filter(|v| v.subscriber_count() > 0).count();
+        stats.set_live_matches(live as u64);
+    }
+
+    fn deliver(&mut self, event: Arc<Event>, state: Arc<Match>) {
+        let Some(view) = self.views.get_mut(&event.match_id) else {
+            // Created was not seen (cannot happen on one node: the store publishes in order).
+            log::warn!(target: "matchstream::fanout",
+                "event {} of unknown match {}: adopting its state", event.seq, event.match_id);
+            self.listing.replace(None);
+            self.views
+                .insert(state.id.clone(), MatchView::new(state, Vec::new()));
+            return;
+        };
+        let last = view.history.len() as u64;
+        if event.seq <= last {
+            return; // already have it
+        }
+        if event.seq != last + 1 {
+            log::warn!(target: "matchstream::fanout",
+                "match {}: event {} arrived after {}: gap", event.match_id, event.seq, last);
+        }
+        let entry = Entry::new(event);
+        let is_stop = entry.event.kind == EventKind::Stop;
+        view.state = state;
+        view.status.replace(None);
+        view.json.replace(None);
+        view.history_json.replace(None);
+        if view.dead > 0 {
+            view.subscribers.retain(|s| s.end().is_none());
+            view.dead = 0;
+        }
+        for sub in &view.subscribers {
+            sub.push(entry.frame(sub.version).clone());
+            if is_stop {
+                sub.finish(End::Finished);
+            }
+            if sub.mark_dirty() {
+                self.dirty.push(sub.clone());
+            }
+        }
+        if is_stop {
+            view.subscribers.clear();
+            view.dead = 0;
+        }
+        view.history.push(entry);
+    }
+
+    /// Sends what the last messages queued: one vectored write per touched subscriber.
+    pub fn flush(&mut self, stats: &CoreStats) {
+        for sub in self.dirty.drain(..) {
+            sub.flush(stats);
+        }
+    }
+
+    /// Starts a subscription: queues the status (or, with `since`, every event after it)
+    /// and registers the outbox for live events when the match is live, or (v2) not started.
+    /// `None` when the match is unknown.
+    pub fn subscribe(&mut self, id: &str, outbox: &Rc<Outbox>, since: Option<u64>) -> Option<Subscribed> {
+        let view = self.views.get_mut(id)?;
+        let version = outbox.version;
+        match since {
+            Some(seq) => {
+                for entry in view.since(seq) {
+                    outbox.push(entry.frame(version).clone());
+                }
+            }
+            None => outbox.push(view.status_frame(version)),
+        }
+        let period = view.state.period;
+        let stays = match period {
+            Period::Ended => false,
+            Period::NotStarted => version == Version::V2,
+            _ => true,
+        };
+        if stays {
+            view.subscribers.push(outbox.clone());
+            Some(Subscribed::Live)
+        } else {
+            outbox.finish(End::Finished);
+            Some(Subscribed::Done)
+        }
+    }
+
+    /// Notes that a subscriber of `id` ended; compacts the list when most entries are dead.
+    pub fn unsubscribe(&mut self, id: &str) {
+        if let Some(view) = self.views.get_mut(id) {
+            view.dead += 1;
+            if view.dead * 2 > view.subscribers.len() {
+                view.subscribers.retain(|s| s.end().is_none());
+                view.dead = 0;
+            }
+        }
+    }
+
+    /// Number of matches.
+    pub fn len(&self) -> usize {
+        self.views.len()
+    }
+
+    /// True when there is no match.
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+}

@@ -1,0 +1,36 @@
+//! matchstream's engine: a thread-per-core io_uring server streaming live match events.
+//!
+//! Module map (data flow: watcher → [`api`] → [`store`] thread → [`bus`] → every core's
+//! [`fanout`] → each subscriber's [`outbox`] → socket):
+//! - [`config`]: command line and environment;
+//! - [`server`]: start-up and shutdown of a node ([`server::start`] → [`server::ServerHandle`]);
+//! - [`shard`]: one core's state; [`listener`]: listening sockets and accept loops;
+//! - [`session`]: one subscriber connection; [`outbox`]: its queue of shared frames;
+//! - [`fanout`]: the per-core match table and event fanout; [`bus`]: cross-core channels;
+//! - [`store`]: the store interface, its thread and backends;
+//! - [`api`]: the HTTP API; [`stats`]: live counters; [`limits`]: host limits at start;
+//! - [`client`], [`demo`], [`replay`], [`watch`]: the client-side subcommands.
+
+pub mod api;
+pub mod bus;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod fanout;
+pub mod latch;
+pub mod limits;
+pub mod listener;
+pub mod outbox;
+pub mod replay;
+pub mod server;
+pub mod session;
+pub mod shard;
+pub mod signals;
+pub mod stats;
+pub mod store;
+pub mod watch;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::{start, ServerHandle};

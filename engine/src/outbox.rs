@@ -1,0 +1,408 @@
+//! A subscriber's outbound queue of shared frames, and the vectored write that drains it.
+//!
+//! Policy (the fanout hot path): a frame is rendered once per core and shared by reference
+//! count; subscribers only queue pointers to it. The core appends an event's frame to every
+//! subscriber's outbox, then flushes each outbox once with a single non-blocking `sendmsg`
+//! over all its queued frames, so the cost is one system call per subscriber per batch of
+//! events, not per event. Only when the socket is full does the session task take over and
+//! wait for writability through io_uring. Unsent bytes are bounded by `max_queue`: past it
+//! the subscriber is ended as too slow (SPEC §3) and the shared frames are released.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::os::unix::io::RawFd;
+use std::rc::Rc;
+use std::task::Waker;
+
+use matchstream_protocol::frame::Version;
+
+use crate::stats::CoreStats;
+
+/// A rendered frame, shared by every subscriber of a core.
+pub type Frame = Rc<[u8]>;
+
+/// Most frames handed to one `sendmsg` call.
+const MAX_IOVECS: usize = 64;
+
+/// Why and how a subscriber's stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Normal end (after `stop`, or after the status of a match that is not live):
+    /// close once everything queued is sent.
+    Finished,
+    /// The server is stopping: the error line is queued; close once it is sent.
+    Shutdown,
+    /// Unsent output exceeded the bound: write `ERROR: too slow` if possible and close now.
+    TooSlow,
+    /// The match was cancelled: write the error line if possible and close now.
+    Cancelled,
+    /// The peer is gone (write error or EOF): close now.
+    PeerGone,
+}
+
+impl End {
+    /// True for ends that wait for the queue to drain.
+    pub fn is_graceful(self) -> bool {
+        matches!(self, End::Finished | End::Shutdown)
+    }
+}
+
+/// One subscriber's send side, shared by its session task and the core's fanout table.
+pub struct Outbox {
+    fd: RawFd,
+    /// The stream protocol version the subscriber speaks.
+    pub version: Version,
+    queue: RefCell<VecDeque<Frame>>,
+    /// Bytes of the first queued frame already sent.
+    offset: Cell<usize>,
+    /// Unsent bytes across the queue.
+    queued: Cell<usize>,
+    max_queue: usize,
+    /// The socket was full: the session task is waiting for writability and owns the writes.
+    blocked: Cell<bool>,
+    /// Queued for the end-of-batch flush already.
+    dirty: Cell<bool>,
+    end: Cell<Option<End>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Outbox {
+    /// An empty outbox for the socket `fd`.
+    pub fn new(fd: RawFd, version: Version, max_queue: usize) -> Outbox {
+        Outbox {
+            fd,
+            version,
+            queue: RefCell::new(VecDeque::new()),
+            offset: Cell::new(0),
+            queued: Cell::new(0),
+            max_queue,
+            blocked: Cell::new(false),
+            dirty: Cell::new(false),
+            end: Cell::new(None),
+            waker: RefCell::new(None),
+        }
+    }
+
+    /// Queues a frame. Ignored once the stream has an end. Ends the stream as too slow when
+    /// the unsent bytes pass the bound.
+    pub fn push(&self, frame: Frame) {
+        if self.end.get().is_some() {
+            return;
+        }
+        self.queued.set(self.queued.get() + frame.len());
+        self.queue.borrow_mut().push_back(frame);
+        if self.queued.get() > self.max_queue {
+            self.finish(End::TooSlow);
+        }
+    }
+
+    /// Queues a last frame even after a graceful end was set (the shutdown notice).
+    pub fn push_final(&self, frame: Frame) {
+        if matches!(self.end.get(), None | Some(End::Finished)) {
+            self.queued.set(self.queued.get() + frame.len());
+            self.queue.borrow_mut().push_back(frame);
+        }
+    }
+
+    /// Sets how the stream ends (the first abrupt end wins over a graceful one) and wakes
+    /// the session task. An abrupt end drops the queued frames.
+    pub fn finish(&self, end: End) {
+        match self.end.get() {
+            Some(current) if !current.is_graceful() => return,
+            Some(current) if end.is_graceful() && current == end => return,
+            _ => {}
+        }
+        self.end.set(Some(end));
+        if !end.is_graceful() {
+            // Keep only the rest of a frame already started, so the peer never sees half a
+            // frame followed by the error line.
+            let mut queue = self.queue.borrow_mut();
+            let keep = usize::from(self.offset.get() > 0).min(queue.len());
+            queue.truncate(keep);
+            self.queued.set(
+                queue
+                    .front()
+                    .map_or(0, |f| f.len().saturating_sub(self.offset.get())),
+            );
+        }
+        self.wake();
+    }
+
+    /// How the stream ends, once decided.
+    pub fn end(&self) -> Option<End> {
+        self.end.get()
+    }
+
+    /// Marks the outbox for the end-of-batch flush; true if it was not marked yet.
+    pub fn mark_dirty(&self) -> bool {
+        !self.dirty.replace(true)
+    }
+
+    /// True when nothing is left to send.
+    pub fn is_empty(&self) -> bool {
+        self.queue.borrow().is_empty()
+    }
+
+    /// Unsent bytes.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.get()
+    }
+
+    /// True while the session task waits for the socket to become writable.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.get()
+    }
+
+    /// What the session task must act on now: a full socket, an abrupt end, or a graceful end
+    /// with nothing left to send.
+    pub fn needs_task(&self) -> bool {
+        self.blocked.get()
+            || match self.end.get() {
+                Some(end) if end.is_graceful() => self.is_empty(),
+                Some(_) => true,
+                None => false,
+            }
+    }
+
+    /// Registers the session task's waker.
+    pub fn register(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        match slot.as_ref() {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.borrow().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Sends as much of the queue as the socket takes now, without blocking. Leaves the rest
+    /// to the session task (marked blocked) when the socket is full.
+    pub fn flush(&self, stats: &CoreStats) {
+        self.dirty.set(false);
+        if self.blocked.get() {
+            return;
+        }
+        loop {
+            let (result, offered) = {
+                let queue = self.queue.borrow();
+                if queue.is_empty() {
+                    break;
+                }
+                let mut iov: [libc::iovec; MAX_IOVECS] = [libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                }; MAX_IOVECS];
+                let mut count = 0;
+                let mut offered = 0;
+                for (i, frame) in queue.iter().take(MAX_IOVECS).enumerate() {
+                    let skip = if i == 0 { self.offset.get() } else { 0 };
+                    let bytes = &frame[skip..];
+                    iov[i] = libc::iovec {
+                        iov_base: bytes.as_ptr() as *mut libc::c_void,
+                        iov_len: bytes.len(),
+                    };
+                    offered += bytes.len();
+                    count = i + 1;
+                }
+                (send_vectored(self.fd, &iov[..count]), offered)
+            };
+            match result {
+                Ok(sent) => {
+                    self.consume(sent, stats);
+                    if sent < offered {
+                        self.block();
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.block();
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!(target: "matchstream::outbox", "write to fd {} failed: {e}", self.fd);
+                    self.finish(End::PeerGone);
+                    return;
+                }
+            }
+        }
+        if self.end.get().is_some_and(End::is_graceful) {
+            self.wake();
+        }
+    }
+
+    /// The unsent rest of the first frame, for the session task's awaited write.
+    pub fn head(&self) -> Option<Frame> {
+        self.queue.borrow().front().cloned()
+    }
+
+    /// Offset into [`Outbox::head`] where the unsent bytes start.
+    pub fn head_offset(&self) -> usize {
+        self.offset.get()
+    }
+
+    /// Records that `sent` bytes left through the session task's write, clears the blocked
+    /// mark and flushes whatever else fits.
+    pub fn resume(&self, sent: usize, stats: &CoreStats) {
+        self.consume(sent, stats);
+        self.blocked.set(false);
+        self.flush(stats);
+    }
+
+    fn block(&self) {
+        self.blocked.set(true);
+        self.wake();
+    }
+
+    fn consume(&self, mut sent: usize, stats: &CoreStats) {
+        stats.add_bytes(sent as u64);
+        self.queued.set(self.queued.get().saturating_sub(sent));
+        let mut queue = self.queue.borrow_mut();
+        let mut frames = 0;
+        while sent > 0 {
+            let Some(front) = queue.front() else { break };
+            let left = front.len() - self.offset.get();
+            if sent >= left {
+                sent -= left;
+                queue.pop_front();
+                self.offset.set(0);
+                frames += 1;
+            } else {
+                self.offset.set(self.offset.get() + sent);
+                sent = 0;
+            }
+        }
+        stats.add_frames(frames);
+    }
+}
+
+/// Sends the unsent rest of a frame already started, then `line`, once and without waiting:
+/// the last words to a subscriber that is being cut off. Returns whether all of it went.
+pub fn send_last_words(outbox: &Outbox, fd: RawFd, line: &[u8]) -> bool {
+    let head = outbox.head();
+    let rest: &[u8] = match &head {
+        Some(frame) if outbox.head_offset() > 0 => &frame[outbox.head_offset()..],
+        _ => &[],
+    };
+    let iov = [
+        libc::iovec {
+            iov_base: rest.as_ptr() as *mut libc::c_void,
+            iov_len: rest.len(),
+        },
+        libc::iovec {
+            iov_base: line.as_ptr() as *mut libc::c_void,
+            iov_len: line.len(),
+        },
+    ];
+    matches!(send_vectored(fd, &iov), Ok(n) if n == rest.len() + line.len())
+}
+
+/// Sends `bytes` once without waiting (error lines to a client that just connected, whose
+/// socket buffer is empty). Returns whether all of it went.
+pub fn send_now(fd: RawFd, bytes: &[u8]) -> bool {
+    let iov = [libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    }];
+    matches!(send_vectored(fd, &iov), Ok(n) if n == bytes.len())
+}
+
+/// One non-blocking vectored send (`MSG_DONTWAIT`, so the socket's own mode does not matter;
+/// `MSG_NOSIGNAL`, so a closed peer is an error, not a SIGPIPE).
+fn send_vectored(fd: RawFd, iov: &[libc::iovec]) -> std::io::Result<usize> {
+    // SAFETY: msghdr is plain data; every field we do not set is zero (no address, no
+    // control data). `iov` points at frames kept alive by the borrowed queue for the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len();
+    // SAFETY: fd is a socket owned by the session; msg is valid for the duration of the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    fn frame(s: &str) -> Frame {
+        Rc::from(s.as_bytes())
+    }
+
+    #[test]
+    fn flush_sends_all_queued_frames_in_one_go() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        let stats = CoreStats::default();
+        let out = Outbox::new(a.as_raw_fd(), Version::V1, 1 << 20);
+        out.push(frame("one\r\n"));
+        out.push(frame("two\r\n"));
+        out.flush(&stats);
+        assert!(out.is_empty());
+        let mut buf = [0u8; 10];
+        b.read_exact(&mut buf).expect("read");
+        assert_eq!(&buf, b"one\r\ntwo\r\n");
+        assert_eq!(stats.snapshot().frames_sent, 2);
+        assert_eq!(stats.snapshot().bytes_sent, 10);
+    }
+
+    #[test]
+    fn a_full_socket_blocks_and_keeps_the_rest() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let stats = CoreStats::default();
+        let out = Outbox::new(a.as_raw_fd(), Version::V1, usize::MAX);
+        let big: Frame = Rc::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..64 {
+            out.push(big.clone());
+        }
+        out.flush(&stats);
+        assert!(out.is_blocked());
+        assert!(out.needs_task());
+        assert!(!out.is_empty());
+    }
+
+    #[test]
+    fn exceeding_the_bound_ends_as_too_slow_and_drops_the_queue() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.as_raw_fd(), Version::V1, 8);
+        out.push(frame("12345"));
+        assert_eq!(out.end(), None);
+        out.push(frame("67890"));
+        assert_eq!(out.end(), Some(End::TooSlow));
+        assert!(out.is_empty());
+        out.push(frame("more"));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_graceful_end_needs_the_task_only_once_drained() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let stats = CoreStats::default();
+        let out = Outbox::new(a.as_raw_fd(), Version::V1, 1 << 20);
+        out.push(frame("stop\r\n"));
+        out.finish(End::Finished);
+        assert!(!out.needs_task());
+        out.flush(&stats);
+        assert!(out.needs_task());
+    }
+
+    #[test]
+    fn writing_to_a_closed_peer_ends_the_stream() {
+        let (a, b) = UnixStream::pair().expect("pair");
+        drop(b);
+        let stats = CoreStats::default();
+        let out = Outbox::new(a.as_raw_fd(), Version::V1, 1 << 20);
+        out.push(frame("x"));
+        out.flush(&stats);
+        assert_eq!(out.end(), Some(End::PeerGone));
+    }
+}

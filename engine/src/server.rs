@@ -1,0 +1,264 @@
+//! Starting and stopping a node: store thread, listeners, one pinned executor per core.
+//!
+//! [`start`] returns only once every core has bound its listeners and built its match table,
+//! so the ports in the [`ServerHandle`] (and in the `listening` log line) are real, also with
+//! port 0. Shutdown order: the bus tells every core; each stops accepting, sends its
+//! subscribers `ERROR: server shutting down`, waits for its connections to finish within the
+//! grace period, and exits; then the store thread drains its queue and stops.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+
+use crate::bus::{bus, BusHandle, BusMsg, Inbox};
+use crate::config::{Config, StoreSpec};
+use crate::error::Error;
+use crate::fanout::Fanout;
+use crate::listener::{accept_loop, adopt, bind};
+use crate::shard::Shard;
+use crate::stats::NodeStats;
+
+use crate::store::memory::MemoryStore;
+use crate::store::{MatchRecord, Store, StoreHandle, StoreService};
+use crate::{api, limits, session};
+
+/// A running node.
+pub struct ServerHandle {
+    /// The API address as bound.
+    pub api_addr: SocketAddr,
+    /// Stream port of core i at index i.
+    pub stream_ports: Vec<u16>,
+    /// The watcher token in force.
+    pub token: String,
+    /// Node identity and live counters.
+    pub node: Arc<NodeStats>,
+    bus: BusHandle,
+    executors: Vec<ExecutorJoinHandle<()>>,
+    store: Option<StoreService>,
+}
+
+/// Everything one core needs, moved into its executor thread.
+struct CoreSetup {
+    core: usize,
+    inbox: Inbox,
+    store: StoreHandle,
+    node: Arc<NodeStats>,
+    config: Arc<Config>,
+    token: Arc<str>,
+    records: Arc<Vec<MatchRecord>>,
+    api: std::net::TcpListener,
+    stream: std::net::TcpListener,
+    ready: std::sync::mpsc::Sender<()>,
+}
+
+/// Opens the configured store.
+fn open_store(spec: &StoreSpec) -> Result<Box<dyn Store>, Error> {
+    let fail = |reason: String| Error::Store {
+        spec: spec.to_string(),
+        reason,
+    };
+    match spec {
+        StoreSpec::Memory => Ok(Box::new(MemoryStore::new())),
+        StoreSpec::Embedded(_dir) => Err(fail(String::new())),
+        StoreSpec::Redis(_) => Err(fail("the Redis backend is not built yet; use embedded:<dir> or memory".into())),
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        // Fall back to time and pid: still unguessable enough for a development server.
+        let seed = crate::api::handlers::now_ms() ^ u64::from(std::process::id()) << 32;
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Starts a node and returns once it serves.
+pub fn start(config: Config) -> Result<ServerHandle, Error> {
+    let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    let cores = match config.cores {
+        0 => cpus.len().max(1),
+        n => n,
+    };
+    let nofile = limits::raise_open_files_limit();
+    log::debug!(target: "matchstream::server", "open-files limit {nofile}");
+
+    // Listeners first: a port in use fails fast, before anything else starts.
+    let first_api = bind(config.api, config.backlog, true)?;
+    let api_addr = first_api.local_addr().map_err(|e| Error::Bind { addr: config.api, source: e })?;
+    let mut api_listeners = vec![first_api];
+    for _ in 1..cores {
+        api_listeners.push(bind(api_addr, config.backlog, true)?);
+    }
+    let mut stream_listeners = Vec::with_capacity(cores);
+    let mut stream_ports = Vec::with_capacity(cores);
+    for i in 0..cores {
+        let port = match config.stream_port {
+            0 => 0,
+            base => u16::try_from(usize::from(base) + i)
+                .map_err(|_| Error::Config(format!("stream port {base}+{i} exceeds 65535")))?,
+        };
+        let addr = SocketAddr::new(config.api.ip(), port);
+        let listener = bind(addr, config.backlog, false)?;
+        let bound = listener.local_addr().map_err(|e| Error::Bind { addr, source: e })?;
+        stream_ports.push(bound.port());
+        stream_listeners.push(listener);
+    }
+    limits::check(config.backlog, &stream_ports, api_addr.port());
+
+    let (token, generated) = match &config.token {
+        Some(t) if !t.is_empty() => (t.clone(), false),
+        _ => (random_token(), true),
+    };
+    if generated {
+        log::warn!(target: "matchstream::server",
+            "no --token / MATCHSTREAM_TOKEN given: watchers must use this generated token: {token}");
+    }
+
+    let (bus, inboxes) = bus(cores);
+    let store = open_store(&config.store)?;
+    let describe = store.describe();
+    let (service, store_handle, records) =
+        StoreService::start(store, bus.clone()).map_err(|e| Error::Store {
+            spec: config.store.to_string(),
+            reason: e.to_string(),
+        })?;
+
+    let node = Arc::new(NodeStats {
+        node_id: config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", hostname(), api_addr.port())),
+        api_addr,
+        stream_ports: stream_ports.clone(),
+        cores: (0..cores).map(|_| Arc::default()).collect(),
+    });
+    let config = Arc::new(config);
+    let token_arc: Arc<str> = Arc::from(token.as_str());
+    let records = Arc::new(records);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let mut executors = Vec::with_capacity(cores);
+    let listeners = api_listeners.into_iter().zip(stream_listeners);
+    for (core, (inbox, (api, stream))) in inboxes.into_iter().zip(listeners).enumerate() {
+        let placement = match cpus.get(core % cpus.len().max(1)) {
+            Some(cpu) if !config.no_pin => Placement::Fixed(cpu.id),
+            _ => Placement::Unbound,
+        };
+        let setup = CoreSetup {
+            core,
+            inbox,
+            store: store_handle.clone(),
+            node: node.clone(),
+            config: config.clone(),
+            token: token_arc.clone(),
+            records: records.clone(),
+            api,
+            stream,
+            ready: ready_tx.clone(),
+        };
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("matchstream-core-{core}"))
+            .spawn(move || run_core(setup))
+            .map_err(|e| Error::Executor {
+                core,
+                reason: e.to_string(),
+            })?;
+        executors.push(handle);
+    }
+    drop(ready_tx);
+    drop(store_handle);
+    for core in 0..cores {
+        if ready_rx.recv().is_err() {
+            return Err(Error::Executor {
+                core,
+                reason: "core stopped while starting".into(),
+            });
+        }
+    }
+    log::info!(target: "matchstream::server",
+        "listening api={api_addr} stream={} cores={cores} store={describe} node={}",
+        stream_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
+        node.node_id);
+    Ok(ServerHandle {
+        api_addr,
+        stream_ports,
+        token,
+        node,
+        bus,
+        executors,
+        store: Some(service),
+    })
+}
+
+async fn run_core(setup: CoreSetup) {
+    let CoreSetup {
+        core,
+        inbox,
+        store,
+        node,
+        config,
+        token,
+        records,
+        api,
+        stream,
+        ready,
+    } = setup;
+    let fanout = Fanout::new(&records);
+    drop(records);
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let shard = std::rc::Rc::new(Shard::new(core, fanout, inbox, store, node, config, token));
+    let bus_task = glommio::spawn_local(shard.clone().run_bus());
+    let streams = glommio::spawn_local(accept_loop(shard.clone(), adopt(stream), "stream", session::run));
+    let apis = glommio::spawn_local(accept_loop(shard.clone(), adopt(api), "api", api::serve));
+    let _ = ready.send(());
+    drop(ready);
+    bus_task.await;
+    streams.await;
+    apis.await;
+    future::or(shard.idle(), async {
+        glommio::timer::sleep(grace).await;
+        log::warn!(target: "matchstream::server",
+            "core {core}: connections still open after the grace period; closing them");
+    })
+    .await;
+}
+
+impl ServerHandle {
+    /// Stops the node gracefully and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.executors.is_empty() && self.store.is_none() {
+            return;
+        }
+        log::info!(target: "matchstream::server", "shutting down");
+        self.bus.broadcast(BusMsg::Shutdown);
+        for (core, ex) in self.executors.drain(..).enumerate() {
+            if ex.join().is_err() {
+                log::error!(target: "matchstream::server", "core {core} ended with an error");
+            }
+        }
+        if let Some(store) = self.store.take() {
+            store.join();
+        }
+        log::info!(target: "matchstream::server", "stopped");
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,152 @@
+//! Per-core state: the match table, the inbox, counters, and the core's lifecycle.
+//!
+//! Everything here is owned by one executor thread (`Rc`, `RefCell`); only the bus and the
+//! counters cross threads. [`Shard::sync`] drains the inbox synchronously: the bus task calls
+//! it when woken, and request handlers call it before reading so that a client who got a 201
+//! from any core reads its own write on this one (the store publishes before it answers).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::bus::{BusMsg, Inbox};
+use crate::config::Config;
+use crate::fanout::Fanout;
+use crate::latch::Latch;
+use crate::stats::{CoreStats, NodeStats};
+use crate::store::StoreHandle;
+
+/// Bus messages applied before their frames are flushed; bounds the latency a burst adds.
+const MAX_DRAIN: usize = 1024;
+
+/// One core's state.
+pub struct Shard {
+    /// Index of this core.
+    pub core: usize,
+    /// The match table.
+    pub fanout: RefCell<Fanout>,
+    inbox: Inbox,
+    /// The way to the store thread.
+    pub store: StoreHandle,
+    /// This core's counters.
+    pub stats: Arc<CoreStats>,
+    /// Node identity and every core's counters (for checkin and stats).
+    pub node: Arc<NodeStats>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The watcher token.
+    pub token: Arc<str>,
+    /// Set when the server starts shutting down.
+    pub shutdown: Latch,
+    tasks: Cell<usize>,
+    idle_waiter: RefCell<Option<Waker>>,
+}
+
+impl Shard {
+    /// A core's state.
+    pub fn new(
+        core: usize,
+        fanout: Fanout,
+        inbox: Inbox,
+        store: StoreHandle,
+        node: Arc<NodeStats>,
+        config: Arc<Config>,
+        token: Arc<str>,
+    ) -> Shard {
+        Shard {
+            core,
+            fanout: RefCell::new(fanout),
+            inbox,
+            store,
+            stats: node.cores[core].clone(),
+            node,
+            config,
+            token,
+            shutdown: Latch::default(),
+            tasks: Cell::new(0),
+            idle_waiter: RefCell::new(None),
+        }
+    }
+
+    /// Applies every waiting bus message and flushes the frames they queued.
+    pub fn sync(&self) {
+        let mut stop = false;
+        loop {
+            let depth = self.inbox.depth();
+            if depth == 0 {
+                break;
+            }
+            self.stats.set_bus_depth(depth as u64);
+            let mut fanout = self.fanout.borrow_mut();
+            for _ in 0..MAX_DRAIN {
+                let Some(msg) = self.inbox.try_recv() else {
+                    break;
+                };
+                stop |= matches!(msg, BusMsg::Shutdown);
+                fanout.apply(msg, &self.stats);
+            }
+            fanout.flush(&self.stats);
+        }
+        if stop && !self.shutdown.is_set() {
+            log::info!(target: "matchstream::shard", "core {} shutting down", self.core);
+            self.shutdown.set();
+        }
+    }
+
+    /// The bus task: applies messages as they arrive until shutdown.
+    pub async fn run_bus(self: Rc<Self>) {
+        while !self.shutdown.is_set() {
+            self.inbox.ready().await;
+            self.sync();
+        }
+    }
+
+    /// Counts a connection task until the guard drops (shutdown waits for them).
+    pub fn task(self: &Rc<Self>) -> TaskGuard {
+        self.tasks.set(self.tasks.get() + 1);
+        TaskGuard { shard: self.clone() }
+    }
+
+    /// Resolves when no connection task is left.
+    pub fn idle(&self) -> Idle<'_> {
+        Idle { shard: self }
+    }
+}
+
+/// Keeps a connection task counted.
+pub struct TaskGuard {
+    shard: Rc<Shard>,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let left = self.shard.tasks.get() - 1;
+        self.shard.tasks.set(left);
+        if left == 0 {
+            if let Some(w) = self.shard.idle_waiter.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Future of [`Shard::idle`].
+pub struct Idle<'a> {
+    shard: &'a Shard,
+}
+
+impl Future for Idle<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shard.tasks.get() == 0 {
+            Poll::Ready(())
+        } else {
+            *self.shard.idle_waiter.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}

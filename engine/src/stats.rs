@@ -1,0 +1,280 @@
+//! Live figures: per-core counters written by their core, read by any core for `/1/stats` and
+//! `/metrics`, plus process figures (RSS, open files against the limit) read from /proc.
+//!
+//! Counters are relaxed atomics written only by the owning core, so counting costs no more
+//! than a plain add on the hot path and no lock is ever taken.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// One core's counters.
+#[derive(Debug, Default)]
+pub struct CoreStats {
+    subscribers: AtomicU64,
+    live_matches: AtomicU64,
+    frames_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    slow_disconnects: AtomicU64,
+    bus_depth: AtomicU64,
+    sessions_total: AtomicU64,
+    http_requests: AtomicU64,
+}
+
+/// A copy of one core's counters.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct CoreSnapshot {
+    /// Subscribers streaming now.
+    pub subscribers: u64,
+    /// Matches with at least one subscriber on this core.
+    pub live_matches: u64,
+    /// Frames written completely.
+    pub frames_sent: u64,
+    /// Bytes written to subscribers.
+    pub bytes_sent: u64,
+    /// Subscribers cut off as too slow.
+    pub slow_disconnects: u64,
+    /// Messages waiting on the core's inbound bus at its last drain.
+    pub bus_depth: u64,
+    /// Stream connections accepted since start.
+    pub sessions_total: u64,
+    /// HTTP requests served since start.
+    pub http_requests: u64,
+}
+
+impl CoreStats {
+    /// Counts `n` bytes sent.
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes_sent.fetch_add(n, Relaxed);
+    }
+    /// Counts `n` frames sent.
+    pub fn add_frames(&self, n: u64) {
+        if n > 0 {
+            self.frames_sent.fetch_add(n, Relaxed);
+        }
+    }
+    /// A subscriber joined (`+1`) or left (`-1`).
+    pub fn subscribers_delta(&self, joined: bool) {
+        if joined {
+            self.subscribers.fetch_add(1, Relaxed);
+        } else {
+            self.subscribers.fetch_sub(1, Relaxed);
+        }
+    }
+    /// Sets the number of matches with subscribers.
+    pub fn set_live_matches(&self, n: u64) {
+        self.live_matches.store(n, Relaxed);
+    }
+    /// Counts a too-slow disconnect.
+    pub fn add_slow_disconnect(&self) {
+        self.slow_disconnects.fetch_add(1, Relaxed);
+    }
+    /// Records the inbound bus depth.
+    pub fn set_bus_depth(&self, n: u64) {
+        self.bus_depth.store(n, Relaxed);
+    }
+    /// Counts an accepted stream connection.
+    pub fn add_session(&self) {
+        self.sessions_total.fetch_add(1, Relaxed);
+    }
+    /// Counts an HTTP request.
+    pub fn add_http_request(&self) {
+        self.http_requests.fetch_add(1, Relaxed);
+    }
+    /// Current subscriber count (checkin's load measure).
+    pub fn subscribers(&self) -> u64 {
+        self.subscribers.load(Relaxed)
+    }
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> CoreSnapshot {
+        CoreSnapshot {
+            subscribers: self.subscribers.load(Relaxed),
+            live_matches: self.live_matches.load(Relaxed),
+            frames_sent: self.frames_sent.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            slow_disconnects: self.slow_disconnects.load(Relaxed),
+            bus_depth: self.bus_depth.load(Relaxed),
+            sessions_total: self.sessions_total.load(Relaxed),
+            http_requests: self.http_requests.load(Relaxed),
+        }
+    }
+}
+
+/// What every core knows about the node: its identity and every core's counters.
+#[derive(Debug)]
+pub struct NodeStats {
+    /// The node id.
+    pub node_id: String,
+    /// The API address as bound.
+    pub api_addr: std::net::SocketAddr,
+    /// Stream port of core i at index i.
+    pub stream_ports: Vec<u16>,
+    /// Counters of core i at index i.
+    pub cores: Vec<Arc<CoreStats>>,
+}
+
+impl NodeStats {
+    /// The index of the core with the fewest subscribers (ties: lowest index).
+    pub fn least_loaded_core(&self) -> usize {
+        self.cores
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, c)| (c.subscribers(), *i))
+            .map_or(0, |(i, _)| i)
+    }
+}
+
+/// Process figures from /proc.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ProcessSnapshot {
+    /// Resident set size in bytes.
+    pub rss_bytes: u64,
+    /// Open file descriptors.
+    pub open_files: u64,
+    /// The soft open-files limit.
+    pub open_files_limit: u64,
+}
+
+/// Reads RSS and open files of this process.
+pub fn process_snapshot() -> ProcessSnapshot {
+    let rss_bytes = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page_size());
+    let open_files = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    ProcessSnapshot {
+        rss_bytes,
+        open_files,
+        open_files_limit: crate::limits::open_files_limit().0,
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
+}
+
+#[derive(Serialize)]
+struct CoreJson {
+    core: usize,
+    stream_port: u16,
+    #[serde(flatten)]
+    counters: CoreSnapshot,
+}
+
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    node_id: &'a str,
+    api: String,
+    cores: Vec<CoreJson>,
+    process: ProcessSnapshot,
+}
+
+/// The body of `GET /1/stats`.
+pub fn stats_json(node: &NodeStats) -> Vec<u8> {
+    let body = StatsJson {
+        node_id: &node.node_id,
+        api: node.api_addr.to_string(),
+        cores: node
+            .cores
+            .iter()
+            .enumerate()
+            .map(|(i, c)| CoreJson {
+                core: i,
+                stream_port: node.stream_ports.get(i).copied().unwrap_or(0),
+                counters: c.snapshot(),
+            })
+            .collect(),
+        process: process_snapshot(),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The body of `GET /metrics` (Prometheus text format 0.0.4).
+pub fn metrics_text(node: &NodeStats) -> String {
+    let mut out = String::new();
+    let snaps: Vec<CoreSnapshot> = node.cores.iter().map(|c| c.snapshot()).collect();
+    let per_core: [(&str, &str, &str, fn(&CoreSnapshot) -> u64); 8] = [
+        ("matchstream_subscribers", "gauge", "Subscribers streaming now.", |s| s.subscribers),
+        ("matchstream_live_matches", "gauge", "Matches with subscribers on the core.", |s| s.live_matches),
+        ("matchstream_frames_sent_total", "counter", "Frames written to subscribers.", |s| s.frames_sent),
+        ("matchstream_bytes_sent_total", "counter", "Bytes written to subscribers.", |s| s.bytes_sent),
+        ("matchstream_slow_disconnects_total", "counter", "Subscribers cut off as too slow.", |s| s.slow_disconnects),
+        ("matchstream_bus_depth", "gauge", "Messages waiting on the core's inbound bus.", |s| s.bus_depth),
+        ("matchstream_sessions_total", "counter", "Stream connections accepted.", |s| s.sessions_total),
+        ("matchstream_http_requests_total", "counter", "HTTP requests served.", |s| s.http_requests),
+    ];
+    for (name, kind, help, get) in per_core {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (i, s) in snaps.iter().enumerate() {
+            let port = node.stream_ports.get(i).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{name}{{node=\"{}\",core=\"{i}\",port=\"{port}\"}} {}",
+                node.node_id,
+                get(s)
+            );
+        }
+    }
+    let p = process_snapshot();
+    for (name, help, v) in [
+        ("matchstream_process_rss_bytes", "Resident set size.", p.rss_bytes),
+        ("matchstream_process_open_files", "Open file descriptors.", p.open_files),
+        ("matchstream_process_open_files_limit", "Soft open-files limit.", p.open_files_limit),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node=\"{}\"}} {v}",
+            node.node_id
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeStats {
+        NodeStats {
+            node_id: "n1".into(),
+            api_addr: "127.0.0.1:8888".parse().expect("addr"),
+            stream_ports: vec![9100, 9101],
+            cores: vec![Arc::default(), Arc::default()],
+        }
+    }
+
+    #[test]
+    fn least_loaded_core_picks_fewest_subscribers() {
+        let n = node();
+        assert_eq!(n.least_loaded_core(), 0);
+        n.cores[0].subscribers_delta(true);
+        assert_eq!(n.least_loaded_core(), 1);
+    }
+
+    #[test]
+    fn stats_json_lists_every_core_and_the_process() {
+        let n = node();
+        n.cores[1].add_bytes(42);
+        let v: serde_json::Value = serde_json::from_slice(&stats_json(&n)).expect("json");
+        assert_eq!(v["node_id"], "n1");
+        assert_eq!(v["cores"][1]["stream_port"], 9101);
+        assert_eq!(v["cores"][1]["bytes_sent"], 42);
+        assert!(v["process"]["rss_bytes"].as_u64().unwrap_or(0) > 0);
+        assert!(v["process"]["open_files_limit"].as_u64().unwrap_or(0) > 0);
+    }
+
+    #[test]
+    fn metrics_text_has_one_sample_per_core() {
+        let text = metrics_text(&node());
+        assert!(text.contains("matchstream_subscribers{node=\"n1\",core=\"1\",port=\"9101\"} 0"));
+        assert!(text.contains("# TYPE matchstream_bytes_sent_total counter"));
+    }
+}

@@ -1,0 +1,24 @@
+//! matchstream's protocol: everything about matches that involves no I/O.
+//!
+//! Module map:
+//! - [`model`]: ids, teams, players, periods, event kinds, events, match state (SPEC §2);
+//! - [`state`]: validation of posted events and the state transitions they cause;
+//! - [`frame`]: rendering of status and event frames for stream versions 1 and 2 (SPEC §3);
+//! - [`command`]: the stream command line a subscriber sends;
+//! - [`api`]: the JSON shapes of the HTTP API (SPEC §4);
+//! - [`codec`]: lossless JSON encoding of matches and events for stores;
+//! - [`script`]: the match-script format that `matchstream replay` plays.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod codec;
+pub mod command;
+pub mod frame;
+pub mod model;
+pub mod script;
+pub mod state;
+
+pub use model::*;
+
+#[cfg(test)]
+mod testdata;
