@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use matchstream_protocol::{Event, Match, MatchId};
 
 /// What travels on the bus.
@@ -90,10 +90,7 @@ impl BusHandle {
 impl Inbox {
     /// Takes the next message, if any, without waiting.
     pub fn try_recv(&self) -> Option<BusMsg> {
-        match self.rx.try_recv() {
-            Ok(msg) => Some(msg),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.rx.try_recv().ok()
     }
 
     /// Messages waiting (the "inbound bus depth" of the stats).

@@ -95,7 +95,9 @@ impl MatchView {
 
     /// Events after `seq`.
     pub fn since(&self, seq: u64) -> &[Entry] {
-        let start = usize::try_from(seq).unwrap_or(usize::MAX).min(self.history.len());
+        let start = usize::try_from(seq)
+            .unwrap_or(usize::MAX)
+            .min(self.history.len());
         &self.history[start..]
     }
 
@@ -187,7 +189,11 @@ impl Fanout {
                 }
             }
         }
-        let live = self.views.values().filter(|v| v.subscriber_count() > 0).count();
+        let live = self
+            .views
+            .values()
+            .filter(|v| v.subscriber_count() > 0)
+            .count();
         stats.set_live_matches(live as u64);
     }
 
@@ -245,7 +251,12 @@ impl Fanout {
     /// Starts a subscription: queues the status (or, with `since`, every event after it)
     /// and registers the outbox for live events when the match is live, or (v2) not started.
     /// `None` when the match is unknown.
-    pub fn subscribe(&mut self, id: &str, outbox: &Rc<Outbox>, since: Option<u64>) -> Option<Subscribed> {
+    pub fn subscribe(
+        &mut self,
+        id: &str,
+        outbox: &Rc<Outbox>,
+        since: Option<u64>,
+    ) -> Option<Subscribed> {
         let view = self.views.get_mut(id)?;
         let version = outbox.version;
         match since {

@@ -20,7 +20,12 @@ impl Latch {
     /// Sets the latch and wakes every waiter.
     pub fn set(&self) {
         self.set.set(true);
-        let wakers: Vec<Waker> = self.slots.borrow_mut().iter_mut().filter_map(Option::take).collect();
+        let wakers: Vec<Waker> = self
+            .slots
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
         for w in wakers {
             w.wake();
         }

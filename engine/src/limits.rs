@@ -127,6 +127,8 @@ mod tests {
     fn a_backlog_above_somaxconn_is_reported_with_numbers() {
         let max = somaxconn().expect("somaxconn");
         let warnings = check(u32::try_from(max + 1).unwrap_or(u32::MAX), &[], 1);
-        assert!(warnings.iter().any(|w| w.contains(&format!("somaxconn is {max}"))));
+        assert!(warnings
+            .iter()
+            .any(|w| w.contains(&format!("somaxconn is {max}"))));
     }
 }

@@ -16,9 +16,14 @@ use crate::error::Error;
 use crate::shard::Shard;
 
 /// Binds a listening socket; `reuse_port` lets every core bind the same API port.
-pub fn bind(addr: SocketAddr, backlog: u32, reuse_port: bool) -> Result<std::net::TcpListener, Error> {
+pub fn bind(
+    addr: SocketAddr,
+    backlog: u32,
+    reuse_port: bool,
+) -> Result<std::net::TcpListener, Error> {
     let context = |e: std::io::Error| Error::Bind { addr, source: e };
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(context)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(context)?;
     socket.set_reuse_address(true).map_err(context)?;
     if reuse_port {
         socket.set_reuse_port(true).map_err(context)?;
@@ -38,8 +43,12 @@ pub fn adopt(listener: std::net::TcpListener) -> TcpListener {
 
 /// Accepts connections until shutdown, running `serve` on each in its own task. A panic in
 /// a connection's task is caught and logged; it never takes the core down.
-pub async fn accept_loop<F, Fut>(shard: Rc<Shard>, listener: TcpListener, what: &'static str, serve: F)
-where
+pub async fn accept_loop<F, Fut>(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    what: &'static str,
+    serve: F,
+) where
     F: Fn(Rc<Shard>, TcpStream) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {

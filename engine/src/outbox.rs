@@ -280,27 +280,6 @@ impl Outbox {
     }
 }
 
-/// Sends the unsent rest of a frame already started, then `line`, once and without waiting:
-/// the last words to a subscriber that is being cut off. Returns whether all of it went.
-pub fn send_last_words(outbox: &Outbox, fd: RawFd, line: &[u8]) -> bool {
-    let head = outbox.head();
-    let rest: &[u8] = match &head {
-        Some(frame) if outbox.head_offset() > 0 => &frame[outbox.head_offset()..],
-        _ => &[],
-    };
-    let iov = [
-        libc::iovec {
-            iov_base: rest.as_ptr() as *mut libc::c_void,
-            iov_len: rest.len(),
-        },
-        libc::iovec {
-            iov_base: line.as_ptr() as *mut libc::c_void,
-            iov_len: line.len(),
-        },
-    ];
-    matches!(send_vectored(fd, &iov), Ok(n) if n == rest.len() + line.len())
-}
-
 /// Sends `bytes` once without waiting (error lines to a client that just connected, whose
 /// socket buffer is empty). Returns whether all of it went.
 pub fn send_now(fd: RawFd, bytes: &[u8]) -> bool {

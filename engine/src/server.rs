@@ -20,7 +20,7 @@ use crate::fanout::Fanout;
 use crate::listener::{accept_loop, adopt, bind};
 use crate::shard::Shard;
 use crate::stats::NodeStats;
-
+use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
 use crate::store::{MatchRecord, Store, StoreHandle, StoreService};
 use crate::{api, limits, session};
@@ -62,8 +62,12 @@ fn open_store(spec: &StoreSpec) -> Result<Box<dyn Store>, Error> {
     };
     match spec {
         StoreSpec::Memory => Ok(Box::new(MemoryStore::new())),
-        StoreSpec::Embedded(_dir) => Err(fail(String::new())),
-        StoreSpec::Redis(_) => Err(fail("the Redis backend is not built yet; use embedded:<dir> or memory".into())),
+        StoreSpec::Embedded(dir) => Ok(Box::new(
+            EmbeddedStore::open(dir).map_err(|e| fail(e.to_string()))?,
+        )),
+        StoreSpec::Redis(_) => Err(fail(
+            "the Redis backend is not built yet; use embedded:<dir> or memory".into(),
+        )),
     }
 }
 
@@ -95,7 +99,10 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
 
     // Listeners first: a port in use fails fast, before anything else starts.
     let first_api = bind(config.api, config.backlog, true)?;
-    let api_addr = first_api.local_addr().map_err(|e| Error::Bind { addr: config.api, source: e })?;
+    let api_addr = first_api.local_addr().map_err(|e| Error::Bind {
+        addr: config.api,
+        source: e,
+    })?;
     let mut api_listeners = vec![first_api];
     for _ in 1..cores {
         api_listeners.push(bind(api_addr, config.backlog, true)?);
@@ -110,7 +117,9 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         };
         let addr = SocketAddr::new(config.api.ip(), port);
         let listener = bind(addr, config.backlog, false)?;
-        let bound = listener.local_addr().map_err(|e| Error::Bind { addr, source: e })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::Bind { addr, source: e })?;
         stream_ports.push(bound.port());
         stream_listeners.push(listener);
     }
@@ -218,7 +227,12 @@ async fn run_core(setup: CoreSetup) {
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let shard = std::rc::Rc::new(Shard::new(core, fanout, inbox, store, node, config, token));
     let bus_task = glommio::spawn_local(shard.clone().run_bus());
-    let streams = glommio::spawn_local(accept_loop(shard.clone(), adopt(stream), "stream", session::run));
+    let streams = glommio::spawn_local(accept_loop(
+        shard.clone(),
+        adopt(stream),
+        "stream",
+        session::run,
+    ));
     let apis = glommio::spawn_local(accept_loop(shard.clone(), adopt(api), "api", api::serve));
     let _ = ready.send(());
     drop(ready);

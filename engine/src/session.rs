@@ -15,8 +15,11 @@ use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use matchstream_protocol::command::{find_line, parse_command, Command};
 
-use crate::outbox::{send_last_words, send_now, End, Outbox};
+use crate::outbox::{send_now, End, Outbox};
 use crate::shard::Shard;
+
+/// How long a subscriber being cut off gets to take its last words.
+const GOODBYE_TIME: Duration = Duration::from_secs(1);
 
 /// How a handshake failed.
 enum Refused {
@@ -57,9 +60,6 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     if matches!(end, End::PeerGone | End::TooSlow) {
         shard.fanout.borrow_mut().unsubscribe(&command.match_id);
     }
-    if end == End::TooSlow {
-        shard.stats.add_slow_disconnect();
-    }
     log::debug!(target: "matchstream::session",
         "{} on {} ended: {end:?}", command.user_id, command.match_id);
 }
@@ -72,7 +72,9 @@ async fn read_command(shard: &Shard, stream: &mut TcpStream) -> Result<Command, 
         let mut buf: Vec<u8> = Vec::with_capacity(128);
         loop {
             match find_line(&buf) {
-                Ok(Some(n)) => return parse_command(&buf[..n]).map_err(|e| Refused::Reply(e.reason())),
+                Ok(Some(n)) => {
+                    return parse_command(&buf[..n]).map_err(|e| Refused::Reply(e.reason()))
+                }
                 Ok(None) => {}
                 Err(e) => return Err(Refused::Reply(e.reason())),
             }
@@ -106,7 +108,10 @@ async fn stream_until_end(shard: &Shard, stream: &mut TcpStream, outbox: &Outbox
     loop {
         if let Some(end) = outbox.end() {
             if !end.is_graceful() || (outbox.is_empty() && !outbox.is_blocked()) {
-                say_goodbye(stream, outbox, end);
+                if end == End::TooSlow {
+                    shard.stats.add_slow_disconnect();
+                }
+                say_goodbye(stream, outbox, end).await;
                 return end;
             }
         }
@@ -154,15 +159,28 @@ async fn write_when_writable(shard: &Shard, stream: &mut TcpStream, outbox: &Out
     }
 }
 
-fn say_goodbye(stream: &TcpStream, outbox: &Outbox, end: End) {
-    let fd = stream.as_raw_fd();
-    match end {
-        End::TooSlow => {
-            send_last_words(outbox, fd, b"ERROR: too slow\r\n");
+/// Tells a subscriber that is being cut off why: the rest of a frame already started, then
+/// the error line, if the socket takes them within [`GOODBYE_TIME`] (a client that resumes
+/// reading soon gets whole frames and the reason; one that never reads costs a parked task
+/// for that long, no CPU).
+async fn say_goodbye(stream: &mut TcpStream, outbox: &Outbox, end: End) {
+    let line: &[u8] = match end {
+        End::TooSlow => b"ERROR: too slow\r\n",
+        End::Cancelled => b"ERROR: match cancelled\r\n",
+        End::Finished | End::Shutdown | End::PeerGone => return,
+    };
+    let mut last = Vec::with_capacity(256);
+    if let Some(head) = outbox.head() {
+        if outbox.head_offset() > 0 {
+            last.extend_from_slice(&head[outbox.head_offset()..]);
         }
-        End::Cancelled => {
-            send_last_words(outbox, fd, b"ERROR: match cancelled\r\n");
-        }
-        End::Finished | End::Shutdown | End::PeerGone => {}
     }
+    last.extend_from_slice(line);
+    let write = async {
+        let _ = stream.write_all(&last).await;
+    };
+    future::or(write, async {
+        Timer::new(GOODBYE_TIME).await;
+    })
+    .await;
 }

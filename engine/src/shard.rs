@@ -107,7 +107,9 @@ impl Shard {
     /// Counts a connection task until the guard drops (shutdown waits for them).
     pub fn task(self: &Rc<Self>) -> TaskGuard {
         self.tasks.set(self.tasks.get() + 1);
-        TaskGuard { shard: self.clone() }
+        TaskGuard {
+            shard: self.clone(),
+        }
     }
 
     /// Resolves when no connection task is left.

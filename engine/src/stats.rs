@@ -197,19 +197,67 @@ pub fn stats_json(node: &NodeStats) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
+/// A per-core metric: name, type, help text, and how to read it from a snapshot.
+type Metric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&CoreSnapshot) -> u64,
+);
+
 /// The body of `GET /metrics` (Prometheus text format 0.0.4).
 pub fn metrics_text(node: &NodeStats) -> String {
     let mut out = String::new();
     let snaps: Vec<CoreSnapshot> = node.cores.iter().map(|c| c.snapshot()).collect();
-    let per_core: [(&str, &str, &str, fn(&CoreSnapshot) -> u64); 8] = [
-        ("matchstream_subscribers", "gauge", "Subscribers streaming now.", |s| s.subscribers),
-        ("matchstream_live_matches", "gauge", "Matches with subscribers on the core.", |s| s.live_matches),
-        ("matchstream_frames_sent_total", "counter", "Frames written to subscribers.", |s| s.frames_sent),
-        ("matchstream_bytes_sent_total", "counter", "Bytes written to subscribers.", |s| s.bytes_sent),
-        ("matchstream_slow_disconnects_total", "counter", "Subscribers cut off as too slow.", |s| s.slow_disconnects),
-        ("matchstream_bus_depth", "gauge", "Messages waiting on the core's inbound bus.", |s| s.bus_depth),
-        ("matchstream_sessions_total", "counter", "Stream connections accepted.", |s| s.sessions_total),
-        ("matchstream_http_requests_total", "counter", "HTTP requests served.", |s| s.http_requests),
+    let per_core: [Metric; 8] = [
+        (
+            "matchstream_subscribers",
+            "gauge",
+            "Subscribers streaming now.",
+            |s| s.subscribers,
+        ),
+        (
+            "matchstream_live_matches",
+            "gauge",
+            "Matches with subscribers on the core.",
+            |s| s.live_matches,
+        ),
+        (
+            "matchstream_frames_sent_total",
+            "counter",
+            "Frames written to subscribers.",
+            |s| s.frames_sent,
+        ),
+        (
+            "matchstream_bytes_sent_total",
+            "counter",
+            "Bytes written to subscribers.",
+            |s| s.bytes_sent,
+        ),
+        (
+            "matchstream_slow_disconnects_total",
+            "counter",
+            "Subscribers cut off as too slow.",
+            |s| s.slow_disconnects,
+        ),
+        (
+            "matchstream_bus_depth",
+            "gauge",
+            "Messages waiting on the core's inbound bus.",
+            |s| s.bus_depth,
+        ),
+        (
+            "matchstream_sessions_total",
+            "counter",
+            "Stream connections accepted.",
+            |s| s.sessions_total,
+        ),
+        (
+            "matchstream_http_requests_total",
+            "counter",
+            "HTTP requests served.",
+            |s| s.http_requests,
+        ),
     ];
     for (name, kind, help, get) in per_core {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -225,9 +273,21 @@ pub fn metrics_text(node: &NodeStats) -> String {
     }
     let p = process_snapshot();
     for (name, help, v) in [
-        ("matchstream_process_rss_bytes", "Resident set size.", p.rss_bytes),
-        ("matchstream_process_open_files", "Open file descriptors.", p.open_files),
-        ("matchstream_process_open_files_limit", "Soft open-files limit.", p.open_files_limit),
+        (
+            "matchstream_process_rss_bytes",
+            "Resident set size.",
+            p.rss_bytes,
+        ),
+        (
+            "matchstream_process_open_files",
+            "Open file descriptors.",
+            p.open_files,
+        ),
+        (
+            "matchstream_process_open_files_limit",
+            "Soft open-files limit.",
+            p.open_files_limit,
+        ),
     ] {
         let _ = writeln!(
             out,

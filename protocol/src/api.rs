@@ -5,7 +5,7 @@
 //! they are written from borrowed structs rather than built as [`serde_json::Value`]s, whose
 //! maps sort their keys. Parsers refuse unknown keys and name the wrong field in their error;
 //! the read decoders ([`parse_match_json`], [`parse_event_json`]) ignore unknown keys so that
-//! older clients can read newer servers.
+//! older clients can read newer servers. Everywhere a key set to `null` counts as absent.
 
 use std::fmt;
 

@@ -1,8 +1,8 @@
 //! Lossless encoding of matches and events for stores (the embedded store and Redis).
 //!
 //! The encoding is the API's own JSON ([`crate::api::match_body`] and
-//! [`crate::api::stored_event_body`], which carries the match id), so what a store holds can be
-//! read with `redis-cli` or served as is, and one decoder serves both. Decoding the bytes of
+//! [`crate::api::stored_event_body`], which carries the match id), so what a store holds is
+//! readable with `redis-cli`, and the API's decoders serve both. Decoding the bytes of
 //! an encode gives back an equal value; anything else is refused with an [`ApiError`].
 
 use serde_json::Value;
@@ -97,6 +97,7 @@ mod tests {
 
     #[test]
     fn refusals() {
+        #[rustfmt::skip]
         let cases: [(&str, &[u8], &str); 4] = [
             ("not JSON", b"nope", "not valid JSON"),
             ("no match id", br#"{"seq":1,"timestamp":1,"kind":"stop"}"#, "match is required"),

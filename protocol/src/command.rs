@@ -186,6 +186,7 @@ mod tests {
         use Version::*;
         let long_user = format!("VERSION:1:CONNECT:{}:MATCH:m", "u".repeat(65));
         let max_user = format!("VERSION:1:CONNECT:{}:MATCH:m", "u".repeat(64));
+        #[rustfmt::skip]
         let cases: Vec<(&str, &[u8], Result<Command, CommandError>)> = vec![
             ("v1 with crlf", b"VERSION:1:CONNECT:ana:MATCH:elp-tig-2011-09-10\r\n", Ok(cmd(V1, "ana", "elp-tig-2011-09-10", None))),
             ("v1 with bare lf", b"VERSION:1:CONNECT:ana:MATCH:m\n", Ok(cmd(V1, "ana", "m", None))),
@@ -232,6 +233,8 @@ mod tests {
         }
     }
 
+    type Found = Result<Option<usize>, CommandError>;
+
     #[test]
     fn find_line_table() {
         let full = vec![b'a'; MAX_COMMAND_LINE];
@@ -239,7 +242,8 @@ mod tests {
         fits.push(b'\n');
         let mut over = vec![b'a'; MAX_COMMAND_LINE];
         over.push(b'\n');
-        let cases: Vec<(&str, &[u8], Result<Option<usize>, CommandError>)> = vec![
+        #[rustfmt::skip]
+        let cases: Vec<(&str, &[u8], Found)> = vec![
             ("empty", b"", Ok(None)),
             ("partial", b"VERSION:1", Ok(None)),
             ("crlf", b"ab\r\n", Ok(Some(4))),

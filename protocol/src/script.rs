@@ -30,8 +30,8 @@
 use std::fmt;
 
 use crate::model::{
-    is_printable_line, Card, Date, EventKind, ModelError, NewMatch, Player, PlayerRef,
-    PostedEvent, TeamCode, MAX_COMMENT, MAX_STADIUM,
+    is_printable_line, Card, Date, EventKind, ModelError, NewMatch, Player, PlayerRef, PostedEvent,
+    TeamCode, MAX_COMMENT, MAX_STADIUM,
 };
 
 /// The sample match of the seed's session (`protocol/scripts/elp-tig.match`).
@@ -60,6 +60,9 @@ impl Script {
 }
 
 /// One step of a script.
+// An event step is large next to a sleep, but scripts hold a few hundred steps read once:
+// boxing would only make every match on a step noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Wait this many milliseconds.
@@ -107,7 +110,10 @@ pub fn parse_script(text: &str) -> Result<Script, ScriptError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let at = |reason: String| ScriptError { line: i + 1, reason };
+        let at = |reason: String| ScriptError {
+            line: i + 1,
+            reason,
+        };
         let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         let rest = rest.trim();
         if header.set(word, rest).map_err(at)? {
@@ -213,7 +219,11 @@ fn set(e: &mut PostedEvent, key: &str, value: &str) -> Result<(), String> {
     let model = |e: ModelError| format!("{key}: {e}");
     match key {
         "team" => once(&mut e.team, key, TeamCode::parse(value).map_err(model)?),
-        "player_team" => once(&mut e.player_team, key, TeamCode::parse(value).map_err(model)?),
+        "player_team" => once(
+            &mut e.player_team,
+            key,
+            TeamCode::parse(value).map_err(model)?,
+        ),
         "player" => once(&mut e.player, key, player_ref(key, value)?),
         "player_out" => once(&mut e.player_out, key, player_ref(key, value)?),
         "player_in" => once(&mut e.player_in, key, player_ref(key, value)?),

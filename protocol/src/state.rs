@@ -14,8 +14,8 @@
 use std::fmt;
 
 use crate::model::{
-    is_printable_line, Card, Event, EventData, EventKind, Match, Period, Player, PlayerRef, PostedEvent,
-    TeamCode, MAX_COMMENT,
+    is_printable_line, Card, Event, EventData, EventKind, Match, Period, Player, PlayerRef,
+    PostedEvent, TeamCode, MAX_COMMENT,
 };
 
 /// Why a posted event was refused.
@@ -109,7 +109,11 @@ impl fmt::Display for EventError {
             EventError::DuplicateNumber(n) => write!(f, "number {n} appears twice in a roster"),
             EventError::MatchEnded => f.write_str("the match has ended"),
             EventError::NotStarted(kind) => {
-                write!(f, "the match has not started: {} not accepted", kind.as_str())
+                write!(
+                    f,
+                    "the match has not started: {} not accepted",
+                    kind.as_str()
+                )
             }
             EventError::BadTransition { kind, period } => write!(
                 f,
@@ -231,7 +235,12 @@ pub fn validate(m: &Match, posted: &PostedEvent) -> Result<EventData, EventError
     }
     let player_from = posted.player_team.as_ref().or(posted.team.as_ref());
     let player = resolve(m, "player", player_from, posted.player.as_ref())?;
-    let player_out = resolve(m, "player_out", posted.team.as_ref(), posted.player_out.as_ref())?;
+    let player_out = resolve(
+        m,
+        "player_out",
+        posted.team.as_ref(),
+        posted.player_out.as_ref(),
+    )?;
     let player_in = match &posted.player_in {
         None => None,
         Some(PlayerRef::Number(_)) => return Err(EventError::PlayerInNeedsName),
@@ -270,9 +279,7 @@ fn check_period(m: &Match, kind: EventKind) -> Result<(), EventError> {
             | EventKind::HalftimeStop
             | EventKind::Extratime,
             period,
-        ) if next_period(kind, period).is_none() => {
-            Err(EventError::BadTransition { kind, period })
-        }
+        ) if next_period(kind, period).is_none() => Err(EventError::BadTransition { kind, period }),
         _ => Ok(()),
     }
 }

@@ -2,8 +2,7 @@
 //! session shows, written by hand from SPEC §3 and the seed's session.
 
 use crate::model::{
-    Card, Date, Event, EventData, EventKind, Match, NewMatch, Period, Player, PostedEvent,
-    TeamCode,
+    Card, Date, Event, EventData, EventKind, Match, NewMatch, Period, Player, PostedEvent, TeamCode,
 };
 
 /// 2011-09-13 13:48:48 UTC, the status frame of the seed's session.

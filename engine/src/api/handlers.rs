@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use matchstream_http::{query_param, Method, Request, Response, RouteError, Router};
 use matchstream_protocol::api::{
-    match_json, parse_new_match, parse_posted_event, stored_event_body, write_history,
+    match_body, parse_new_match, parse_posted_event, stored_event_body, write_history,
 };
 use matchstream_protocol::MatchId;
 
@@ -61,12 +61,21 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
         Endpoint::Match => read(one_match(shard, id)),
         Endpoint::History => read(history(shard, id, req.query.as_deref())),
         Endpoint::Stats => read(Response::json(200, stats_json(&shard.node))),
-        Endpoint::Metrics => Response::text(200, metrics_text(&shard.node))
-            .with_header("Cache-Control", "no-store"),
-        Endpoint::User => match shard.store.call(Op::GetVisits { user: id.to_owned() }).await {
+        Endpoint::Metrics => {
+            Response::text(200, metrics_text(&shard.node)).with_header("Cache-Control", "no-store")
+        }
+        Endpoint::User => match shard
+            .store
+            .call(Op::GetVisits {
+                user: id.to_owned(),
+            })
+            .await
+        {
             Ok(Outcome::Visits(n)) => read(Response::json(
                 200,
-                serde_json::json!({"user": id, "visits": n}).to_string().into_bytes(),
+                serde_json::json!({"user": id, "visits": n})
+                    .to_string()
+                    .into_bytes(),
             )),
             Ok(_) => error(500, "unexpected store answer"),
             Err(e) => error(e.status(), &e.to_string()),
@@ -114,7 +123,9 @@ fn checkin(shard: &Shard, local: Option<SocketAddr>) -> Response {
     };
     Response::json(
         200,
-        serde_json::json!({"host": host, "port": port}).to_string().into_bytes(),
+        serde_json::json!({"host": host, "port": port})
+            .to_string()
+            .into_bytes(),
     )
 }
 
@@ -136,9 +147,7 @@ fn one_match(shard: &Shard, id: &str) -> Response {
         return error(404, "unknown match");
     };
     let mut cache = view.json.borrow_mut();
-    let body = cache.get_or_insert_with(|| {
-        Rc::from(match_json(&view.state).to_string().into_bytes())
-    });
+    let body = cache.get_or_insert_with(|| Rc::from(match_body(&view.state)));
     Response::json(200, body.to_vec())
 }
 
@@ -175,10 +184,19 @@ async fn create_match(shard: &Shard, body: &[u8]) -> Response {
         Ok(new) => new,
         Err(e) => return error(400, &e.0),
     };
-    match shard.store.call(Op::Create { new, now_ms: now_ms() }).await {
+    match shard
+        .store
+        .call(Op::Create {
+            new,
+            now_ms: now_ms(),
+        })
+        .await
+    {
         Ok(Outcome::Created(m)) => Response::json(
             201,
-            serde_json::json!({"id": m.id.as_str()}).to_string().into_bytes(),
+            serde_json::json!({"id": m.id.as_str()})
+                .to_string()
+                .into_bytes(),
         )
         .with_header("Location", format!("/1/match/{}", m.id)),
         Ok(_) => error(500, "unexpected store answer"),
@@ -194,7 +212,15 @@ async fn post_event(shard: &Shard, id: &str, body: &[u8]) -> Response {
         Ok(event) => event,
         Err(e) => return error(400, &e.0),
     };
-    match shard.store.call(Op::Apply { id, event, now_ms: now_ms() }).await {
+    match shard
+        .store
+        .call(Op::Apply {
+            id,
+            event,
+            now_ms: now_ms(),
+        })
+        .await
+    {
         Ok(Outcome::Applied { event, .. }) => Response::json(201, stored_event_body(&event)),
         Ok(_) => error(500, "unexpected store answer"),
         Err(e) => error(e.status(), &e.to_string()),

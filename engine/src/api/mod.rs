@@ -80,7 +80,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             return;
         }
         let wait = match started {
-            Some(t) => Duration::from_millis(shard.config.http_timeout_ms).saturating_sub(t.elapsed()),
+            Some(t) => {
+                Duration::from_millis(shard.config.http_timeout_ms).saturating_sub(t.elapsed())
+            }
             None => Duration::from_millis(shard.config.http_idle_ms),
         };
         let len = buf.len();

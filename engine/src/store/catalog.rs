@@ -319,8 +319,11 @@ mod tests {
         }
     }
 
+    /// Every match and its history, and every visit count, by value.
+    type Snapshot = (Vec<(Match, Vec<Event>)>, Vec<(String, u64)>);
+
     /// The catalog's content by value, for before/after comparisons.
-    fn snapshot(catalog: &Catalog) -> (Vec<(Match, Vec<Event>)>, Vec<(String, u64)>) {
+    fn snapshot(catalog: &Catalog) -> Snapshot {
         let records = catalog
             .records()
             .into_iter()
@@ -329,8 +332,11 @@ mod tests {
                 (Match::clone(&r.state), history)
             })
             .collect();
-        let mut visits: Vec<(String, u64)> =
-            catalog.visits().iter().map(|(u, n)| (u.clone(), *n)).collect();
+        let mut visits: Vec<(String, u64)> = catalog
+            .visits()
+            .iter()
+            .map(|(u, n)| (u.clone(), *n))
+            .collect();
         visits.sort();
         (records, visits)
     }
@@ -355,7 +361,10 @@ mod tests {
             panic!("expected Created, got {results:?}");
         };
         assert_eq!(state.id, id("elp", "tig"));
-        assert_eq!((state.period, state.last_seq, state.updated_ms), (Period::NotStarted, 0, T0));
+        assert_eq!(
+            (state.period, state.last_seq, state.updated_ms),
+            (Period::NotStarted, 0, T0)
+        );
         assert_eq!(change_names(&changes), ["put"]);
         let record = catalog.get(&id("elp", "tig")).expect("stored");
         assert!(record.history.is_empty());
@@ -366,7 +375,10 @@ mod tests {
         let mut catalog = Catalog::default();
         run(&mut catalog, vec![create("elp", "tig")]);
         let (results, changes) = catalog.execute(vec![create("elp", "tig")]);
-        assert_eq!(results[0].as_ref().err(), Some(&StoreError::Exists(id("elp", "tig"))));
+        assert_eq!(
+            results[0].as_ref().err(),
+            Some(&StoreError::Exists(id("elp", "tig")))
+        );
         assert!(changes.is_empty());
     }
 
@@ -389,12 +401,18 @@ mod tests {
     fn apply_updates_state_and_resolves_players() {
         let mut catalog = Catalog::default();
         let m = id("elp", "tig");
-        let results = run(&mut catalog, vec![create("elp", "tig"), start(&m), goal(&m, "tig", 9)]);
+        let results = run(
+            &mut catalog,
+            vec![create("elp", "tig"), start(&m), goal(&m, "tig", 9)],
+        );
         let (event, state) = applied(&results[2]);
         assert_eq!(event.kind, EventKind::Goal);
         assert_eq!(event.match_id, m);
         assert_eq!(event.timestamp_ms, T0 + 2);
-        assert_eq!(event.data.player, Some(Player::new(9, "Sol").expect("player")));
+        assert_eq!(
+            event.data.player,
+            Some(Player::new(9, "Sol").expect("player"))
+        );
         assert_eq!((state.home_score, state.visit_score), (0, 1));
         assert_eq!((state.last_seq, state.updated_ms), (2, T0 + 2));
         let stored = catalog.get(&m).expect("stored");
@@ -430,7 +448,10 @@ mod tests {
         assert_eq!(results[0].as_ref().err(), Some(&unknown));
         assert!(matches!(
             results[1],
-            Err(StoreError::Invalid(EventError::PlayerNotOnRoster { number: 44, .. }))
+            Err(StoreError::Invalid(EventError::PlayerNotOnRoster {
+                number: 44,
+                ..
+            }))
         ));
         assert!(changes.is_empty());
         let results = run(&mut catalog, vec![goal(&m, "tig", 9)]);
@@ -464,7 +485,10 @@ mod tests {
                 comment(&m, T0 + 40),
             ],
         );
-        let stamps: Vec<u64> = results[1..].iter().map(|r| applied(r).0.timestamp_ms).collect();
+        let stamps: Vec<u64> = results[1..]
+            .iter()
+            .map(|r| applied(r).0.timestamp_ms)
+            .collect();
         assert_eq!(stamps, [T0, T0 + 100, T0 + 100]);
     }
 
@@ -478,15 +502,28 @@ mod tests {
         assert!(matches!(&changes[..], [Change::RemoveMatch(c)] if *c == m));
         assert!(catalog.get(&m).is_none());
         let results = run(&mut catalog, vec![Op::Cancel { id: m.clone() }, start(&m)]);
-        assert_eq!(results[0].as_ref().err(), Some(&StoreError::NotFound(m.clone())));
-        assert_eq!(results[1].as_ref().err(), Some(&StoreError::NotFound(m.clone())));
+        assert_eq!(
+            results[0].as_ref().err(),
+            Some(&StoreError::NotFound(m.clone()))
+        );
+        assert_eq!(
+            results[1].as_ref().err(),
+            Some(&StoreError::NotFound(m.clone()))
+        );
     }
 
     #[test]
     fn recreated_match_starts_again_at_seq_one() {
         let mut catalog = Catalog::default();
         let m = id("elp", "tig");
-        run(&mut catalog, vec![create("elp", "tig"), start(&m), Op::Cancel { id: m.clone() }]);
+        run(
+            &mut catalog,
+            vec![
+                create("elp", "tig"),
+                start(&m),
+                Op::Cancel { id: m.clone() },
+            ],
+        );
         let results = run(&mut catalog, vec![create("elp", "tig"), start(&m)]);
         assert_eq!(applied(&results[1]).0.seq, 1);
         assert_eq!(catalog.get(&m).expect("stored").history.len(), 1);
@@ -542,17 +579,34 @@ mod tests {
         let m = id("elp", "tig");
         run(
             &mut catalog,
-            vec![create("zed", "abc"), create("elp", "tig"), start(&m), create("abc", "zed")],
+            vec![
+                create("zed", "abc"),
+                create("elp", "tig"),
+                start(&m),
+                create("abc", "zed"),
+            ],
         );
         let records = catalog.records();
         let ids: Vec<&str> = records.iter().map(|r| r.state.id.as_str()).collect();
-        assert_eq!(ids, ["abc-zed-2011-09-10", "elp-tig-2011-09-10", "zed-abc-2011-09-10"]);
+        assert_eq!(
+            ids,
+            [
+                "abc-zed-2011-09-10",
+                "elp-tig-2011-09-10",
+                "zed-abc-2011-09-10"
+            ]
+        );
         let visits = Visits::from([("ana".to_owned(), 4)]);
         let mut reloaded = Catalog::new(records, visits);
         assert_eq!((reloaded.match_count(), reloaded.event_count()), (3, 1));
         let results = run(&mut reloaded, vec![comment(&m, T0 + 9)]);
         assert_eq!(applied(&results[0]).0.seq, 2);
-        let results = run(&mut reloaded, vec![Op::GetVisits { user: "ana".to_owned() }]);
+        let results = run(
+            &mut reloaded,
+            vec![Op::GetVisits {
+                user: "ana".to_owned(),
+            }],
+        );
         assert!(matches!(results[0], Ok(Outcome::Visits(4))));
     }
 
@@ -566,7 +620,12 @@ mod tests {
         };
         run(
             &mut catalog,
-            vec![create("elp", "tig"), start(&m), create("abc", "zed"), visit("ana", 2)],
+            vec![
+                create("elp", "tig"),
+                start(&m),
+                create("abc", "zed"),
+                visit("ana", 2),
+            ],
         );
         let before = snapshot(&catalog);
         let (results, changes) = catalog.execute(vec![

@@ -11,10 +11,13 @@
 //!
 //! Failure policy, enforced in [`EmbeddedStore::execute`]: if a commit fails, the catalog is
 //! rolled back, every write of the batch fails with [`StoreError::Unavailable`], and the
-//! database is closed. The next batch at least [`REOPEN_INTERVAL`] later reopens it and reloads
-//! the catalog from disk, which is then the truth; until then writes fail and reads are served
-//! from the catalog.
+//! database is closed; the catalog stays the truth, as it holds exactly what was acknowledged.
+//! A failed commit may still have reached the disk (an fsync error says nothing either way), so
+//! the keys it touched are remembered. The first batch at least [`REOPEN_INTERVAL`] later
+//! reopens the database and rewrites those keys from the catalog in one transaction; until that
+//! succeeds writes fail and reads are served from the catalog.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
@@ -24,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use matchstream_protocol::codec::{decode_event, decode_match, encode_event, encode_match};
-use matchstream_protocol::{Event, Match};
+use matchstream_protocol::{Event, Match, MatchId};
 use redb::{
-    Database, DatabaseError, Durability, ReadOnlyTable, ReadableTable, TableDefinition,
+    Database, DatabaseError, Durability, ReadOnlyTable, ReadableTable, Table, TableDefinition,
 };
 
 use super::catalog::{Catalog, Change};
@@ -64,6 +67,29 @@ enum Db {
     },
 }
 
+/// What failed commits may have left on disk differently from the catalog.
+#[derive(Debug, Default)]
+struct Dirty {
+    /// Matches whose state or history a failed commit wrote.
+    matches: HashSet<MatchId>,
+    /// Users whose visit count a failed commit wrote.
+    users: HashSet<String>,
+}
+
+impl Dirty {
+    /// Remembers every key `changes` write.
+    fn add(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::PutMatch(state) => self.matches.insert(state.id.clone()),
+                Change::AppendEvent(event) => self.matches.insert(event.match_id.clone()),
+                Change::RemoveMatch(id) => self.matches.insert(id.clone()),
+                Change::AddVisits { user, .. } => self.users.insert(user.clone()),
+            };
+        }
+    }
+}
+
 /// A durable store in one redb file, with the whole catalog held in memory.
 pub struct EmbeddedStore {
     /// The directory given at open.
@@ -74,8 +100,10 @@ pub struct EmbeddedStore {
     opener: Opener,
     /// The database.
     db: Db,
-    /// Every match, history and visit count, as last committed.
+    /// Every match, history and visit count, as last acknowledged.
     catalog: Catalog,
+    /// Keys to rewrite from the catalog when the database is reopened.
+    dirty: Dirty,
 }
 
 impl EmbeddedStore {
@@ -91,7 +119,12 @@ impl EmbeddedStore {
     /// Opens the store in `dir` through `opener`.
     fn open_with(dir: &Path, opener: Opener) -> Result<EmbeddedStore, StoreError> {
         let path = dir.join(FILE_NAME);
-        let (db, catalog) = connect(&path, &opener).map_err(StoreError::Unavailable)?;
+        let (db, catalog) = guarded(&path, || {
+            let db = open_db(&opener)?;
+            let catalog = read_catalog(&db)?;
+            Ok((db, catalog))
+        })
+        .map_err(StoreError::Unavailable)?;
         info!(
             target: LOG_TARGET,
             "embedded store {} opened: {} matches, {} events, {} users",
@@ -106,6 +139,7 @@ impl EmbeddedStore {
             opener,
             db: Db::Open(db),
             catalog,
+            dirty: Dirty::default(),
         })
     }
 
@@ -124,6 +158,7 @@ impl EmbeddedStore {
             "{error}; {} changes refused, closing the database to reopen it",
             changes.len()
         );
+        self.dirty.add(changes);
         self.db = Db::Down {
             error: error.clone(),
             retry_at: Instant::now() + REOPEN_INTERVAL,
@@ -131,7 +166,8 @@ impl EmbeddedStore {
         Err(error)
     }
 
-    /// Reopens a closed database once its retry time has come, reloading the catalog.
+    /// Reopens a closed database once its retry time has come, and rewrites what failed
+    /// commits touched from the catalog.
     fn reopen_if_due(&mut self) {
         let Db::Down { retry_at, .. } = &self.db else {
             return;
@@ -139,16 +175,22 @@ impl EmbeddedStore {
         if Instant::now() < *retry_at {
             return;
         }
-        match connect(&self.path, &self.opener) {
-            Ok((db, catalog)) => {
+        let (dirty, catalog) = (&self.dirty, &self.catalog);
+        let reopened = guarded(&self.path, || {
+            let db = open_db(&self.opener)?;
+            repair(&db, dirty, catalog)?;
+            Ok(db)
+        });
+        match reopened {
+            Ok(db) => {
                 info!(
                     target: LOG_TARGET,
-                    "embedded store {} reopened: {} matches, {} events",
+                    "embedded store {} reopened: {} matches and {} users rewritten",
                     self.path.display(),
-                    catalog.match_count(),
-                    catalog.event_count()
+                    self.dirty.matches.len(),
+                    self.dirty.users.len()
                 );
-                self.catalog = catalog;
+                self.dirty = Dirty::default();
                 self.db = Db::Open(db);
             }
             Err(error) => {
@@ -163,7 +205,7 @@ impl EmbeddedStore {
 }
 
 impl Store for EmbeddedStore {
-    /// The records read at open (or at the last reopen), with every batch since applied.
+    /// The records read at open, with every acknowledged batch since applied.
     fn load(&mut self) -> Result<Vec<MatchRecord>, StoreError> {
         Ok(self.catalog.records())
     }
@@ -200,25 +242,45 @@ fn refuse_writes(results: &mut [Result<Outcome, StoreError>], error: &str) {
     }
 }
 
-/// Opens the database, makes sure the tables exist and reads the catalog. A corrupted file
-/// can make redb panic rather than fail; that too becomes an error naming the path.
-fn connect(path: &Path, opener: &Opener) -> Result<(Database, Catalog), String> {
-    let attempt = panic::catch_unwind(AssertUnwindSafe(|| -> Result<_, redb::Error> {
-        let db = opener()?;
-        create_tables(&db)?;
-        let catalog = read_catalog(&db)?;
-        Ok((db, catalog))
-    }));
-    let named = |e: &dyn Display| format!("embedded store {}: {e}", path.display());
-    match attempt {
-        Ok(Ok(opened)) => Ok(opened),
-        Ok(Err(e)) => Err(named(&e)),
-        Err(_) => Err(named(&"corrupted file (the storage engine panicked reading it)")),
+/// A redb failure, or a corruption found in the data, as text: redb's own error is 160 bytes,
+/// too large to return on every path, and is only ever reported.
+#[derive(Debug)]
+struct Fault(String);
+
+impl<E: Into<redb::Error>> From<E> for Fault {
+    fn from(e: E) -> Fault {
+        Fault(e.into().to_string())
     }
 }
 
+impl Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Runs `f` (which opens the database at `path`), turning its error into text naming the
+/// path. A corrupted file can make redb panic rather than fail; that too becomes an error.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, Fault>) -> Result<T, String> {
+    let named = |e: &dyn Display| format!("embedded store {}: {e}", path.display());
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(named(&e)),
+        Err(_) => Err(named(
+            &"corrupted file (the storage engine panicked reading it)",
+        )),
+    }
+}
+
+/// Opens the database file and makes sure its tables exist.
+fn open_db(opener: &Opener) -> Result<Database, Fault> {
+    let db = opener()?;
+    create_tables(&db)?;
+    Ok(db)
+}
+
 /// Creates the tables of a new database (a no-op on an existing one).
-fn create_tables(db: &Database) -> Result<(), redb::Error> {
+fn create_tables(db: &Database) -> Result<(), Fault> {
     let txn = db.begin_write()?;
     txn.open_table(MATCHES)?;
     txn.open_table(EVENTS)?;
@@ -228,7 +290,7 @@ fn create_tables(db: &Database) -> Result<(), redb::Error> {
 }
 
 /// Reads every match with its history, and every visit count.
-fn read_catalog(db: &Database) -> Result<Catalog, redb::Error> {
+fn read_catalog(db: &Database) -> Result<Catalog, Fault> {
     let txn = db.begin_read()?;
     let matches = txn.open_table(MATCHES)?;
     let events = txn.open_table(EVENTS)?;
@@ -238,7 +300,8 @@ fn read_catalog(db: &Database) -> Result<Catalog, redb::Error> {
         let state = decode_match(value.value())
             .map_err(|e| corrupted(key.value(), format!("undecodable state: {e}")))?;
         if state.id.as_str() != key.value() {
-            return Err(corrupted(key.value(), format!("state of {}", state.id)));
+            let found = format!("holds the state of {}", state.id);
+            return Err(corrupted(key.value(), found));
         }
         let history = read_history(&events, &state)?;
         records.push(MatchRecord {
@@ -254,7 +317,7 @@ fn read_catalog(db: &Database) -> Result<Catalog, redb::Error> {
 fn read_history(
     events: &ReadOnlyTable<(&str, u64), &[u8]>,
     state: &Match,
-) -> Result<Vec<Arc<Event>>, redb::Error> {
+) -> Result<Vec<Arc<Event>>, Fault> {
     let id = state.id.as_str();
     let mut history = Vec::new();
     if state.last_seq == 0 {
@@ -280,7 +343,7 @@ fn read_history(
 }
 
 /// Reads every visit count.
-fn read_visits(table: &ReadOnlyTable<&str, u64>) -> Result<Visits, redb::Error> {
+fn read_visits(table: &ReadOnlyTable<&str, u64>) -> Result<Visits, Fault> {
     let mut visits = Visits::new();
     for entry in table.iter()? {
         let (user, count) = entry?;
@@ -290,24 +353,24 @@ fn read_visits(table: &ReadOnlyTable<&str, u64>) -> Result<Visits, redb::Error> 
 }
 
 /// A corruption found in match `id`'s data.
-fn corrupted(id: &str, what: String) -> redb::Error {
-    redb::Error::Corrupted(format!("match {id}: {what}"))
+fn corrupted(id: &str, what: String) -> Fault {
+    Fault(format!("corrupted data: match {id}: {what}"))
 }
 
 /// Writes `changes` in one write transaction and commits it with an fsync. Only the last state
 /// of a match in the batch is written: a batch of a thousand events writes one state.
-fn write(db: &Database, changes: &[Change]) -> Result<(), redb::Error> {
+fn write(db: &Database, changes: &[Change]) -> Result<(), Fault> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate);
     {
         let mut matches = txn.open_table(MATCHES)?;
         let mut events = txn.open_table(EVENTS)?;
         let mut visits = txn.open_table(VISITS)?;
-        let last_puts = last_puts(changes);
+        let final_puts = final_puts(changes);
         for (i, change) in changes.iter().enumerate() {
             match change {
                 Change::PutMatch(state) => {
-                    if last_puts.get(state.id.as_str()) == Some(&i) {
+                    if final_puts.get(state.id.as_str()) == Some(&i) {
                         matches.insert(state.id.as_str(), encode_match(state).as_slice())?;
                     }
                 }
@@ -315,11 +378,7 @@ fn write(db: &Database, changes: &[Change]) -> Result<(), redb::Error> {
                     let key = (event.match_id.as_str(), event.seq);
                     events.insert(key, encode_event(event).as_slice())?;
                 }
-                Change::RemoveMatch(id) => {
-                    let id = id.as_str();
-                    matches.remove(id)?;
-                    events.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
-                }
+                Change::RemoveMatch(id) => remove_match(&mut matches, &mut events, id.as_str())?,
                 Change::AddVisits { user, count } => {
                     let before = visits.get(user.as_str())?.map_or(0, |n| n.value());
                     visits.insert(user.as_str(), before.saturating_add(*count))?;
@@ -331,8 +390,48 @@ fn write(db: &Database, changes: &[Change]) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// Rewrites the `dirty` keys from `catalog` in one transaction, whatever failed commits left.
+fn repair(db: &Database, dirty: &Dirty, catalog: &Catalog) -> Result<(), Fault> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate);
+    {
+        let mut matches = txn.open_table(MATCHES)?;
+        let mut events = txn.open_table(EVENTS)?;
+        let mut visits = txn.open_table(VISITS)?;
+        for id in &dirty.matches {
+            remove_match(&mut matches, &mut events, id.as_str())?;
+            let Some(record) = catalog.get(id) else {
+                continue;
+            };
+            matches.insert(id.as_str(), encode_match(&record.state).as_slice())?;
+            for event in &record.history {
+                events.insert((id.as_str(), event.seq), encode_event(event).as_slice())?;
+            }
+        }
+        for user in &dirty.users {
+            match catalog.visits().get(user) {
+                Some(count) => visits.insert(user.as_str(), *count)?,
+                None => visits.remove(user.as_str())?,
+            };
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Deletes match `id`'s state and its whole history.
+fn remove_match(
+    matches: &mut Table<&str, &[u8]>,
+    events: &mut Table<(&str, u64), &[u8]>,
+    id: &str,
+) -> Result<(), Fault> {
+    matches.remove(id)?;
+    events.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+    Ok(())
+}
+
 /// The index of each match's last `PutMatch` in `changes`.
-fn last_puts(changes: &[Change]) -> std::collections::HashMap<&str, usize> {
+fn final_puts(changes: &[Change]) -> HashMap<&str, usize> {
     changes
         .iter()
         .enumerate()
@@ -341,4 +440,540 @@ fn last_puts(changes: &[Change]) -> std::collections::HashMap<&str, usize> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::io;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use matchstream_protocol::{
+        Card, Date, EventKind, MatchId, NewMatch, Player, PlayerRef, PostedEvent, TeamCode,
+    };
+    use redb::backends::FileBackend;
+    use redb::StorageBackend;
+
+    use super::*;
+
+    const T0: u64 = 1_315_921_728_000;
+
+    /// A file backend that counts fsyncs and fails them on demand.
+    #[derive(Debug)]
+    struct Faulty {
+        file: FileBackend,
+        fail: Arc<AtomicBool>,
+        syncs: Arc<AtomicUsize>,
+    }
+
+    impl StorageBackend for Faulty {
+        fn len(&self) -> Result<u64, io::Error> {
+            self.file.len()
+        }
+
+        fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, io::Error> {
+            self.file.read(offset, len)
+        }
+
+        fn set_len(&self, len: u64) -> Result<(), io::Error> {
+            self.file.set_len(len)
+        }
+
+        fn sync_data(&self, eventual: bool) -> Result<(), io::Error> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(io::Error::other("injected fsync failure"));
+            }
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            self.file.sync_data(eventual)
+        }
+
+        fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+            self.file.write(offset, data)
+        }
+    }
+
+    /// Switches for a store opened on a [`Faulty`] backend.
+    #[derive(Default)]
+    struct Faults {
+        fail: Arc<AtomicBool>,
+        syncs: Arc<AtomicUsize>,
+    }
+
+    impl Faults {
+        fn open(&self, dir: &Path) -> EmbeddedStore {
+            let path = dir.join(FILE_NAME);
+            let (fail, syncs) = (Arc::clone(&self.fail), Arc::clone(&self.syncs));
+            let opener: Opener = Box::new(move || {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(redb::StorageError::from)?;
+                let backend = Faulty {
+                    file: FileBackend::new(file)?,
+                    fail: Arc::clone(&fail),
+                    syncs: Arc::clone(&syncs),
+                };
+                Database::builder().create_with_backend(backend)
+            });
+            EmbeddedStore::open_with(dir, opener).expect("open faulty store")
+        }
+
+        fn syncs(&self) -> usize {
+            self.syncs.load(Ordering::SeqCst)
+        }
+    }
+
+    fn team(s: &str) -> TeamCode {
+        TeamCode::parse(s).expect("team")
+    }
+
+    fn player(number: u8, name: &str) -> Player {
+        Player::new(number, name).expect("player")
+    }
+
+    fn id(home: &str, visit: &str) -> MatchId {
+        MatchId::parse(&format!("{home}-{visit}-2011-09-10")).expect("id")
+    }
+
+    fn create(home: &str, visit: &str) -> Op {
+        Op::Create {
+            new: NewMatch {
+                home: team(home),
+                visit: team(visit),
+                start_date: Date::parse("2011-09-10").expect("date"),
+                stadium: Some("Estadio \"Azul\"".to_owned()),
+                home_players: vec![player(7, "Luna"), player(10, "Río")],
+                visit_players: vec![player(9, "Sol")],
+            },
+            now_ms: T0,
+        }
+    }
+
+    fn post(id: &MatchId, event: PostedEvent) -> Op {
+        Op::Apply {
+            id: id.clone(),
+            event,
+            now_ms: T0 + 1000,
+        }
+    }
+
+    fn kind(id: &MatchId, kind: EventKind) -> Op {
+        post(id, PostedEvent::new(kind))
+    }
+
+    fn goal(id: &MatchId, by: &str, number: u8) -> Op {
+        let mut event = PostedEvent::new(EventKind::Goal);
+        event.team = Some(team(by));
+        event.player = Some(PlayerRef::Number(number));
+        post(id, event)
+    }
+
+    fn comment(id: &MatchId, text: &str) -> Op {
+        let mut event = PostedEvent::new(EventKind::Comment);
+        event.comment = Some(text.to_owned());
+        post(id, event)
+    }
+
+    fn visit(user: &str, count: u64) -> Op {
+        Op::Visit {
+            user: user.to_owned(),
+            count,
+        }
+    }
+
+    fn get_visits(user: &str) -> Op {
+        Op::GetVisits {
+            user: user.to_owned(),
+        }
+    }
+
+    /// Runs `ops` and checks every one succeeded.
+    fn run_ok(store: &mut EmbeddedStore, ops: Vec<Op>) -> Vec<Outcome> {
+        store
+            .execute(ops)
+            .into_iter()
+            .map(|r| r.expect("op succeeds"))
+            .collect()
+    }
+
+    /// Every record by value.
+    fn contents(store: &mut EmbeddedStore) -> Vec<(Match, Vec<Event>)> {
+        let records = store.load().expect("load");
+        records
+            .into_iter()
+            .map(|r| {
+                let history = r.history.iter().map(|e| Event::clone(e)).collect();
+                (Match::clone(&r.state), history)
+            })
+            .collect()
+    }
+
+    fn visits_of(store: &mut EmbeddedStore, user: &str) -> u64 {
+        match store.execute(vec![get_visits(user)]).pop() {
+            Some(Ok(Outcome::Visits(n))) => n,
+            other => panic!("expected Visits, got {other:?}"),
+        }
+    }
+
+    fn error_text(result: Result<EmbeddedStore, StoreError>) -> String {
+        match result {
+            Err(StoreError::Unavailable(text)) => text,
+            Err(other) => panic!("expected Unavailable, got {other:?}"),
+            Ok(_) => panic!("expected an error"),
+        }
+    }
+
+    /// A full match: rosters, goals, an own goal, a card, a substitution, comments.
+    fn play(store: &mut EmbeddedStore, m: &MatchId) {
+        let mut red = PostedEvent::new(EventKind::Card);
+        red.team = Some(team("tig"));
+        red.player = Some(PlayerRef::Number(9));
+        red.card = Some(Card::Red);
+        let mut sub = PostedEvent::new(EventKind::Substitution);
+        sub.team = Some(team("elp"));
+        sub.player_out = Some(PlayerRef::Number(10));
+        sub.player_in = Some(PlayerRef::Full(player(11, "Nube")));
+        let mut own = PostedEvent::new(EventKind::Goal);
+        own.team = Some(team("tig"));
+        own.player_team = Some(team("elp"));
+        own.player = Some(PlayerRef::Number(7));
+        run_ok(
+            store,
+            vec![
+                kind(m, EventKind::Start),
+                goal(m, "elp", 7),
+                comment(m, "¡qué golazo! \"Luna\" \\o/"),
+                post(m, red),
+                kind(m, EventKind::HalftimeStart),
+                kind(m, EventKind::HalftimeStop),
+                post(m, sub),
+                post(m, own),
+            ],
+        );
+    }
+
+    #[test]
+    fn open_creates_the_directory_and_the_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("a").join("b");
+        let mut store = EmbeddedStore::open(&dir).expect("open");
+        assert!(dir.join(FILE_NAME).is_file());
+        assert!(store.load().expect("load").is_empty());
+        assert_eq!(store.describe(), format!("embedded:{}", dir.display()));
+    }
+
+    #[test]
+    fn what_was_stored_is_loaded_again_after_reopening() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (m, other) = (id("elp", "tig"), id("abc", "zed"));
+        let mut store = EmbeddedStore::open(tmp.path()).expect("open");
+        run_ok(&mut store, vec![create("elp", "tig"), create("abc", "zed")]);
+        play(&mut store, &m);
+        run_ok(&mut store, vec![comment(&other, "later"), visit("ana", 2)]);
+        run_ok(&mut store, vec![visit("ana", 3), visit("bob", 1)]);
+        let before = contents(&mut store);
+        assert_eq!(before[1].0.last_seq, 8);
+        drop(store);
+
+        let mut store = EmbeddedStore::open(tmp.path()).expect("reopen");
+        assert_eq!(contents(&mut store), before);
+        assert_eq!(visits_of(&mut store, "ana"), 5);
+        assert_eq!(visits_of(&mut store, "bob"), 1);
+        assert_eq!(visits_of(&mut store, "cid"), 0);
+        let results = run_ok(&mut store, vec![comment(&m, "after restart")]);
+        assert!(matches!(&results[0], Outcome::Applied { event, .. } if event.seq == 9));
+    }
+
+    #[test]
+    fn a_batch_of_a_thousand_events_is_one_commit() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let faults = Faults::default();
+        let mut store = faults.open(tmp.path());
+        let m = id("elp", "tig");
+        let start = faults.syncs();
+        run_ok(&mut store, vec![create("elp", "tig")]);
+        let one_commit = faults.syncs() - start;
+        assert!(one_commit > 0);
+
+        let start = faults.syncs();
+        let ops = (0..1000)
+            .map(|i| comment(&m, &format!("minute {i}")))
+            .collect();
+        let results = run_ok(&mut store, ops);
+        assert_eq!(faults.syncs() - start, one_commit);
+        assert!(matches!(&results[999], Outcome::Applied { state, .. } if state.last_seq == 1000));
+        let before = contents(&mut store);
+        drop(store);
+        let mut store = EmbeddedStore::open(tmp.path()).expect("reopen");
+        assert_eq!(contents(&mut store), before);
+    }
+
+    #[test]
+    fn cancel_removes_the_history_on_disk() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (m, other) = (id("elp", "tig"), id("elp", "tigre"));
+        let mut store = EmbeddedStore::open(tmp.path()).expect("open");
+        run_ok(
+            &mut store,
+            vec![create("elp", "tig"), create("elp", "tigre")],
+        );
+        play(&mut store, &m);
+        run_ok(&mut store, vec![comment(&other, "stays")]);
+        run_ok(&mut store, vec![Op::Cancel { id: m.clone() }]);
+        drop(store);
+
+        let db = Database::create(tmp.path().join(FILE_NAME)).expect("raw open");
+        let txn = db.begin_read().expect("read");
+        let events = txn.open_table(EVENTS).expect("events");
+        let left: Vec<(String, u64)> = events
+            .iter()
+            .expect("iter")
+            .map(|e| {
+                let (key, _) = e.expect("entry");
+                (key.value().0.to_owned(), key.value().1)
+            })
+            .collect();
+        assert_eq!(left, [(other.to_string(), 1)]);
+        let matches = txn.open_table(MATCHES).expect("matches");
+        assert!(matches.get(m.as_str()).expect("get").is_none());
+        drop((events, matches, txn, db));
+
+        let mut store = EmbeddedStore::open(tmp.path()).expect("reopen");
+        let records = contents(&mut store);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].0.id, other);
+    }
+
+    #[test]
+    fn create_cancel_create_in_one_batch_keeps_the_last_match() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let m = id("elp", "tig");
+        let mut store = EmbeddedStore::open(tmp.path()).expect("open");
+        run_ok(&mut store, vec![create("elp", "tig")]);
+        play(&mut store, &m);
+        run_ok(
+            &mut store,
+            vec![
+                Op::Cancel { id: m.clone() },
+                create("elp", "tig"),
+                comment(&m, "again"),
+                Op::Cancel { id: m.clone() },
+                create("elp", "tig"),
+                kind(&m, EventKind::Start),
+            ],
+        );
+        let before = contents(&mut store);
+        assert_eq!(before[0].1.len(), 1);
+        drop(store);
+        let mut store = EmbeddedStore::open(tmp.path()).expect("reopen");
+        assert_eq!(contents(&mut store), before);
+    }
+
+    #[test]
+    fn a_failed_commit_refuses_the_batch_and_keeps_the_store_as_before() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let faults = Faults::default();
+        let mut store = faults.open(tmp.path());
+        let m = id("elp", "tig");
+        run_ok(&mut store, vec![create("elp", "tig"), visit("ana", 1)]);
+        let before = contents(&mut store);
+
+        faults.fail.store(true, Ordering::SeqCst);
+        let results = store.execute(vec![
+            kind(&m, EventKind::Start),
+            visit("ana", 5),
+            get_visits("ana"),
+            create("abc", "zed"),
+            comment(&id("no", "match"), "refused too"),
+        ]);
+        for (i, result) in results.iter().enumerate() {
+            match (i, result) {
+                (2, Ok(Outcome::Visits(_))) => {}
+                (_, Err(StoreError::Unavailable(text))) => {
+                    assert!(text.contains("commit failed"), "{text}");
+                    assert!(text.contains(&tmp.path().display().to_string()), "{text}");
+                }
+                other => panic!("unexpected result {other:?}"),
+            }
+        }
+        assert_eq!(contents(&mut store), before);
+        assert_eq!(visits_of(&mut store, "ana"), 1);
+
+        // Closed until the retry time, even once the disk is healthy again.
+        faults.fail.store(false, Ordering::SeqCst);
+        let results = store.execute(vec![kind(&m, EventKind::Start)]);
+        assert!(matches!(results[0], Err(StoreError::Unavailable(_))));
+
+        // Reopened at the retry time: the same seq is given again.
+        if let Db::Down { retry_at, .. } = &mut store.db {
+            *retry_at = Instant::now();
+        }
+        let results = run_ok(&mut store, vec![kind(&m, EventKind::Start)]);
+        assert!(matches!(&results[0], Outcome::Applied { event, .. } if event.seq == 1));
+        let after = contents(&mut store);
+        drop(store);
+        let mut store = EmbeddedStore::open(tmp.path()).expect("reopen");
+        assert_eq!(contents(&mut store), after);
+        assert_eq!(visits_of(&mut store, "ana"), 1);
+    }
+
+    #[test]
+    fn reopening_rewrites_what_a_failed_commit_touched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let faults = Faults::default();
+        let mut store = faults.open(tmp.path());
+        let m = id("elp", "tig");
+        run_ok(&mut store, vec![create("elp", "tig"), visit("ana", 1)]);
+        play(&mut store, &m);
+        let before = contents(&mut store);
+        faults.fail.store(true, Ordering::SeqCst);
+        let results = store.execute(vec![
+            comment(&m, "lost"),
+            visit("ana", 5),
+            create("abc", "zed"),
+        ]);
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Unavailable(_)))));
+        faults.fail.store(false, Ordering::SeqCst);
+
+        // Whatever reached the disk, make it worse: the database is closed, the file free.
+        let ghost = id("abc", "zed");
+        write_raw(tmp.path(), &[(ghost.as_str(), b"junk".to_vec())], &[]);
+        let db = Database::create(tmp.path().join(FILE_NAME)).expect("raw open");
+        let txn = db.begin_write().expect("write");
+        txn.open_table(EVENTS)
+            .expect("events")
+            .remove((m.as_str(), 1))
+            .expect("remove");
+        txn.open_table(VISITS)
+            .expect("visits")
+            .insert("ana", 99)
+            .expect("insert");
+        txn.commit().expect("commit");
+        drop(db);
+
+        if let Db::Down { retry_at, .. } = &mut store.db {
+            *retry_at = Instant::now();
+        }
+        assert_eq!(visits_of(&mut store, "ana"), 1);
+        assert!(matches!(store.db, Db::Open(_)));
+        drop(store);
+        let mut store = EmbeddedStore::open(tmp.path()).expect("reopen");
+        assert_eq!(contents(&mut store), before);
+        assert_eq!(visits_of(&mut store, "ana"), 1);
+    }
+
+    #[test]
+    fn reads_and_refused_ops_need_no_commit() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let faults = Faults::default();
+        let mut store = faults.open(tmp.path());
+        let start = faults.syncs();
+        let results = store.execute(vec![get_visits("ana"), Op::Cancel { id: id("a", "b") }]);
+        assert!(matches!(results[0], Ok(Outcome::Visits(0))));
+        assert_eq!(
+            results[1].as_ref().err(),
+            Some(&StoreError::NotFound(id("a", "b")))
+        );
+        assert_eq!(faults.syncs(), start);
+    }
+
+    #[test]
+    fn a_corrupted_file_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join(FILE_NAME);
+        fs::write(&path, vec![b'x'; 8192]).expect("write garbage");
+        let text = error_text(EmbeddedStore::open(tmp.path()));
+        assert!(text.contains(&path.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn an_unusable_path_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("plain-file");
+        fs::write(&file, b"not a directory").expect("write");
+        let text = error_text(EmbeddedStore::open(&file));
+        assert!(text.contains(&file.display().to_string()), "{text}");
+
+        fs::create_dir(tmp.path().join("d")).expect("mkdir");
+        fs::create_dir(tmp.path().join("d").join(FILE_NAME)).expect("mkdir");
+        let text = error_text(EmbeddedStore::open(&tmp.path().join("d")));
+        assert!(text.contains(FILE_NAME), "{text}");
+    }
+
+    #[test]
+    fn a_store_already_open_is_an_error() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let _first = EmbeddedStore::open(tmp.path()).expect("open");
+        let text = error_text(EmbeddedStore::open(tmp.path()));
+        assert!(text.contains(FILE_NAME), "{text}");
+    }
+
+    /// Raw event rows: match id, seq, bytes.
+    type RawEvents<'a> = Vec<(&'a str, u64, Vec<u8>)>;
+
+    /// Writes raw rows into the database file in `dir`.
+    fn write_raw(dir: &Path, matches: &[(&str, Vec<u8>)], events: &[(&str, u64, Vec<u8>)]) {
+        let db = Database::create(dir.join(FILE_NAME)).expect("raw create");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut table = txn.open_table(MATCHES).expect("matches");
+            for (id, bytes) in matches {
+                table.insert(*id, bytes.as_slice()).expect("insert");
+            }
+            let mut table = txn.open_table(EVENTS).expect("events");
+            for (id, seq, bytes) in events {
+                table.insert((*id, *seq), bytes.as_slice()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+
+    #[test]
+    fn undecodable_or_missing_data_is_an_error_naming_file_and_match() {
+        let m = id("elp", "tig");
+        let mut state = Match::create(
+            NewMatch {
+                home: team("elp"),
+                visit: team("tig"),
+                start_date: Date::parse("2011-09-10").expect("date"),
+                stadium: None,
+                home_players: Vec::new(),
+                visit_players: Vec::new(),
+            },
+            T0,
+        );
+        state.last_seq = 2;
+        let event = Event {
+            match_id: m.clone(),
+            seq: 1,
+            timestamp_ms: T0,
+            kind: EventKind::Start,
+            data: Default::default(),
+        };
+        let cases: [(&str, Vec<u8>, RawEvents); 3] = [
+            ("garbage state", b"not json".to_vec(), Vec::new()),
+            (
+                "garbage event",
+                encode_match(&state),
+                vec![(m.as_str(), 1, b"{".to_vec())],
+            ),
+            (
+                "missing event",
+                encode_match(&state),
+                vec![(m.as_str(), 1, encode_event(&event))],
+            ),
+        ];
+        for (name, state_bytes, events) in cases {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            write_raw(tmp.path(), &[(m.as_str(), state_bytes)], &events);
+            let text = error_text(EmbeddedStore::open(tmp.path()));
+            assert!(text.contains(FILE_NAME), "{name}: {text}");
+            assert!(text.contains(m.as_str()), "{name}: {text}");
+        }
+    }
 }

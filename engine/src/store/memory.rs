@@ -72,10 +72,16 @@ mod tests {
         let results = store.execute(vec![create(), start, create()]);
         assert!(matches!(results[0], Ok(Outcome::Created(_))));
         assert!(matches!(&results[1], Ok(Outcome::Applied { event, .. }) if event.seq == 1));
-        assert_eq!(results[2].as_ref().err(), Some(&StoreError::Exists(id.clone())));
+        assert_eq!(
+            results[2].as_ref().err(),
+            Some(&StoreError::Exists(id.clone()))
+        );
         let records = store.load().expect("load");
         assert_eq!(records.len(), 1);
-        assert_eq!((records[0].state.last_seq, records[0].history.len()), (1, 1));
+        assert_eq!(
+            (records[0].state.last_seq, records[0].history.len()),
+            (1, 1)
+        );
         let results = store.execute(vec![Op::Cancel { id }]);
         assert!(matches!(results[0], Ok(Outcome::Cancelled(_))));
         assert!(store.load().expect("load").is_empty());

@@ -83,7 +83,9 @@ pub fn parse_posted_event(body: &[u8]) -> Result<PostedEvent, ApiError> {
     let f = Fields::strict(&v, &EVENT_KEYS)?;
     let kind = f.kind()?;
     if kind == EventKind::Status {
-        return Err(ApiError("kind: status events are made by the server".into()));
+        return Err(ApiError(
+            "kind: status events are made by the server".into(),
+        ));
     }
     let comment = match f.str("comment")? {
         Some(c) if !is_printable_line(c, MAX_COMMENT) => {
@@ -141,10 +143,12 @@ pub fn parse_match_json(v: &Value) -> Result<Match, ApiError> {
     let home = f.team("home")?.ok_or_else(|| required("home"))?;
     let visit = f.team("visit")?.ok_or_else(|| required("visit"))?;
     let start_date = f.date("start_date")?;
-    let id = MatchId::parse(f.str("id")?.ok_or_else(|| required("id"))?)
-        .map_err(|e| field("id", e))?;
+    let id =
+        MatchId::parse(f.str("id")?.ok_or_else(|| required("id"))?).map_err(|e| field("id", e))?;
     if id != MatchId::new(&home, &visit, start_date) {
-        return Err(ApiError("id: does not match home, visit and start_date".into()));
+        return Err(ApiError(
+            "id: does not match home, visit and start_date".into(),
+        ));
     }
     let period = f.str("period")?.ok_or_else(|| required("period"))?;
     let period = Period::parse(period)
@@ -156,7 +160,9 @@ pub fn parse_match_json(v: &Value) -> Result<Match, ApiError> {
         visit,
         start_date,
         stadium: f.str("stadium")?.map(str::to_owned),
-        home_players: f.roster("home_players", false)?.ok_or_else(|| required("home_players"))?,
+        home_players: f
+            .roster("home_players", false)?
+            .ok_or_else(|| required("home_players"))?,
         visit_players: f
             .roster("visit_players", false)?
             .ok_or_else(|| required("visit_players"))?,
@@ -272,7 +278,10 @@ impl<'a> Fields<'a> {
         for (i, v) in list.iter().enumerate() {
             let p = player(&format!("{key}[{i}]"), v)?;
             if unique && players.iter().any(|q| q.number == p.number) {
-                return Err(ApiError(format!("{key}: number {} appears twice", p.number)));
+                return Err(ApiError(format!(
+                    "{key}: number {} appears twice",
+                    p.number
+                )));
             }
             players.push(p);
         }

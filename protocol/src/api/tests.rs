@@ -25,8 +25,7 @@ fn new_match_minimal_and_full() {
     let full = seed_new_match();
     let body = new_match_body(&full);
     assert_eq!(parse_new_match(&body), Ok(full));
-    let null_stadium =
-        br#"{"home":"elp","visit":"tig","start_date":"2011-09-10","stadium":null}"#;
+    let null_stadium = br#"{"home":"elp","visit":"tig","start_date":"2011-09-10","stadium":null}"#;
     assert_eq!(parse_new_match(null_stadium).map(|m| m.stadium), Ok(None));
 }
 
@@ -52,6 +51,7 @@ fn new_match_refusals() {
         r#"{{"home":"elp","visit":"tig","start_date":"2011-09-10","stadium":"{}"}}"#,
         "x".repeat(129)
     );
+    #[rustfmt::skip]
     let cases: Vec<(&str, &[u8], &str)> = vec![
         ("not JSON", b"{", "body is not valid JSON"),
         ("not an object", b"[1]", "body must be a JSON object"),
@@ -104,6 +104,7 @@ fn posted_event_round_trips() {
 #[test]
 fn posted_event_refusals() {
     let long = format!(r#"{{"kind":"comment","comment":"{}"}}"#, "x".repeat(1025));
+    #[rustfmt::skip]
     let cases: Vec<(&str, &[u8], &str)> = vec![
         ("no kind", br#"{"team":"tig"}"#, "kind is required"),
         ("unknown kind", br#"{"kind":"dance"}"#, "kind: unknown kind \"dance\""),
@@ -155,6 +156,7 @@ fn match_json_shape_and_round_trip() {
 #[test]
 fn match_json_refusals() {
     let good = match_json(&seed_started());
+    #[rustfmt::skip]
     let cases: Vec<(&str, &str, Value, &str)> = vec![
         ("id mismatch", "id", json!("elp-riv-2011-09-10"), "id: does not match home, visit and start_date"),
         ("bad period", "period", json!("overtime"), "period: unknown period \"overtime\""),
@@ -229,6 +231,7 @@ fn events_round_trip_through_json() {
 #[test]
 fn event_json_refusals() {
     let id = MatchId::parse("elp-tig-2011-09-10").expect("id");
+    #[rustfmt::skip]
     let cases: Vec<(&str, Value, &str)> = vec![
         ("no seq", json!({"timestamp": 1, "kind": "goal"}), "seq is required"),
         ("bad kind", json!({"seq": 1, "timestamp": 1, "kind": "x"}), "kind: unknown kind \"x\""),
@@ -236,9 +239,16 @@ fn event_json_refusals() {
         ("player by number", json!({"seq": 1, "timestamp": 1, "kind": "goal", "data": {"player": 7}}), "player must be {\"number\":..,\"name\":..}"),
     ];
     for (name, v, want) in cases {
-        assert_eq!(parse_event_json(&v, &id).map(|_| ()), Err(err(want)), "{name}");
+        assert_eq!(
+            parse_event_json(&v, &id).map(|_| ()),
+            Err(err(want)),
+            "{name}"
+        );
     }
     let ok = json!({"seq": 3, "timestamp": 9, "kind": "halftime_start", "extra": true});
     let e = parse_event_json(&ok, &id).expect("unknown keys ignored");
-    assert_eq!((e.seq, e.kind, e.data), (3, EventKind::HalftimeStart, EventData::default()));
+    assert_eq!(
+        (e.seq, e.kind, e.data),
+        (3, EventKind::HalftimeStart, EventData::default())
+    );
 }

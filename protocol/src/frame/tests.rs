@@ -156,6 +156,7 @@ fn render_appends() {
 
 #[test]
 fn timestamps() {
+    #[rustfmt::skip]
     let cases: &[(&str, u64, &str)] = &[
         ("epoch", 0, "1970-01-01 00:00:00"),
         ("milliseconds are truncated", 999, "1970-01-01 00:00:00"),

@@ -42,7 +42,10 @@ fn sample_creates_the_seed_match() {
     let script = parse_script(SAMPLE).expect("SAMPLE parses");
     assert_eq!(script.new_match, seed_new_match());
     let total = script.total_sleep_ms();
-    assert!((25_000..=35_000).contains(&total), "about 30 s, got {total} ms");
+    assert!(
+        (25_000..=35_000).contains(&total),
+        "about 30 s, got {total} ms"
+    );
 }
 
 #[test]
@@ -54,7 +57,11 @@ fn sample_plays_a_whole_valid_match() {
     assert_eq!((m.home_score, m.visit_score), (1, 2));
     assert_eq!(m.last_seq, played.len() as u64);
     let kinds: Vec<EventKind> = played.iter().map(|(e, _)| e.kind).collect();
-    for k in [EventKind::HalftimeStart, EventKind::HalftimeStop, EventKind::Comment] {
+    for k in [
+        EventKind::HalftimeStart,
+        EventKind::HalftimeStop,
+        EventKind::Comment,
+    ] {
         assert!(kinds.contains(&k), "{k:?}");
     }
     let own_goal = played
@@ -76,7 +83,11 @@ fn sample_opening_renders_as_the_seed_session() {
         for (e, _) in &played[1..7] {
             render_event(e, version, &mut out);
         }
-        assert_eq!(String::from_utf8(out).expect("UTF-8"), golden, "{version:?}");
+        assert_eq!(
+            String::from_utf8(out).expect("UTF-8"),
+            golden,
+            "{version:?}"
+        );
     }
 }
 
@@ -104,8 +115,14 @@ fn event_lines() {
     assert_eq!(e.player, Some(PlayerRef::Full(player(7, "Luna"))));
     assert_eq!(e.card, Some(Card::Yellow));
     let e = event("start home_players=\"1 Uno, 2 Juan Dos\"").expect("ok");
-    assert_eq!(e.home_players, Some(vec![player(1, "Uno"), player(2, "Juan Dos")]));
-    assert_eq!(event("halftime_start"), Ok(PostedEvent::new(EventKind::HalftimeStart)));
+    assert_eq!(
+        e.home_players,
+        Some(vec![player(1, "Uno"), player(2, "Juan Dos")])
+    );
+    assert_eq!(
+        event("halftime_start"),
+        Ok(PostedEvent::new(EventKind::HalftimeStart))
+    );
 }
 
 #[test]
@@ -121,6 +138,7 @@ fn headers_comments_and_blank_lines() {
 
 #[test]
 fn refusals() {
+    #[rustfmt::skip]
     let cases: &[(&str, &str, usize, &str)] = &[
         ("missing home", "visit tig\ndate 2011-09-10\n", 2, "missing `home` line"),
         ("missing visit", "home elp\ndate 2011-09-10\n", 2, "missing `visit` line"),

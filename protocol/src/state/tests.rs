@@ -53,7 +53,11 @@ fn start_sets_first_period_scores_and_rosters() {
     assert_eq!(m.period, Period::First);
     assert_eq!((m.home_score, m.visit_score), (0, 0));
     assert_eq!(m.home_players, vec![player(1, "Uno")]);
-    assert_eq!(m.visit_players.len(), 11, "visit roster kept when not given");
+    assert_eq!(
+        m.visit_players.len(),
+        11,
+        "visit roster kept when not given"
+    );
     assert_eq!((m.last_seq, m.updated_ms), (1, 5001));
 }
 
@@ -84,7 +88,10 @@ fn before_start_only_start_and_comment() {
     c.comment = Some("warming up".into());
     assert!(validate(&m, &c).is_ok());
     for kind in EventKind::ALL {
-        if matches!(kind, EventKind::Start | EventKind::Comment | EventKind::Status) {
+        if matches!(
+            kind,
+            EventKind::Start | EventKind::Comment | EventKind::Status
+        ) {
             continue;
         }
         let e = validate(&m, &posted(kind, "elp"));
@@ -100,7 +107,10 @@ fn nothing_after_the_end() {
         if kind == EventKind::Status {
             continue;
         }
-        assert_eq!(validate(&m, &posted(kind, "elp")), Err(EventError::MatchEnded));
+        assert_eq!(
+            validate(&m, &posted(kind, "elp")),
+            Err(EventError::MatchEnded)
+        );
     }
     assert_eq!(EventError::MatchEnded.status(), 409);
 }
@@ -244,7 +254,10 @@ fn kinds_with_team_and_optional_player() {
         assert_eq!(data.player, Some(player(9, "Boselli")));
         let mut after = m.clone();
         post(&mut after, &p).expect("applies");
-        assert_eq!(after.home_players, m.home_players, "{kind:?} changes no state");
+        assert_eq!(
+            after.home_players, m.home_players,
+            "{kind:?} changes no state"
+        );
         assert_eq!((after.home_score, after.visit_score), (0, 0));
         assert_eq!(after.period, Period::First);
     }
@@ -278,7 +291,10 @@ fn red_card_removes_the_player_yellow_does_not() {
     post(&mut m, &p).expect("red");
     assert_eq!(m.home_players.len(), 10);
     assert!(!m.home_players.iter().any(|q| q.number == 25));
-    assert_eq!(validate(&m, &p).map(|_| ()), Err(not_on("player", "elp", 25)));
+    assert_eq!(
+        validate(&m, &p).map(|_| ()),
+        Err(not_on("player", "elp", 25))
+    );
 }
 
 fn not_on(key: &'static str, t: &str, number: u8) -> EventError {
@@ -315,9 +331,15 @@ fn substitution_errors() {
     let silva = Some(PlayerRef::Full(player(21, "Silva")));
     let mut p = substitution(18, silva.clone());
     p.player_out = None;
-    assert_eq!(validate(&m, &p), Err(EventError::MissingPlayer("player_out")));
+    assert_eq!(
+        validate(&m, &p),
+        Err(EventError::MissingPlayer("player_out"))
+    );
     let p = substitution(18, None);
-    assert_eq!(validate(&m, &p), Err(EventError::MissingPlayer("player_in")));
+    assert_eq!(
+        validate(&m, &p),
+        Err(EventError::MissingPlayer("player_in"))
+    );
     let p = substitution(44, silva);
     assert_eq!(validate(&m, &p), Err(not_on("player_out", "elp", 44)));
     assert_eq!(
@@ -365,7 +387,10 @@ fn irrelevant_keys_are_kept_when_valid() {
     assert_eq!(data.visit_players, Some(vec![player(1, "Uno")]));
     let mut after = m.clone();
     post(&mut after, &p).expect("applies");
-    assert_eq!(after.visit_players, m.visit_players, "rosters only on start");
+    assert_eq!(
+        after.visit_players, m.visit_players,
+        "rosters only on start"
+    );
     p.visit_players = Some(vec![player(1, "Uno"), player(1, "Dos")]);
     assert_eq!(validate(&m, &p), Err(EventError::DuplicateNumber(1)));
 }
@@ -407,8 +432,14 @@ fn reasons_are_human() {
             },
             "halftime_stop not accepted in period first",
         ),
-        (EventError::UnknownTeam("boc".into()), "team boc does not play this match"),
-        (EventError::DuplicateNumber(7), "number 7 appears twice in a roster"),
+        (
+            EventError::UnknownTeam("boc".into()),
+            "team boc does not play this match",
+        ),
+        (
+            EventError::DuplicateNumber(7),
+            "number 7 appears twice in a roster",
+        ),
     ];
     for (e, want) in cases {
         assert_eq!(e.reason(), want);

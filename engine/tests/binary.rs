@@ -1,0 +1,199 @@
+//! Black-box tests of the real `matchstream` binary: start-up line, SIGTERM, and durability
+//! of the embedded store across `kill -9`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use matchstream_engine::client::HttpClient;
+use matchstream_protocol::MatchId;
+
+/// A `matchstream serve` process and the API address from its `listening` line.
+struct Process {
+    child: Child,
+    api: SocketAddr,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn serve(args: &[&str]) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_matchstream"))
+        .arg("serve")
+        .args([
+            "--api",
+            "127.0.0.1:0",
+            "--stream-port",
+            "0",
+            "--cores",
+            "2",
+            "--no-pin",
+            "--token",
+            "t0k3n",
+        ])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let keep = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening api=").nth(1) {
+                let addr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx.send(addr);
+            }
+            keep.lock().map(|mut l| l.push(line)).ok();
+        }
+    });
+    let api = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no listening line; stderr: {:?}",
+                lines.lock().map(|l| l.clone())
+            )
+        })
+        .parse()
+        .expect("api address");
+    Process {
+        child,
+        api,
+        stderr: lines,
+    }
+}
+
+impl Process {
+    fn client(&self) -> HttpClient {
+        HttpClient::new(&format!("http://{}", self.api))
+            .expect("client")
+            .with_token("t0k3n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly_with_exit_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("embedded:{}", dir.path().display());
+    let mut p = serve(&["--store", &store]);
+    assert_eq!(p.client().get("/1/matches").expect("list").status, 200);
+    // SAFETY: kill on the pid of a child we own.
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    let status = p.child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "stderr: {:?}",
+        p.stderr.lock().map(|l| l.clone())
+    );
+}
+
+#[test]
+fn every_acknowledged_event_survives_kill_9_and_a_restart_serves_the_same_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("embedded:{}", dir.path().display());
+    let mut first = serve(&["--store", &store]);
+    let mut client = first.client();
+    let r = client
+        .post_json("/1/matches", br#"{"home":"elp","visit":"tig","start_date":"2011-09-10","home_players":[{"number":9,"name":"Boselli"}]}"#)
+        .expect("create");
+    assert_eq!(r.status, 201);
+    let id = MatchId::parse("elp-tig-2011-09-10").expect("id");
+    assert_eq!(
+        client
+            .post_json(&format!("/1/match/{id}/events"), br#"{"kind":"start"}"#)
+            .expect("start")
+            .status,
+        201
+    );
+
+    // Four watchers post concurrently; each records the seqs it got a 201 for.
+    let acked = Arc::new(Mutex::new(vec![1u64]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let posters: Vec<_> = (0..4)
+        .map(|_| {
+            let (acked, stop, mut client) = (acked.clone(), stop.clone(), first.client());
+            let path = format!("/1/match/{id}/events");
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(r) =
+                        client.post_json(&path, br#"{"kind":"shot","team":"elp","player":9}"#)
+                    else {
+                        return; // the server died mid-request: that event was not acknowledged
+                    };
+                    if r.status != 201 {
+                        return;
+                    }
+                    let seq = r.json().expect("json")["seq"].as_u64().expect("seq");
+                    acked.lock().expect("lock").push(seq);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    first.child.kill().expect("kill -9");
+    first.child.wait().expect("wait");
+    stop.store(true, Ordering::Relaxed);
+    for p in posters {
+        p.join().expect("poster");
+    }
+    let mut acked = acked.lock().expect("lock").clone();
+    acked.sort_unstable();
+    assert!(
+        acked.len() > 20,
+        "only {} events acknowledged before the kill",
+        acked.len()
+    );
+
+    let second = serve(&["--store", &store]);
+    let v = second
+        .client()
+        .get(&format!("/1/match/{id}/history"))
+        .expect("history")
+        .json()
+        .expect("json");
+    let seqs: Vec<u64> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "history has a gap or disorder"
+    );
+    for seq in &acked {
+        assert!(
+            seqs.contains(seq),
+            "acknowledged event {seq} lost ({} stored)",
+            seqs.len()
+        );
+    }
+    let m = second
+        .client()
+        .get(&format!("/1/match/{id}"))
+        .expect("match")
+        .json()
+        .expect("json");
+    assert_eq!(m["last_seq"].as_u64(), seqs.last().copied());
+    assert_eq!(m["period"], "first");
+}

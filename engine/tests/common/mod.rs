@@ -1,0 +1,235 @@
+//! Shared helpers of the end-to-end tests: a real server on ephemeral ports (2 cores, so
+//! cross-core fanout always runs) that shuts down on drop, and raw-socket clients.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use matchstream_engine::client::HttpClient;
+use matchstream_engine::config::StoreSpec;
+use matchstream_engine::{Config, ServerHandle};
+use matchstream_protocol::frame::{render_event, render_status, Version};
+use matchstream_protocol::{Event, Match, MatchId};
+
+/// The watcher token every test server uses.
+pub const TOKEN: &str = "test-token";
+
+/// A server for one test.
+pub struct TestServer {
+    /// The running node (shut down on drop).
+    pub handle: Option<ServerHandle>,
+    /// The API address.
+    pub api: SocketAddr,
+    /// Stream ports, one per core.
+    pub ports: Vec<u16>,
+}
+
+/// The configuration tests start from: memory store, port 0, 2 cores, short timeouts.
+pub fn test_config() -> Config {
+    Config {
+        cores: 2,
+        api: "127.0.0.1:0".parse().expect("addr"),
+        stream_port: 0,
+        store: StoreSpec::Memory,
+        token: Some(TOKEN.into()),
+        command_timeout_ms: 2_000,
+        http_timeout_ms: 2_000,
+        http_idle_ms: 5_000,
+        shutdown_grace_ms: 2_000,
+        no_pin: true,
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    /// A server with [`test_config`].
+    pub fn start() -> TestServer {
+        TestServer::start_with(test_config())
+    }
+
+    /// A server with `config`.
+    pub fn start_with(config: Config) -> TestServer {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let handle = matchstream_engine::start(config).expect("server starts");
+        TestServer {
+            api: handle.api_addr,
+            ports: handle.stream_ports.clone(),
+            handle: Some(handle),
+        }
+    }
+
+    /// An authenticated API client.
+    pub fn watcher(&self) -> HttpClient {
+        HttpClient::new(&format!("http://{}", self.api))
+            .expect("client")
+            .with_token(TOKEN)
+    }
+
+    /// An anonymous API client.
+    pub fn reader(&self) -> HttpClient {
+        HttpClient::new(&format!("http://{}", self.api)).expect("client")
+    }
+
+    /// Creates the seed's match (elp-tig-2011-09-10) from the sample script; returns its id
+    /// and the script.
+    pub fn create_sample(&self) -> (MatchId, matchstream_protocol::script::Script) {
+        let script =
+            matchstream_protocol::script::parse_script(matchstream_protocol::script::SAMPLE)
+                .expect("sample parses");
+        let body = matchstream_protocol::api::new_match_body(&script.new_match);
+        let r = self
+            .watcher()
+            .post_json("/1/matches", &body)
+            .expect("create");
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let id = MatchId::new(
+            &script.new_match.home,
+            &script.new_match.visit,
+            script.new_match.start_date,
+        );
+        (id, script)
+    }
+
+    /// Posts an event; returns the status and body.
+    pub fn post_event(&self, id: &MatchId, body: &str) -> (u16, String) {
+        let r = self
+            .watcher()
+            .post_json(&format!("/1/match/{id}/events"), body.as_bytes())
+            .expect("post");
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    }
+
+    /// The match state as the API shows it.
+    pub fn state(&self, id: &MatchId) -> Match {
+        let v = self
+            .reader()
+            .get(&format!("/1/match/{id}"))
+            .expect("get")
+            .json()
+            .expect("json");
+        matchstream_protocol::api::parse_match_json(&v).expect("match json")
+    }
+
+    /// The match history as the API shows it.
+    pub fn history(&self, id: &MatchId) -> Vec<Event> {
+        let v = self
+            .reader()
+            .get(&format!("/1/match/{id}/history"))
+            .expect("get")
+            .json()
+            .expect("json");
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|e| matchstream_protocol::api::parse_event_json(e, id).expect("event json"))
+            .collect()
+    }
+
+    /// Shuts the server down now.
+    pub fn stop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Connects a subscriber to `port` and sends `line` + CRLF.
+pub fn subscribe(port: u16, line: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(format!("{line}\r\n").as_bytes())
+        .expect("send command");
+    s
+}
+
+/// Reads until the server closes (or 20 s pass: a failure).
+pub fn read_to_close(mut s: TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let started = Instant::now();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!(
+                "no close after {:?}: {e}; got {:?}",
+                started.elapsed(),
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
+
+/// Reads until `out` ends with `suffix`.
+pub fn read_until(s: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !out.ends_with(suffix) {
+        let n = s.read(&mut buf).expect("read");
+        assert!(
+            n > 0,
+            "closed early; got {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+/// Sends raw bytes to the API and reads the whole answer until the server closes.
+pub fn raw_http(api: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(api).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request).expect("send");
+    String::from_utf8_lossy(&read_to_close(s)).into_owned()
+}
+
+/// The bytes a subscriber must receive: `status` then every event's frame.
+pub fn expected_stream(status: &Match, events: &[Event], version: Version) -> Vec<u8> {
+    let mut out = Vec::new();
+    render_status(status, version, &mut out);
+    for e in events {
+        render_event(e, version, &mut out);
+    }
+    out
+}
+
+/// Posts every event of the script (no sleeps); returns how many were posted.
+pub fn post_all(
+    server: &TestServer,
+    id: &MatchId,
+    script: &matchstream_protocol::script::Script,
+    skip: usize,
+) -> usize {
+    let mut client = server.watcher();
+    let mut n = 0;
+    for step in &script.steps {
+        if let matchstream_protocol::script::Step::Event(e) = step {
+            n += 1;
+            if n <= skip {
+                continue;
+            }
+            let body = matchstream_protocol::api::posted_event_body(e);
+            let r = client
+                .post_json(&format!("/1/match/{id}/events"), &body)
+                .expect("post");
+            assert_eq!(
+                r.status,
+                201,
+                "event {n}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+    n
+}
