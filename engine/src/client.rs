@@ -29,7 +29,6 @@ const MAX_HEADERS: usize = 64;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// A blocking HTTP/1.1 client for one server (`http://host:port`).
-#[derive(Debug)]
 pub struct HttpClient {
     /// `http://host:port`, for messages.
     base: String,
@@ -39,6 +38,17 @@ pub struct HttpClient {
     token: Option<String>,
     /// The keep-alive connection, when one is open.
     conn: Option<Conn>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    /// Shows the server and whether a token is set, never the token itself.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
 }
 
 /// An open connection and the bytes read past the last response.

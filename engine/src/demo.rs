@@ -21,7 +21,7 @@ use matchstream_protocol::{Date, EventKind, MatchId, NewMatch, PostedEvent};
 
 use crate::client::HttpClient;
 use crate::config::DemoArgs;
-use crate::replay::{cancel_match, check_speed, create_match, play_steps, scaled};
+use crate::replay::{cancel_match, check_speed, create_match, play_steps, say, scaled};
 use crate::{signals, watch};
 
 /// Longest pause between rounds (at the default speed and slower), so watchers see the end.
@@ -44,20 +44,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut client = HttpClient::new(&base)?.with_token(&server.token);
     let first = first_round(&mut client, &script.new_match)?;
     let (host, port) = watch::checkin(&mut client)?;
-    print!(
-        "{}",
-        banner(&Banner {
-            program: &program_name(),
-            base: &base,
-            host: &host,
-            port,
-            first: &first,
-            token: &server.token,
-            speed: args.speed,
-            round_secs: scaled(script.total_sleep_ms(), args.speed).map_or(0, |d| d.as_secs()),
-            store: &store,
-        })
-    );
+    say(&banner(&Banner {
+        program: &program_name(),
+        base: &base,
+        host: &host,
+        port,
+        first: &first,
+        token: &server.token,
+        speed: args.speed,
+        round: scaled(script.total_sleep_ms(), args.speed).unwrap_or_default(),
+        store: &store,
+    }));
 
     let stop = Arc::new(Stop::default());
     let finished = Arc::new(AtomicBool::new(false));
@@ -85,7 +82,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let sig = signals::wait_termination();
     if !finished.load(Ordering::SeqCst) {
-        println!("signal {sig} received: stopping");
+        say(&format!("signal {sig} received: stopping"));
     }
     stop.set();
     let result = player
@@ -125,7 +122,7 @@ struct Banner<'a> {
     first: &'a MatchId,
     token: &'a str,
     speed: f64,
-    round_secs: u64,
+    round: Duration,
     store: &'a str,
 }
 
@@ -139,13 +136,19 @@ fn banner(b: &Banner<'_>) -> String {
         first,
         token,
         speed,
-        round_secs,
+        round,
         store,
     } = *b;
     let pace = if speed == 0.0 {
         "without pauses".to_owned()
     } else {
-        format!("at {speed}× speed (a round takes about {round_secs} s)")
+        let secs = round.as_secs_f64();
+        let secs = if secs < 10.0 {
+            format!("{secs:.1}")
+        } else {
+            format!("{secs:.0}")
+        };
+        format!("at {speed}× speed (a round takes about {secs} s)")
     };
     format!(
         "matchstream demo: playing the sample match in a loop {pace}; store {store}\n\
@@ -163,8 +166,7 @@ fn banner(b: &Banner<'_>) -> String {
          \x20 token:    {token}\n\
          \x20 replay:   {program} replay sample --url {base} --token {token} --date 2030-01-01\n\
          \n\
-         Stop with Ctrl-C.\n\
-         \n"
+         Stop with Ctrl-C.\n"
     )
 }
 
@@ -224,27 +226,31 @@ impl Player<'_> {
         let mut current = first;
         let pause = scaled(ROUND_PAUSE_AT_1X_MS, self.speed).map(|d| d.min(ROUND_PAUSE));
         for round in 1.. {
-            println!("round {round}: {current}");
+            say(&format!("round {round}: {current}"));
             let played = play_steps(
                 &mut self.client,
                 &current,
                 &self.script,
                 self.speed,
                 |pause| self.stop.sleep(pause),
-                |line| println!("  {line}"),
+                |line| say(&format!("  {line}")),
             )?;
             if !played {
                 return self.wind_up(&current);
             }
             if rounds != 0 && round >= rounds {
-                println!("round {round}: {current} ended; {rounds} round(s) played");
+                say(&format!(
+                    "round {round}: {current} ended; {rounds} round(s) played"
+                ));
                 return Ok(());
             }
             let date = next_day(date_of(&current)?)
                 .ok_or_else(|| anyhow!("no date after {current} for the next round"))?;
             let next = create_from(&mut self.client, &self.script.new_match, date)?;
             let wait = pause.map_or_else(String::new, |d| format!(" in {:.1} s", d.as_secs_f64()));
-            println!("round {round}: {current} ended; next: {next}{wait}");
+            say(&format!(
+                "round {round}: {current} ended; next: {next}{wait}"
+            ));
             if let Some(pause) = pause {
                 if !self.stop.sleep(pause) {
                     cancel_match(&mut self.client, &next)?;
@@ -264,12 +270,15 @@ impl Player<'_> {
             .client
             .post_json(&format!("/1/match/{id}/events"), &body)?;
         if response.is_success() {
-            println!("{id} stopped early");
+            say(&format!("{id} stopped early"));
         } else {
             log::debug!(target: "matchstream::demo",
                 "stop on {id} refused ({}); cancelling it", response.error_text());
             cancel_match(&mut self.client, id)?;
-            println!("{id} removed (it had not started) from {}", self.base);
+            say(&format!(
+                "{id} removed (it had not started) from {}",
+                self.base
+            ));
         }
         Ok(())
     }
@@ -448,7 +457,7 @@ mod tests {
             first: &first,
             token: "secret",
             speed: 4.0,
-            round_secs: 8,
+            round: Duration::from_millis(30_500 / 4),
             store: "memory",
         });
         for want in [
@@ -458,7 +467,7 @@ mod tests {
             "curl http://127.0.0.1:8888/1/checkin\n",
             "curl http://127.0.0.1:8888/1/match/elp-tig-2011-09-10/history\n",
             "token:    secret\n",
-            "at 4× speed (a round takes about 8 s)",
+            "at 4× speed (a round takes about 7.6 s)",
         ] {
             assert!(text.contains(want), "{want:?} missing from\n{text}");
         }

@@ -3,7 +3,7 @@
 //! its events at the script's pace, scaled by `--speed`, printing one line per stored event.
 //! `demo` plays the sample match with the same functions.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -28,21 +28,27 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let mut client = HttpClient::new(&args.url)?.with_token(&args.token);
     let id = match_id(&script.new_match);
     if args.replace && cancel_match(&mut client, &id)? {
-        println!("cancelled the existing match {id}");
+        say(&format!("cancelled the existing match {id}"));
     }
     let events = script
         .steps
         .iter()
         .filter(|s| matches!(s, Step::Event(_)))
         .count();
-    println!(
+    say(&format!(
         "playing {id} on {}: {events} events, {}",
         client.base_url(),
         duration_text(script.total_sleep_ms(), args.speed)
-    );
-    let id = play(&mut client, &script, args.speed, |line| println!("{line}"))?;
-    println!("{id} played");
+    ));
+    let id = play(&mut client, &script, args.speed, say)?;
+    say(&format!("{id} played"));
     Ok(())
+}
+
+/// Prints a line on standard output. Write errors are ignored: a closed output (`replay ...
+/// | head`) must not stop a play, whose effect is on the server.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// Reads and parses a script: `-` is standard input, `sample` the built-in sample match
@@ -201,7 +207,7 @@ pub fn scaled(ms: u64, speed: f64) -> Option<Duration> {
 fn duration_text(total_ms: u64, speed: f64) -> String {
     match scaled(total_ms, speed) {
         None => "no pauses".into(),
-        Some(d) => format!("about {:.0} s at {speed}×", d.as_secs_f64().ceil()),
+        Some(d) => format!("about {:.1} s at {speed}×", d.as_secs_f64()),
     }
 }
 
@@ -274,9 +280,11 @@ pub fn describe(e: &Event) -> String {
         add(&format!("in {}", player(p)));
     }
     if let Some(text) = &d.comment {
-        let shown: String = text.chars().take(COMMENT_SHOWN).collect();
-        let more = if shown.len() < text.len() { "…" } else { "" };
-        add(&format!("\"{shown}{more}\""));
+        let mut shown: String = text.chars().take(COMMENT_SHOWN).collect();
+        if shown.len() < text.len() {
+            shown.push('…');
+        }
+        add(&format!("{shown:?}"));
     }
     for (side, roster) in [("home", &d.home_players), ("visit", &d.visit_players)] {
         if let Some(roster) = roster {
@@ -390,6 +398,18 @@ mod tests {
                 &format!("seq 7 comment \"{}…\"", "é".repeat(60)),
             ),
             (
+                "quoted comment",
+                event(
+                    8,
+                    EventKind::Comment,
+                    EventData {
+                        comment: Some("say \"hi\"".into()),
+                        ..EventData::default()
+                    },
+                ),
+                "seq 8 comment \"say \\\"hi\\\"\"",
+            ),
+            (
                 "start with rosters",
                 event(
                     1,
@@ -452,7 +472,7 @@ mod tests {
         for bad in [-1.0, f64::NAN, f64::INFINITY] {
             assert!(check_speed(bad).is_err(), "{bad}");
         }
-        assert_eq!(duration_text(30_000, 4.0), "about 8 s at 4×");
+        assert_eq!(duration_text(30_000, 4.0), "about 7.5 s at 4×");
         assert_eq!(duration_text(30_000, 0.0), "no pauses");
     }
 

@@ -184,3 +184,20 @@ async fn say_goodbye(stream: &mut TcpStream, outbox: &Outbox, end: End) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<A, B, F>(_: fn(A, B) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle subscriber keeps its session future and outbox alive: a guard against
+    /// growing them by accident (a buffer held across an await, say).
+    #[test]
+    fn an_idle_session_stays_small() {
+        assert!(future_size(run) <= 640, "session future is {} bytes", future_size(run));
+        assert!(std::mem::size_of::<Outbox>() <= 128);
+    }
+}

@@ -30,12 +30,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     if !is_valid_user_id(&args.user) {
         bail!("--user {:?}: use 1 to 64 of A-Z a-z 0-9 . _ -", args.user);
     }
-    let id = MatchId::parse(&args.match_id).map_err(|e| {
-        anyhow!(
-            "{:?}: {e} (a match id looks like elp-tig-2011-09-10)",
-            args.match_id
-        )
-    })?;
+    let id = MatchId::parse(&args.match_id).map_err(|e| anyhow!("{:?}: {e}", args.match_id))?;
     let mut client = HttpClient::new(&args.url)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
