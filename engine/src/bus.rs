@@ -27,6 +27,8 @@ pub enum BusMsg {
         /// The match state after the event.
         state: Arc<Match>,
     },
+    /// A whole match taken from the store (a node catching up): added, or brought up to date.
+    Snapshot(crate::store::MatchRecord),
     /// A match was cancelled: disconnect its subscribers and forget it.
     Cancelled(MatchId),
     /// The server is shutting down.

@@ -167,6 +167,26 @@ impl Fanout {
                     .or_insert_with(|| MatchView::new(state, Vec::new()));
             }
             BusMsg::Event { event, state } => self.deliver(event, state),
+            BusMsg::Snapshot(record) => {
+                let known = self
+                    .views
+                    .get(&record.state.id)
+                    .map(|v| v.history.len() as u64);
+                match known {
+                    None => {
+                        self.listing.replace(None);
+                        self.views.insert(
+                            record.state.id.clone(),
+                            MatchView::new(record.state, record.history),
+                        );
+                    }
+                    Some(have) => {
+                        for event in record.history.into_iter().filter(|e| e.seq > have) {
+                            self.deliver(event, record.state.clone());
+                        }
+                    }
+                }
+            }
             BusMsg::Cancelled(id) => {
                 self.listing.replace(None);
                 if let Some(view) = self.views.remove(&id) {

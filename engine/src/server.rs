@@ -14,6 +14,10 @@ use futures_lite::future;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::bus::{bus, BusHandle, BusMsg, Inbox};
+use crate::cluster::feed::Feed;
+use crate::cluster::registry::Registry;
+use crate::cluster::store::RedisStore;
+use crate::cluster::Delivered;
 use crate::config::{Config, StoreSpec};
 use crate::error::Error;
 use crate::fanout::Fanout;
@@ -38,6 +42,8 @@ pub struct ServerHandle {
     bus: BusHandle,
     executors: Vec<ExecutorJoinHandle<()>>,
     store: Option<StoreService>,
+    feed: Option<Feed>,
+    registry: Option<Registry>,
 }
 
 /// Everything one core needs, moved into its executor thread.
@@ -55,7 +61,7 @@ struct CoreSetup {
 }
 
 /// Opens the configured store.
-fn open_store(spec: &StoreSpec) -> Result<Box<dyn Store>, Error> {
+fn open_store(spec: &StoreSpec, delivered: &Arc<Delivered>) -> Result<Box<dyn Store>, Error> {
     let fail = |reason: String| Error::Store {
         spec: spec.to_string(),
         reason,
@@ -65,9 +71,22 @@ fn open_store(spec: &StoreSpec) -> Result<Box<dyn Store>, Error> {
         StoreSpec::Embedded(dir) => Ok(Box::new(
             EmbeddedStore::open(dir).map_err(|e| fail(e.to_string()))?,
         )),
-        StoreSpec::Redis(_) => Err(fail(
-            "the Redis backend is not built yet; use embedded:<dir> or memory".into(),
+        StoreSpec::Redis(url) => Ok(Box::new(
+            RedisStore::open(url, delivered.clone()).map_err(|e| fail(e.to_string()))?,
         )),
+    }
+}
+
+/// The host other nodes' checkins send clients to: `--advertise`, else the API's address.
+fn advertised_host(config: &Config, api: SocketAddr) -> String {
+    match &config.advertise {
+        Some(h) => h.clone(),
+        None if api.ip().is_unspecified() => {
+            log::warn!(target: "matchstream::server",
+                "the API listens on {api}: other nodes will send clients to 127.0.0.1; set --advertise");
+            "127.0.0.1".into()
+        }
+        None => api.ip().to_string(),
     }
 }
 
@@ -135,7 +154,8 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
     }
 
     let (bus, inboxes) = bus(cores);
-    let store = open_store(&config.store)?;
+    let delivered = Arc::new(Delivered::default());
+    let store = open_store(&config.store, &delivered)?;
     let describe = store.describe();
     let (service, store_handle, records) =
         StoreService::start(store, bus.clone()).map_err(|e| Error::Store {
@@ -143,15 +163,27 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
             reason: e.to_string(),
         })?;
 
-    let node = Arc::new(NodeStats {
-        node_id: config
+    let node = Arc::new(NodeStats::new(
+        config
             .node_id
             .clone()
             .unwrap_or_else(|| format!("{}:{}", hostname(), api_addr.port())),
         api_addr,
-        stream_ports: stream_ports.clone(),
-        cores: (0..cores).map(|_| Arc::default()).collect(),
-    });
+        stream_ports.clone(),
+    ));
+    let (feed, registry) = match &config.store {
+        StoreSpec::Redis(url) => {
+            let fail = |reason: String| Error::Store {
+                spec: url.clone(),
+                reason,
+            };
+            let feed = Feed::start(url, &records, bus.clone(), delivered.clone()).map_err(fail)?;
+            let host = advertised_host(&config, api_addr);
+            let registry = Registry::start(url, node.clone(), host).map_err(fail)?;
+            (Some(feed), Some(registry))
+        }
+        _ => (None, None),
+    };
     let config = Arc::new(config);
     let token_arc: Arc<str> = Arc::from(token.as_str());
     let records = Arc::new(records);
@@ -206,6 +238,8 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         bus,
         executors,
         store: Some(service),
+        feed,
+        registry,
     })
 }
 
@@ -258,11 +292,18 @@ impl ServerHandle {
             return;
         }
         log::info!(target: "matchstream::server", "shutting down");
+        // Leave the cluster first, so checkin stops sending clients here.
+        if let Some(registry) = self.registry.take() {
+            registry.stop();
+        }
         self.bus.broadcast(BusMsg::Shutdown);
         for (core, ex) in self.executors.drain(..).enumerate() {
             if ex.join().is_err() {
                 log::error!(target: "matchstream::server", "core {core} ended with an error");
             }
+        }
+        if let Some(feed) = self.feed.take() {
+            feed.stop();
         }
         if let Some(store) = self.store.take() {
             store.join();

@@ -197,7 +197,11 @@ mod tests {
     /// growing them by accident (a buffer held across an await, say).
     #[test]
     fn an_idle_session_stays_small() {
-        assert!(future_size(run) <= 640, "session future is {} bytes", future_size(run));
+        assert!(
+            future_size(run) <= 640,
+            "session future is {} bytes",
+            future_size(run)
+        );
         assert!(std::mem::size_of::<Outbox>() <= 128);
     }
 }

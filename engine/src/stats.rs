@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
@@ -113,9 +113,76 @@ pub struct NodeStats {
     pub stream_ports: Vec<u16>,
     /// Counters of core i at index i.
     pub cores: Vec<Arc<CoreStats>>,
+    /// Stream ports of the other nodes sharing this node's Redis (empty on a lone node).
+    pub remote: RwLock<Vec<RemotePort>>,
+}
+
+/// A stream port of another node, as its last heartbeat told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemotePort {
+    /// The node's id.
+    pub node: String,
+    /// The host clients connect to.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// Subscribers on that port's core.
+    pub load: u64,
+}
+
+/// Where checkin sends a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A core of this node.
+    Local(usize),
+    /// A port of another node.
+    Remote {
+        /// Its host.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
 }
 
 impl NodeStats {
+    /// A node's stats with no remote ports yet.
+    pub fn new(
+        node_id: String,
+        api_addr: std::net::SocketAddr,
+        stream_ports: Vec<u16>,
+    ) -> NodeStats {
+        NodeStats {
+            node_id,
+            api_addr,
+            cores: stream_ports.iter().map(|_| Arc::default()).collect(),
+            stream_ports,
+            remote: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Replaces what is known of the other nodes' ports.
+    pub fn set_remote(&self, ports: Vec<RemotePort>) {
+        if let Ok(mut remote) = self.remote.write() {
+            *remote = ports;
+        }
+    }
+
+    /// The least-loaded stream port of the cluster (this node's cores win ties).
+    pub fn checkin(&self) -> Target {
+        let core = self.least_loaded_core();
+        let local = self.cores.get(core).map_or(0, |c| c.subscribers());
+        let remote = self.remote.read().ok().and_then(|r| {
+            r.iter()
+                .filter(|p| p.load < local)
+                .min_by_key(|p| p.load)
+                .map(|p| Target::Remote {
+                    host: p.host.clone(),
+                    port: p.port,
+                })
+        });
+        remote.unwrap_or(Target::Local(core))
+    }
+
     /// The index of the core with the fewest subscribers (ties: lowest index).
     pub fn least_loaded_core(&self) -> usize {
         self.cores
@@ -303,12 +370,34 @@ mod tests {
     use super::*;
 
     fn node() -> NodeStats {
-        NodeStats {
-            node_id: "n1".into(),
-            api_addr: "127.0.0.1:8888".parse().expect("addr"),
-            stream_ports: vec![9100, 9101],
-            cores: vec![Arc::default(), Arc::default()],
-        }
+        NodeStats::new(
+            "n1".into(),
+            "127.0.0.1:8888".parse().expect("addr"),
+            vec![9100, 9101],
+        )
+    }
+
+    #[test]
+    fn checkin_prefers_a_less_loaded_remote_port_and_local_on_ties() {
+        let n = node();
+        n.cores[0].subscribers_delta(true);
+        n.cores[1].subscribers_delta(true);
+        let remote = |load| RemotePort {
+            node: "n2".into(),
+            host: "10.0.0.2".into(),
+            port: 9200,
+            load,
+        };
+        n.set_remote(vec![remote(1)]);
+        assert_eq!(n.checkin(), Target::Local(0));
+        n.set_remote(vec![remote(0)]);
+        assert_eq!(
+            n.checkin(),
+            Target::Remote {
+                host: "10.0.0.2".into(),
+                port: 9200
+            }
+        );
     }
 
     #[test]

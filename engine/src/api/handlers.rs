@@ -13,7 +13,7 @@ use matchstream_protocol::MatchId;
 
 use super::error;
 use crate::shard::Shard;
-use crate::stats::{metrics_text, stats_json};
+use crate::stats::{metrics_text, stats_json, Target};
 use crate::store::{Op, Outcome};
 
 #[derive(Debug, Clone, Copy)]
@@ -115,11 +115,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn checkin(shard: &Shard, local: Option<SocketAddr>) -> Response {
-    let core = shard.node.least_loaded_core();
-    let port = shard.node.stream_ports.get(core).copied().unwrap_or(0);
-    let host = match &shard.config.advertise {
-        Some(h) => h.clone(),
-        None => local.map_or_else(|| "127.0.0.1".to_owned(), |a| a.ip().to_string()),
+    let (host, port) = match shard.node.checkin() {
+        Target::Remote { host, port } => (host, port),
+        Target::Local(core) => {
+            let port = shard.node.stream_ports.get(core).copied().unwrap_or(0);
+            let host = match &shard.config.advertise {
+                Some(h) => h.clone(),
+                None => local.map_or_else(|| "127.0.0.1".to_owned(), |a| a.ip().to_string()),
+            };
+            (host, port)
+        }
     };
     Response::json(
         200,

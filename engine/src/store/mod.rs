@@ -5,6 +5,7 @@
 //! writes with one transaction and one fsync (group commit). Backends:
 //! - [`memory`]: nothing persisted, for tests and benchmarks;
 //! - [`embedded`]: durable on local disk (redb), the default;
+//! - `redis://...`: shared by many nodes, in [`crate::cluster::store`];
 //!
 //! [`catalog`] is the in-memory write model (validation, seq assignment, state) that both share.
 
@@ -130,6 +131,12 @@ pub trait Store: Send {
 
     /// A one-line description for logs (`embedded:/var/lib/matchstream`).
     fn describe(&self) -> String;
+
+    /// True when the store thread publishes committed changes on the bus itself; false for a
+    /// store whose changes reach the bus another way (Redis: the node's feed).
+    fn publishes_on_bus(&self) -> bool {
+        true
+    }
 }
 
 /// Visit counts as loaded or kept in memory.

@@ -112,7 +112,8 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle) {
         let (ops, replies): (Vec<Op>, Vec<Option<Reply>>) =
             batch.into_iter().map(|r| (r.op, r.reply)).unzip();
         let results = store.execute(ops);
-        for result in results.iter().flatten() {
+        let publishes = store.publishes_on_bus();
+        for result in results.iter().flatten().filter(|_| publishes) {
             match result {
                 Outcome::Created(m) => bus.broadcast(BusMsg::Created(m.clone())),
                 Outcome::Applied { event, state } => bus.broadcast(BusMsg::Event {

@@ -1,0 +1,181 @@
+//! Many nodes on one Redis: the Redis store backend, the node's event feed, the node registry.
+//!
+//! Key layout (one Redis database, prefix `ms:`):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `ms:matches` | set | every match id |
+//! | `ms:match:<id>` | string | the match state (JSON, `codec::encode_match`) |
+//! | `ms:seq:<id>` | string | the seq of the match's last event (0 after creation) |
+//! | `ms:history:<id>` | list | the match's events in seq order (JSON, `codec::encode_event`) |
+//! | `ms:visits` | hash | user id → number of connects |
+//! | `ms:nodes` | set | ids of nodes that heartbeat |
+//! | `ms:node:<id>` | string with TTL | a node's host, stream ports and per-core load |
+//! | `ms:events` | pub/sub channel | `C<match>` created, `E<event>` committed, `X<id>` cancelled |
+//!
+//! Writes are Lua scripts, so each is atomic on the Redis server: an event is validated by the
+//! node against the stored state at seq n and the script commits it (append to history, new
+//! state, seq n+1, publish) only if the stored seq is still n — two watchers on two nodes can
+//! never both take seq n+1. Every node keeps one subscription to `ms:events` ([`feed`]) and
+//! feeds what it receives into its own cores' bus, fetching missed events from the history when
+//! it sees a gap, so every subscriber of every node gets every event once and in order.
+
+pub mod feed;
+pub mod registry;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use matchstream_protocol::MatchId;
+
+/// The set of all match ids.
+pub const MATCHES: &str = "ms:matches";
+/// The hash of visit counts.
+pub const VISITS: &str = "ms:visits";
+/// The pub/sub channel of committed changes.
+pub const CHANNEL: &str = "ms:events";
+/// The set of node ids.
+pub const NODES: &str = "ms:nodes";
+
+/// `ms:match:<id>`.
+pub fn match_key(id: &str) -> String {
+    format!("ms:match:{id}")
+}
+/// `ms:seq:<id>`.
+pub fn seq_key(id: &str) -> String {
+    format!("ms:seq:{id}")
+}
+/// `ms:history:<id>`.
+pub fn history_key(id: &str) -> String {
+    format!("ms:history:{id}")
+}
+/// `ms:node:<id>`.
+pub fn node_key(id: &str) -> String {
+    format!("ms:node:{id}")
+}
+
+/// Connect and command timeouts towards Redis.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Opens a connection with timeouts set.
+pub fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let con = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
+    con.set_read_timeout(Some(REDIS_TIMEOUT))?;
+    con.set_write_timeout(Some(REDIS_TIMEOUT))?;
+    Ok(con)
+}
+
+/// Exponential backoff between reconnection attempts (100 ms doubling to 2 s).
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+    until: Option<Instant>,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            next: Duration::from_millis(100),
+            until: None,
+        }
+    }
+}
+
+impl Backoff {
+    /// Records a failure: the next attempt waits longer.
+    pub fn failed(&mut self) {
+        self.until = Some(Instant::now() + self.next);
+        self.next = (self.next * 2).min(Duration::from_secs(2));
+    }
+    /// Records a success.
+    pub fn succeeded(&mut self) {
+        *self = Backoff::default();
+    }
+    /// True when an attempt may be made now.
+    pub fn ready(&self) -> bool {
+        self.until.is_none_or(|t| Instant::now() >= t)
+    }
+    /// How long until an attempt may be made.
+    pub fn wait(&self) -> Duration {
+        self.until.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        })
+    }
+}
+
+/// What this node's feed has delivered to its cores, so the store can answer a watcher only
+/// once its write is visible on this node (read-your-writes, as with the local stores).
+#[derive(Debug, Default)]
+pub struct Delivered {
+    seen: Mutex<HashMap<MatchId, u64>>,
+    changed: Condvar,
+}
+
+impl Delivered {
+    /// Records that `id` is known up to `seq` (0 right after creation).
+    pub fn set(&self, id: &MatchId, seq: u64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(id.clone(), seq);
+            self.changed.notify_all();
+        }
+    }
+    /// Records that `id` is gone.
+    pub fn remove(&self, id: &MatchId) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(id);
+            self.changed.notify_all();
+        }
+    }
+    /// Waits up to `limit` until `done` holds for the delivered seq of `id` (None = unknown).
+    pub fn wait(&self, id: &MatchId, limit: Duration, done: impl Fn(Option<u64>) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        loop {
+            if done(seen.get(id).copied()) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self.changed.wait_timeout(seen, left) {
+                Ok((guard, _)) => seen = guard,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_two_seconds_and_resets() {
+        let mut b = Backoff::default();
+        assert!(b.ready());
+        for _ in 0..10 {
+            b.failed();
+        }
+        assert!(!b.ready());
+        assert!(b.wait() <= Duration::from_secs(2));
+        b.succeeded();
+        assert!(b.ready());
+    }
+
+    #[test]
+    fn delivered_wakes_a_waiter() {
+        let d = std::sync::Arc::new(Delivered::default());
+        let id = MatchId::parse("a-b-2011-01-01").expect("id");
+        let (d2, id2) = (d.clone(), id.clone());
+        let t = std::thread::spawn(move || d2.wait(&id2, Duration::from_secs(5), |s| s >= Some(3)));
+        std::thread::sleep(Duration::from_millis(20));
+        d.set(&id, 3);
+        assert!(t.join().expect("join"));
+        assert!(!d.wait(&id, Duration::from_millis(10), |s| s >= Some(4)));
+    }
+}

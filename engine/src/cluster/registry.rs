@@ -1,0 +1,173 @@
+//! The node registry: each node heartbeats its host, stream ports and per-core load into Redis
+//! with a time-to-live, and reads everyone else's, so checkin on any node answers the
+//! least-loaded port of the whole cluster. A node that dies drops out when its key expires.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{connect, node_key, Backoff, NODES};
+use crate::stats::{NodeStats, RemotePort};
+
+/// How often a node heartbeats.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long a heartbeat stays valid: a dead node drops out of checkin within this.
+pub const TTL: Duration = Duration::from_secs(4);
+
+/// What a node publishes about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeEntry {
+    /// Node id.
+    pub id: String,
+    /// The host clients connect to.
+    pub host: String,
+    /// Stream port of core i at index i.
+    pub ports: Vec<u16>,
+    /// Subscribers of core i at index i.
+    pub load: Vec<u64>,
+}
+
+/// The running registry thread.
+pub struct Registry {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Registry {
+    /// Starts heartbeating `node` (reachable at `host`) into `url`.
+    pub fn start(url: &str, node: Arc<NodeStats>, host: String) -> Result<Registry, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("bad redis url {url}: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let url = url.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("matchstream-registry".into())
+            .spawn(move || run(&client, &url, &node, &host, &flag))
+            .map_err(|e| format!("cannot start the registry thread: {e}"))?;
+        Ok(Registry {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops heartbeating, removes this node from the registry, waits for the thread.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(client: &redis::Client, url: &str, node: &NodeStats, host: &str, stop: &AtomicBool) {
+    let mut con: Option<redis::Connection> = None;
+    let mut backoff = Backoff::default();
+    let mut down = false;
+    let mut last_ok = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if con.is_none() && backoff.ready() {
+            match connect(client) {
+                Ok(c) => con = Some(c),
+                Err(_) => backoff.failed(),
+            }
+        }
+        if let Some(c) = con.as_mut() {
+            match beat(c, node, host) {
+                Ok(remote) => {
+                    node.set_remote(remote);
+                    last_ok = Instant::now();
+                    backoff.succeeded();
+                    if down {
+                        log::info!(target: "matchstream::registry", "registry on {url} reachable again");
+                        down = false;
+                    }
+                }
+                Err(e) => {
+                    if !down {
+                        log::warn!(target: "matchstream::registry", "registry on {url} unavailable: {e}");
+                        down = true;
+                    }
+                    con = None;
+                    backoff.failed();
+                }
+            }
+        }
+        if last_ok.elapsed() > TTL {
+            // What we know of the others is older than their heartbeats' lifetime.
+            node.set_remote(Vec::new());
+        }
+        let until = Instant::now() + HEARTBEAT;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    if let Some(c) = con.as_mut() {
+        let _: redis::RedisResult<()> = redis::pipe()
+            .cmd("DEL")
+            .arg(node_key(&node.node_id))
+            .ignore()
+            .cmd("SREM")
+            .arg(NODES)
+            .arg(&node.node_id)
+            .ignore()
+            .query(c);
+    }
+}
+
+/// One heartbeat: publish ours, read everyone's, drop the expired from the set.
+fn beat(
+    con: &mut redis::Connection,
+    node: &NodeStats,
+    host: &str,
+) -> redis::RedisResult<Vec<RemotePort>> {
+    let entry = NodeEntry {
+        id: node.node_id.clone(),
+        host: host.to_owned(),
+        ports: node.stream_ports.clone(),
+        load: node.cores.iter().map(|c| c.subscribers()).collect(),
+    };
+    let json = serde_json::to_string(&entry).unwrap_or_default();
+    let (members,): (Vec<String>,) = redis::pipe()
+        .cmd("SET")
+        .arg(node_key(&node.node_id))
+        .arg(json)
+        .arg("PX")
+        .arg(TTL.as_millis() as u64)
+        .ignore()
+        .cmd("SADD")
+        .arg(NODES)
+        .arg(&node.node_id)
+        .ignore()
+        .cmd("SMEMBERS")
+        .arg(NODES)
+        .query(con)?;
+    let keys: Vec<String> = members.iter().map(|m| node_key(m)).collect();
+    let values: Vec<Option<String>> = if keys.is_empty() {
+        Vec::new()
+    } else {
+        redis::cmd("MGET").arg(&keys).query(con)?
+    };
+    let mut remote = Vec::new();
+    for (member, value) in members.iter().zip(values) {
+        match value.and_then(|v| serde_json::from_str::<NodeEntry>(&v).ok()) {
+            None => {
+                let _: i64 = redis::cmd("SREM").arg(NODES).arg(member).query(con)?;
+            }
+            Some(e) if e.id == node.node_id => {}
+            Some(e) => {
+                for (port, load) in e.ports.iter().zip(&e.load) {
+                    remote.push(RemotePort {
+                        node: e.id.clone(),
+                        host: e.host.clone(),
+                        port: *port,
+                        load: *load,
+                    });
+                }
+            }
+        }
+    }
+    Ok(remote)
+}

@@ -1,0 +1,496 @@
+//! The Redis store backend: matches, history and visits in Redis, writes as atomic scripts.
+//!
+//! The node validates an event against the stored state at seq n (protocol's `validate`,
+//! the same rules as the local stores) and a Lua script commits it only if the stored seq is
+//! still n: append to the history, store the new state, set seq n+1, publish — one atomic step
+//! on the server. A batch of operations goes out as one pipeline (one round trip); an event
+//! that lost a race with another node is validated again against the fresh state and retried.
+//! This backend does not publish on the bus itself: the node's feed delivers every change,
+//! its own included, in seq order; the store answers a watcher once the feed has delivered
+//! the write on this node (read-your-writes), or after [`DELIVERY_WAIT`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use matchstream_protocol::codec::{decode_event, decode_match, encode_event, encode_match};
+use matchstream_protocol::state::{apply, validate};
+use matchstream_protocol::{Event, Match, MatchId};
+
+use super::{
+    connect, history_key, match_key, seq_key, Backoff, Delivered, CHANNEL, MATCHES, VISITS,
+};
+use crate::store::{MatchRecord, Op, Outcome, Store, StoreError};
+
+/// Longest a batch waits for the feed to deliver its writes on this node.
+pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
+
+/// Attempts at an event that keeps losing races with other nodes.
+const MAX_ATTEMPTS: usize = 8;
+
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], 0)
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1";
+
+const APPLY: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return -2 end
+if tonumber(cur) ~= tonumber(ARGV[1]) then return -1 end
+redis.call('RPUSH', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], tonumber(ARGV[1]) + 1)
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return tonumber(ARGV[1]) + 1";
+
+const CANCEL: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1";
+
+/// The Redis backend.
+pub struct RedisStore {
+    url: String,
+    client: redis::Client,
+    con: Option<redis::Connection>,
+    backoff: Backoff,
+    down: bool,
+    create: redis::Script,
+    apply: redis::Script,
+    cancel: redis::Script,
+    cache: HashMap<MatchId, Arc<Match>>,
+    delivered: Arc<Delivered>,
+}
+
+/// What a queued pipeline command will tell.
+enum Pending {
+    Create(Arc<Match>),
+    Apply {
+        event: Arc<Event>,
+        state: Arc<Match>,
+        posted: Box<Op>,
+    },
+    Cancel(MatchId),
+    Visit,
+    GetVisits,
+}
+
+fn unavailable(url: &str, e: &redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis {url}: {e}"))
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port[/db]`); fails when Redis cannot be reached.
+    pub fn open(url: &str, delivered: Arc<Delivered>) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad redis url {url}: {e}")))?;
+        let mut store = RedisStore {
+            url: url.to_owned(),
+            client,
+            con: None,
+            backoff: Backoff::default(),
+            down: false,
+            create: redis::Script::new(CREATE),
+            apply: redis::Script::new(APPLY),
+            cancel: redis::Script::new(CANCEL),
+            cache: HashMap::new(),
+            delivered,
+        };
+        store.connection()?;
+        Ok(store)
+    }
+
+    /// The open connection, (re)connecting with backoff and loading the scripts.
+    fn connection(&mut self) -> Result<&mut redis::Connection, StoreError> {
+        if self.con.is_none() {
+            if !self.backoff.ready() {
+                return Err(StoreError::Unavailable(format!(
+                    "redis {} unreachable; retrying in {:?}",
+                    self.url,
+                    self.backoff.wait()
+                )));
+            }
+            let opened = connect(&self.client).and_then(|mut con| {
+                for script in [CREATE, APPLY, CANCEL] {
+                    redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(script)
+                        .query::<String>(&mut con)?;
+                }
+                Ok(con)
+            });
+            match opened {
+                Ok(con) => {
+                    if self.down {
+                        log::info!(target: "matchstream::redis", "redis {} reachable again", self.url);
+                    }
+                    self.down = false;
+                    self.backoff.succeeded();
+                    self.con = Some(con);
+                }
+                Err(e) => return Err(self.lost(&e)),
+            }
+        }
+        self.con
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable(format!("redis {} not connected", self.url)))
+    }
+
+    /// Drops the connection after an error; logs the change once.
+    fn lost(&mut self, e: &redis::RedisError) -> StoreError {
+        if !self.down {
+            log::warn!(target: "matchstream::redis", "redis {} unavailable: {e}; writes fail with 503 until it is back", self.url);
+        }
+        self.down = true;
+        self.con = None;
+        self.cache.clear();
+        self.backoff.failed();
+        unavailable(&self.url, e)
+    }
+
+    /// The stored state of `id` (cached; `fresh` reads Redis).
+    fn state_of(&mut self, id: &MatchId, fresh: bool) -> Result<Option<Arc<Match>>, StoreError> {
+        if !fresh {
+            if let Some(m) = self.cache.get(id) {
+                return Ok(Some(m.clone()));
+            }
+        }
+        let key = match_key(id.as_str());
+        let bytes: Option<Vec<u8>> = match redis::cmd("GET").arg(&key).query(self.connection()?) {
+            Ok(b) => b,
+            Err(e) => return Err(self.lost(&e)),
+        };
+        match bytes {
+            None => {
+                self.cache.remove(id);
+                Ok(None)
+            }
+            Some(b) => {
+                let m = Arc::new(decode_match(&b).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "redis {}: bad data in {key}: {}",
+                        self.url, e.0
+                    ))
+                })?);
+                self.cache.insert(id.clone(), m.clone());
+                Ok(Some(m))
+            }
+        }
+    }
+
+    /// Validates an event against the stored state (refreshing before a refusal, since the
+    /// cache may be behind another node's writes) and builds the event and the state after it.
+    fn prepare_event(&mut self, op: &Op) -> Result<(Arc<Event>, Arc<Match>), StoreError> {
+        let Op::Apply { id, event, now_ms } = op else {
+            return Err(StoreError::Unavailable("not an event".into()));
+        };
+        let mut fresh = false;
+        loop {
+            let Some(state) = self.state_of(id, fresh)? else {
+                return Err(StoreError::NotFound(id.clone()));
+            };
+            match validate(&state, event) {
+                Ok(data) => {
+                    let e = Event {
+                        match_id: id.clone(),
+                        seq: state.last_seq + 1,
+                        timestamp_ms: (*now_ms).max(state.updated_ms),
+                        kind: event.kind,
+                        data,
+                    };
+                    let mut next = (*state).clone();
+                    apply(&mut next, &e);
+                    return Ok((Arc::new(e), Arc::new(next)));
+                }
+                Err(e) if fresh => return Err(StoreError::Invalid(e)),
+                Err(_) => fresh = true,
+            }
+        }
+    }
+
+    fn queue_apply(&self, pipe: &mut redis::Pipeline, event: &Event, state: &Match) {
+        let id = event.match_id.as_str();
+        let mut message = b"E".to_vec();
+        message.extend_from_slice(&encode_event(event));
+        pipe.cmd("EVALSHA")
+            .arg(self.apply.get_hash())
+            .arg(3)
+            .arg(seq_key(id))
+            .arg(match_key(id))
+            .arg(history_key(id))
+            .arg(event.seq - 1)
+            .arg(encode_event(event))
+            .arg(encode_match(state))
+            .arg(CHANNEL)
+            .arg(message);
+    }
+
+    /// One event on its own, retried against fresh state while it loses races.
+    fn apply_alone(&mut self, op: &Op) -> Result<Outcome, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (event, state) = self.prepare_event(op)?;
+            let mut pipe = redis::pipe();
+            self.queue_apply(&mut pipe, &event, &state);
+            let answer: Vec<i64> = match pipe.query(self.connection()?) {
+                Ok(a) => a,
+                Err(e) => return Err(self.lost(&e)),
+            };
+            match answer.first().copied() {
+                Some(n) if n > 0 => {
+                    self.cache.insert(event.match_id.clone(), state.clone());
+                    return Ok(Outcome::Applied { event, state });
+                }
+                Some(-2) => {
+                    self.cache.remove(&event.match_id);
+                    return Err(StoreError::NotFound(event.match_id.clone()));
+                }
+                _ => {
+                    self.cache.remove(&event.match_id);
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            "too much contention on this match; try again".into(),
+        ))
+    }
+
+    /// Builds the pipeline for a batch; ops that fail before Redis is asked get their result.
+    fn plan(
+        &mut self,
+        ops: Vec<Op>,
+        results: &mut [Option<Result<Outcome, StoreError>>],
+    ) -> Result<(redis::Pipeline, Vec<(usize, Pending)>), StoreError> {
+        let mut pipe = redis::pipe();
+        let mut pending = Vec::with_capacity(ops.len());
+        for (i, op) in ops.into_iter().enumerate() {
+            match op {
+                Op::Create { new, now_ms } => {
+                    let m = Arc::new(Match::create(new, now_ms));
+                    let id = m.id.as_str();
+                    let mut message = b"C".to_vec();
+                    message.extend_from_slice(&encode_match(&m));
+                    pipe.cmd("EVALSHA")
+                        .arg(self.create.get_hash())
+                        .arg(4)
+                        .arg(seq_key(id))
+                        .arg(match_key(id))
+                        .arg(history_key(id))
+                        .arg(MATCHES)
+                        .arg(encode_match(&m))
+                        .arg(id)
+                        .arg(CHANNEL)
+                        .arg(message);
+                    self.cache.remove(&m.id);
+                    pending.push((i, Pending::Create(m)));
+                }
+                Op::Apply { .. } => match self.prepare_event(&op) {
+                    Ok((event, state)) => {
+                        self.queue_apply(&mut pipe, &event, &state);
+                        // Later ops of this batch on the same match build on this one.
+                        self.cache.insert(event.match_id.clone(), state.clone());
+                        pending.push((
+                            i,
+                            Pending::Apply {
+                                event,
+                                state,
+                                posted: Box::new(op),
+                            },
+                        ));
+                    }
+                    Err(e @ StoreError::Unavailable(_)) => return Err(e),
+                    Err(e) => results[i] = Some(Err(e)),
+                },
+                Op::Cancel { id } => {
+                    let s = id.as_str();
+                    pipe.cmd("EVALSHA")
+                        .arg(self.cancel.get_hash())
+                        .arg(4)
+                        .arg(seq_key(s))
+                        .arg(match_key(s))
+                        .arg(history_key(s))
+                        .arg(MATCHES)
+                        .arg(s)
+                        .arg(CHANNEL)
+                        .arg(format!("X{s}"));
+                    self.cache.remove(&id);
+                    pending.push((i, Pending::Cancel(id)));
+                }
+                Op::Visit { user, count } => {
+                    pipe.cmd("HINCRBY").arg(VISITS).arg(user).arg(count);
+                    pending.push((i, Pending::Visit));
+                }
+                Op::GetVisits { user } => {
+                    pipe.cmd("HGET").arg(VISITS).arg(user);
+                    pending.push((i, Pending::GetVisits));
+                }
+            }
+        }
+        Ok((pipe, pending))
+    }
+
+    /// Waits (bounded for the whole batch) until the feed delivered the batch's writes here.
+    fn await_delivery(&self, results: &[Option<Result<Outcome, StoreError>>]) {
+        let deadline = Instant::now() + DELIVERY_WAIT;
+        for result in results.iter().flatten().flatten() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let delivered = match result {
+                Outcome::Created(m) => self.delivered.wait(&m.id, left, |s| s.is_some()),
+                Outcome::Applied { event, .. } => self
+                    .delivered
+                    .wait(&event.match_id, left, |s| s >= Some(event.seq)),
+                Outcome::Cancelled(id) => self.delivered.wait(id, left, |s| s.is_none()),
+                Outcome::Visited | Outcome::Visits(_) => true,
+            };
+            if !delivered {
+                log::debug!(target: "matchstream::redis", "a write was not delivered here within {DELIVERY_WAIT:?}");
+                return;
+            }
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn load(&mut self) -> Result<Vec<MatchRecord>, StoreError> {
+        let ids: Vec<String> = match redis::cmd("SMEMBERS")
+            .arg(MATCHES)
+            .query(self.connection()?)
+        {
+            Ok(ids) => ids,
+            Err(e) => return Err(self.lost(&e)),
+        };
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = load_record(self.connection()?, &id).map_err(|e| self.lost(&e))? {
+                self.cache
+                    .insert(record.state.id.clone(), record.state.clone());
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| a.state.id.cmp(&b.state.id));
+        Ok(records)
+    }
+
+    fn execute(&mut self, ops: Vec<Op>) -> Vec<Result<Outcome, StoreError>> {
+        let n = ops.len();
+        let mut results: Vec<Option<Result<Outcome, StoreError>>> = (0..n).map(|_| None).collect();
+        let planned = self
+            .connection()
+            .map(|_| ())
+            .and_then(|()| self.plan(ops, &mut results));
+        let (pipe, pending) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                return (0..n)
+                    .map(|i| results[i].take().unwrap_or_else(|| Err(e.clone())))
+                    .collect()
+            }
+        };
+        let answers = match self.connection() {
+            Ok(con) => pipe.query::<Vec<redis::Value>>(con).map_err(Some),
+            Err(_) => Err(None),
+        };
+        let answers = match answers {
+            Ok(a) => a,
+            Err(cause) => {
+                let e = match cause {
+                    Some(e) => self.lost(&e),
+                    None => StoreError::Unavailable(format!("redis {} not connected", self.url)),
+                };
+                return (0..n)
+                    .map(|i| results[i].take().unwrap_or_else(|| Err(e.clone())))
+                    .collect();
+            }
+        };
+        let mut retry = Vec::new();
+        for ((i, p), answer) in pending.into_iter().zip(answers) {
+            let number = redis::from_redis_value::<i64>(&answer).ok();
+            results[i] = match p {
+                Pending::Create(m) => Some(match number {
+                    Some(1) => Ok(Outcome::Created(m)),
+                    _ => Err(StoreError::Exists(m.id.clone())),
+                }),
+                Pending::Apply {
+                    event,
+                    state,
+                    posted,
+                } => match number {
+                    Some(k) if k > 0 => Some(Ok(Outcome::Applied { event, state })),
+                    Some(-2) => Some(Err(StoreError::NotFound(event.match_id.clone()))),
+                    _ => {
+                        self.cache.remove(&event.match_id);
+                        retry.push((i, posted));
+                        None
+                    }
+                },
+                Pending::Cancel(id) => Some(match number {
+                    Some(1) => Ok(Outcome::Cancelled(id)),
+                    _ => Err(StoreError::NotFound(id)),
+                }),
+                Pending::Visit => Some(Ok(Outcome::Visited)),
+                Pending::GetVisits => Some(Ok(Outcome::Visits(
+                    redis::from_redis_value::<Option<u64>>(&answer)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0),
+                ))),
+            };
+        }
+        // Events that lost a race (or followed one on the same match), in their order.
+        for (i, op) in retry {
+            results[i] = Some(self.apply_alone(&op));
+        }
+        self.await_delivery(&results);
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Unavailable("no answer".into()))))
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+
+    fn publishes_on_bus(&self) -> bool {
+        false
+    }
+}
+
+/// Reads one match and its history; `None` if it vanished meanwhile.
+pub fn load_record(
+    con: &mut redis::Connection,
+    id: &str,
+) -> redis::RedisResult<Option<MatchRecord>> {
+    let (state, history): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+        .cmd("GET")
+        .arg(match_key(id))
+        .cmd("LRANGE")
+        .arg(history_key(id))
+        .arg(0)
+        .arg(-1)
+        .query(con)?;
+    let Some(state) = state else {
+        return Ok(None);
+    };
+    let bad =
+        |what: String| redis::RedisError::from((redis::ErrorKind::TypeError, "bad data", what));
+    let state = decode_match(&state).map_err(|e| bad(format!("{}: {}", match_key(id), e.0)))?;
+    let mut events = Vec::with_capacity(history.len());
+    for raw in history {
+        events.push(Arc::new(
+            decode_event(&raw).map_err(|e| bad(format!("{}: {}", history_key(id), e.0)))?,
+        ));
+    }
+    // The history is written before the state in the same script, so they agree; keep only
+    // what the state covers in case of a concurrent append between the two reads.
+    events.truncate(usize::try_from(state.last_seq).unwrap_or(usize::MAX));
+    Ok(Some(MatchRecord {
+        state: Arc::new(state),
+        history: events,
+    }))
+}
