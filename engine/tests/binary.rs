@@ -3,97 +3,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use matchstream_engine::client::HttpClient;
+use common::{serve, Node};
 use matchstream_protocol::MatchId;
-
-/// A `matchstream serve` process and the API address from its `listening` line.
-struct Process {
-    child: Child,
-    api: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-fn serve(args: &[&str]) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_matchstream"))
-        .arg("serve")
-        .args([
-            "--api",
-            "127.0.0.1:0",
-            "--stream-port",
-            "0",
-            "--cores",
-            "2",
-            "--no-pin",
-            "--token",
-            "t0k3n",
-        ])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let keep = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening api=").nth(1) {
-                let addr = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send(addr);
-            }
-            keep.lock().map(|mut l| l.push(line)).ok();
-        }
-    });
-    let api = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| {
-            panic!(
-                "no listening line; stderr: {:?}",
-                lines.lock().map(|l| l.clone())
-            )
-        })
-        .parse()
-        .expect("api address");
-    Process {
-        child,
-        api,
-        stderr: lines,
-    }
-}
-
-impl Process {
-    fn client(&self) -> HttpClient {
-        HttpClient::new(&format!("http://{}", self.api))
-            .expect("client")
-            .with_token("t0k3n")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn sigterm_stops_the_server_cleanly_with_exit_0() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = format!("embedded:{}", dir.path().display());
-    let mut p = serve(&["--store", &store]);
+    let mut p: Node = serve(&["--store", &store]);
     assert_eq!(p.client().get("/1/matches").expect("list").status, 200);
     // SAFETY: kill on the pid of a child we own.
     unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };

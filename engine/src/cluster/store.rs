@@ -25,8 +25,9 @@ use crate::store::{MatchRecord, Op, Outcome, Store, StoreError};
 /// Longest a batch waits for the feed to deliver its writes on this node.
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
 
-/// Attempts at an event that keeps losing races with other nodes.
-const MAX_ATTEMPTS: usize = 8;
+/// Attempts at an event that keeps losing races with other nodes (with a growing, jittered
+/// pause between them, so two busy watchers of one match on two nodes do not livelock).
+const MAX_ATTEMPTS: u32 = 40;
 
 const CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -233,7 +234,10 @@ impl RedisStore {
 
     /// One event on its own, retried against fresh state while it loses races.
     fn apply_alone(&mut self, op: &Op) -> Result<Outcome, StoreError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(contention_pause(attempt));
+            }
             let (event, state) = self.prepare_event(op)?;
             let mut pipe = redis::pipe();
             self.queue_apply(&mut pipe, &event, &state);
@@ -459,6 +463,17 @@ impl Store for RedisStore {
     fn publishes_on_bus(&self) -> bool {
         false
     }
+}
+
+/// A pause of up to `attempt` × 200 µs (capped at 5 ms), jittered from the clock.
+fn contention_pause(attempt: u32) -> Duration {
+    let max = (u64::from(attempt) * 200).min(5_000);
+    let nanos = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()),
+    );
+    Duration::from_micros(nanos % max.max(1))
 }
 
 /// Reads one match and its history; `None` if it vanished meanwhile.

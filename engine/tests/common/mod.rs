@@ -2,8 +2,10 @@
 //! cross-core fanout always runs) that shuts down on drop, and raw-socket clients.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use matchstream_engine::client::HttpClient;
@@ -232,4 +234,180 @@ pub fn post_all(
         }
     }
     n
+}
+
+/// The token of node processes.
+pub const NODE_TOKEN: &str = "t0k3n";
+
+/// A `matchstream serve` process and the addresses from its `listening` line.
+pub struct Node {
+    /// The process.
+    pub child: Child,
+    /// The API address.
+    pub api: SocketAddr,
+    /// Stream ports.
+    pub ports: Vec<u16>,
+    /// Every line it logged so far.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts the real binary: `serve` on ephemeral ports, 2 cores, with `args` added.
+pub fn serve(args: &[&str]) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_matchstream"))
+        .arg("serve")
+        .args([
+            "--api",
+            "127.0.0.1:0",
+            "--stream-port",
+            "0",
+            "--cores",
+            "2",
+            "--no-pin",
+        ])
+        .args(["--token", NODE_TOKEN])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let keep = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening api=").nth(1) {
+                let mut words = rest.split_whitespace();
+                let api = words.next().unwrap_or_default().to_owned();
+                let ports = words
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("stream=")
+                    .to_owned();
+                let _ = tx.send((api, ports));
+            }
+            keep.lock().map(|mut l| l.push(line)).ok();
+        }
+    });
+    let (api, ports) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no listening line; stderr: {:?}",
+                lines.lock().map(|l| l.clone())
+            )
+        });
+    Node {
+        child,
+        api: api.parse().expect("api address"),
+        ports: ports.split(',').map(|p| p.parse().expect("port")).collect(),
+        stderr: lines,
+    }
+}
+
+impl Node {
+    /// An authenticated client of this node's API.
+    pub fn client(&self) -> HttpClient {
+        HttpClient::new(&format!("http://{}", self.api))
+            .expect("client")
+            .with_token(NODE_TOKEN)
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        // SAFETY: kill on the pid of a child we own.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `redis-server` of our own: free port, temp dir, append-only persistence.
+pub struct RedisServer {
+    child: Option<Child>,
+    /// Its port.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one; fails the test with a clear message if `redis-server` is not installed.
+    pub fn start() -> RedisServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = RedisServer {
+            child: None,
+            port,
+            dir,
+        };
+        redis.launch();
+        redis
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for this test: apt-get install redis-server (scripts/test does)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut buf = [0u8; 64];
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read(&mut buf)
+                        .map_or(false, |n| buf[..n].starts_with(b"+PONG"))
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL: what persistence has is what survives).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
