@@ -372,7 +372,7 @@ impl RedisServer {
                 let mut buf = [0u8; 64];
                 if s.write_all(b"PING\r\n").is_ok()
                     && s.read(&mut buf)
-                        .map_or(false, |n| buf[..n].starts_with(b"+PONG"))
+                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
                 {
                     return;
                 }
