@@ -400,9 +400,9 @@ fn subscribers_of_a_killed_node_resume_on_another_and_miss_nothing() {
     let history = history(&mut nodes[1].client(), &id);
     for (first, second) in first_parts.into_iter().zip(resumed) {
         let (second, raw) = second.join().expect("resumed");
-        // The first connection may have died before its status arrived: then it resumed
-        // from 0 and gets everything.
-        let from = if first.is_empty() { 1 } else { 2 };
+        // The status frame names the last event it includes; the first connection may also
+        // have died before its status arrived, and then resumed from 0.
+        let from = first.first().map_or(1, |status| seq_of(status) + 1);
         let seqs: Vec<u64> = first
             .iter()
             .skip(1)
