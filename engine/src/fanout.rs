@@ -4,8 +4,9 @@
 //! A core renders each event once per protocol version when it arrives from the bus and
 //! shares the bytes among all its subscribers ([`Outbox`]). The table is also the core's read
 //! model: the API answers match, list and history requests from it without touching the store.
-//! Subscribers whose stream ended are dropped lazily (on the next event of their match, or
-//! when dead entries outnumber live ones), so a disconnect costs O(1).
+//! Subscribers whose stream ended are dropped from the table on the next event of their match
+//! or by the periodic [`Fanout::sweep`], which also finds idle subscribers whose peer has gone
+//! (a subscriber has no task reading its socket).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -62,7 +63,6 @@ pub struct MatchView {
     /// Cached `GET .../history` body for since=0.
     pub history_json: RefCell<Option<Rc<[u8]>>>,
     subscribers: Vec<Rc<Outbox>>,
-    dead: usize,
 }
 
 impl MatchView {
@@ -74,7 +74,6 @@ impl MatchView {
             json: RefCell::new(None),
             history_json: RefCell::new(None),
             subscribers: Vec::new(),
-            dead: 0,
         }
     }
 
@@ -101,9 +100,9 @@ impl MatchView {
         &self.history[start..]
     }
 
-    /// Live subscribers on this core.
+    /// Subscribers on this core (ended ones count until they are swept).
     pub fn subscriber_count(&self) -> usize {
-        self.subscribers.len().saturating_sub(self.dead)
+        self.subscribers.len()
     }
 }
 
@@ -121,6 +120,7 @@ pub enum Subscribed {
 pub struct Fanout {
     views: HashMap<MatchId, MatchView>,
     dirty: Vec<Rc<Outbox>>,
+    tend: Vec<Rc<Outbox>>,
     listing: RefCell<Option<Rc<[u8]>>>,
 }
 
@@ -192,6 +192,9 @@ impl Fanout {
                 if let Some(view) = self.views.remove(&id) {
                     for sub in view.subscribers {
                         sub.finish(End::Cancelled);
+                        if sub.mark_dirty() {
+                            self.dirty.push(sub);
+                        }
                     }
                 }
             }
@@ -205,7 +208,6 @@ impl Fanout {
                             self.dirty.push(sub);
                         }
                     }
-                    view.dead = 0;
                 }
             }
         }
@@ -241,31 +243,62 @@ impl Fanout {
         view.status.replace(None);
         view.json.replace(None);
         view.history_json.replace(None);
-        if view.dead > 0 {
-            view.subscribers.retain(|s| s.end().is_none());
-            view.dead = 0;
-        }
-        for sub in &view.subscribers {
+        let dirty = &mut self.dirty;
+        view.subscribers.retain(|sub| {
+            if sub.end().is_some() {
+                return false;
+            }
             sub.push(entry.frame(sub.version).clone());
             if is_stop {
                 sub.finish(End::Finished);
             }
             if sub.mark_dirty() {
-                self.dirty.push(sub.clone());
+                dirty.push(sub.clone());
             }
-        }
-        if is_stop {
-            view.subscribers.clear();
-            view.dead = 0;
-        }
+            !is_stop
+        });
         view.history.push(entry);
     }
 
     /// Sends what the last messages queued: one vectored write per touched subscriber.
-    pub fn flush(&mut self, stats: &CoreStats) {
+    /// Subscribers that now need a task (full socket, last words) are kept for
+    /// [`Fanout::take_tend`].
+    pub fn flush(&mut self) {
         for sub in self.dirty.drain(..) {
-            sub.flush(stats);
+            sub.flush();
+            if sub.wants_task() {
+                self.tend.push(sub);
+            }
         }
+    }
+
+    /// The subscribers the last flush left needing a task.
+    pub fn take_tend(&mut self) -> Vec<Rc<Outbox>> {
+        std::mem::take(&mut self.tend)
+    }
+
+    /// Drops ended subscribers from the table and ends those whose peer has gone; returns
+    /// how many were dropped. Run every few seconds: idle subscribers have no task that
+    /// would notice a closed connection.
+    pub fn sweep(&mut self, stats: &CoreStats) -> usize {
+        let mut dropped = 0;
+        for view in self.views.values_mut() {
+            let before = view.subscribers.len();
+            view.subscribers.retain(|sub| {
+                if sub.end().is_none() && sub.peer_gone() {
+                    sub.finish(End::PeerGone);
+                }
+                sub.end().is_none()
+            });
+            dropped += before - view.subscribers.len();
+        }
+        let live = self
+            .views
+            .values()
+            .filter(|v| v.subscriber_count() > 0)
+            .count();
+        stats.set_live_matches(live as u64);
+        dropped
     }
 
     /// Starts a subscription: queues the status (or, with `since`, every event after it)
@@ -299,17 +332,6 @@ impl Fanout {
         } else {
             outbox.finish(End::Finished);
             Some(Subscribed::Done)
-        }
-    }
-
-    /// Notes that a subscriber of `id` ended; compacts the list when most entries are dead.
-    pub fn unsubscribe(&mut self, id: &str) {
-        if let Some(view) = self.views.get_mut(id) {
-            view.dead += 1;
-            if view.dead * 2 > view.subscribers.len() {
-                view.subscribers.retain(|s| s.end().is_none());
-                view.dead = 0;
-            }
         }
     }
 

@@ -7,11 +7,17 @@
 //! events, not per event. Only when the socket is full does the session task take over and
 //! wait for writability through io_uring. Unsent bytes are bounded by `max_queue`: past it
 //! the subscriber is ended as too slow (SPEC §3) and the shared frames are released.
+//!
+//! An outbox owns its subscriber's socket. A healthy subscriber has no task at all: the
+//! outbox in its core's fanout table is all it costs. A task ([`crate::session::tend`]) exists
+//! only while the socket is full or the stream ends with something left to say; the outbox
+//! closes the socket when it is dropped (or when that task closes it).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::os::unix::io::RawFd;
+use std::os::unix::io::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Waker;
 
 use matchstream_protocol::frame::Version;
@@ -47,9 +53,11 @@ impl End {
     }
 }
 
-/// One subscriber's send side, shared by its session task and the core's fanout table.
+/// One subscriber's send side and socket, kept in the core's fanout table.
 pub struct Outbox {
+    socket: RefCell<Option<OwnedFd>>,
     fd: RawFd,
+    stats: Arc<CoreStats>,
     /// The stream protocol version the subscriber speaks.
     pub version: Version,
     queue: RefCell<VecDeque<Frame>>,
@@ -64,13 +72,23 @@ pub struct Outbox {
     dirty: Cell<bool>,
     end: Cell<Option<End>>,
     waker: RefCell<Option<Waker>>,
+    /// A task tends this outbox (full socket or last words).
+    tended: Cell<bool>,
 }
 
 impl Outbox {
-    /// An empty outbox for the socket `fd`.
-    pub fn new(fd: RawFd, version: Version, max_queue: usize) -> Outbox {
+    /// An empty outbox owning `socket`; counts as a subscriber of `stats` until dropped.
+    pub fn new(
+        socket: OwnedFd,
+        version: Version,
+        max_queue: usize,
+        stats: Arc<CoreStats>,
+    ) -> Outbox {
+        stats.subscribers_delta(true);
         Outbox {
-            fd,
+            fd: socket.as_raw_fd(),
+            socket: RefCell::new(Some(socket)),
+            stats,
             version,
             queue: RefCell::new(VecDeque::new()),
             offset: Cell::new(0),
@@ -80,6 +98,57 @@ impl Outbox {
             dirty: Cell::new(false),
             end: Cell::new(None),
             waker: RefCell::new(None),
+            tended: Cell::new(false),
+        }
+    }
+
+    /// The socket.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Closes the socket now (the outbox may live on in a table until it is swept).
+    pub fn close(&self) {
+        self.socket.borrow_mut().take();
+    }
+
+    /// True when the stream has ended and a task must act: a full socket to wait on, or last
+    /// words to say. A subscriber in neither state needs no task.
+    pub fn wants_task(&self) -> bool {
+        !self.tended.get()
+            && self.socket.borrow().is_some()
+            && (self.blocked.get()
+                || matches!(self.end.get(), Some(End::TooSlow | End::Cancelled))
+                || (self.end.get().is_some_and(End::is_graceful) && !self.is_empty()))
+    }
+
+    /// Marks that a task tends the outbox (`true`) or no longer does (`false`).
+    pub fn set_tended(&self, tended: bool) {
+        self.tended.set(tended);
+    }
+
+    /// Checks whether the peer has gone (EOF or error on a non-blocking peek): for idle
+    /// subscribers, whose sockets are otherwise only noticed dead on the next write.
+    pub fn peer_gone(&self) -> bool {
+        let mut byte = [0u8; 1];
+        // SAFETY: recv into a local one-byte buffer on our socket, without waiting.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n == 0 {
+            return true;
+        }
+        n < 0 && {
+            let e = std::io::Error::last_os_error();
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            )
         }
     }
 
@@ -181,9 +250,9 @@ impl Outbox {
 
     /// Sends as much of the queue as the socket takes now, without blocking. Leaves the rest
     /// to the session task (marked blocked) when the socket is full.
-    pub fn flush(&self, stats: &CoreStats) {
+    pub fn flush(&self) {
         self.dirty.set(false);
-        if self.blocked.get() {
+        if self.blocked.get() || self.socket.borrow().is_none() {
             return;
         }
         loop {
@@ -212,7 +281,7 @@ impl Outbox {
             };
             match result {
                 Ok(sent) => {
-                    self.consume(sent, stats);
+                    self.consume(sent);
                     if sent < offered {
                         self.block();
                         return;
@@ -247,10 +316,10 @@ impl Outbox {
 
     /// Records that `sent` bytes left through the session task's write, clears the blocked
     /// mark and flushes whatever else fits.
-    pub fn resume(&self, sent: usize, stats: &CoreStats) {
-        self.consume(sent, stats);
+    pub fn resume(&self, sent: usize) {
+        self.consume(sent);
         self.blocked.set(false);
-        self.flush(stats);
+        self.flush();
     }
 
     fn block(&self) {
@@ -258,7 +327,8 @@ impl Outbox {
         self.wake();
     }
 
-    fn consume(&self, mut sent: usize, stats: &CoreStats) {
+    fn consume(&self, mut sent: usize) {
+        let stats = &self.stats;
         stats.add_bytes(sent as u64);
         self.queued.set(self.queued.get().saturating_sub(sent));
         let mut queue = self.queue.borrow_mut();
@@ -277,6 +347,12 @@ impl Outbox {
             }
         }
         stats.add_frames(frames);
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.stats.subscribers_delta(false);
     }
 }
 
@@ -311,7 +387,6 @@ fn send_vectored(fd: RawFd, iov: &[libc::iovec]) -> std::io::Result<usize> {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::os::unix::io::AsRawFd;
     use std::os::unix::net::UnixStream;
 
     fn frame(s: &str) -> Frame {
@@ -321,38 +396,40 @@ mod tests {
     #[test]
     fn flush_sends_all_queued_frames_in_one_go() {
         let (a, mut b) = UnixStream::pair().expect("pair");
-        let stats = CoreStats::default();
-        let out = Outbox::new(a.as_raw_fd(), Version::V1, 1 << 20);
+        let stats = Arc::new(CoreStats::default());
+        let out = Outbox::new(a.into(), Version::V1, 1 << 20, stats.clone());
+        assert_eq!(stats.subscribers(), 1);
         out.push(frame("one\r\n"));
         out.push(frame("two\r\n"));
-        out.flush(&stats);
+        out.flush();
         assert!(out.is_empty());
         let mut buf = [0u8; 10];
         b.read_exact(&mut buf).expect("read");
         assert_eq!(&buf, b"one\r\ntwo\r\n");
         assert_eq!(stats.snapshot().frames_sent, 2);
         assert_eq!(stats.snapshot().bytes_sent, 10);
+        drop(out);
+        assert_eq!(stats.subscribers(), 0);
     }
 
     #[test]
     fn a_full_socket_blocks_and_keeps_the_rest() {
         let (a, _b) = UnixStream::pair().expect("pair");
-        let stats = CoreStats::default();
-        let out = Outbox::new(a.as_raw_fd(), Version::V1, usize::MAX);
+        let out = Outbox::new(a.into(), Version::V1, usize::MAX, Arc::default());
         let big: Frame = Rc::from(vec![b'x'; 64 * 1024]);
         for _ in 0..64 {
             out.push(big.clone());
         }
-        out.flush(&stats);
+        out.flush();
         assert!(out.is_blocked());
-        assert!(out.needs_task());
+        assert!(out.wants_task());
         assert!(!out.is_empty());
     }
 
     #[test]
     fn exceeding_the_bound_ends_as_too_slow_and_drops_the_queue() {
         let (a, _b) = UnixStream::pair().expect("pair");
-        let out = Outbox::new(a.as_raw_fd(), Version::V1, 8);
+        let out = Outbox::new(a.into(), Version::V1, 8, Arc::default());
         out.push(frame("12345"));
         assert_eq!(out.end(), None);
         out.push(frame("67890"));
@@ -365,23 +442,26 @@ mod tests {
     #[test]
     fn a_graceful_end_needs_the_task_only_once_drained() {
         let (a, _b) = UnixStream::pair().expect("pair");
-        let stats = CoreStats::default();
-        let out = Outbox::new(a.as_raw_fd(), Version::V1, 1 << 20);
+        let out = Outbox::new(a.into(), Version::V1, 1 << 20, Arc::default());
         out.push(frame("stop\r\n"));
         out.finish(End::Finished);
-        assert!(!out.needs_task());
-        out.flush(&stats);
-        assert!(out.needs_task());
+        assert!(out.wants_task(), "something left to send after the end");
+        out.flush();
+        assert!(
+            !out.wants_task(),
+            "all sent: dropping the outbox closes the socket"
+        );
     }
 
     #[test]
     fn writing_to_a_closed_peer_ends_the_stream() {
         let (a, b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Version::V1, 1 << 20, Arc::default());
+        assert!(!out.peer_gone());
         drop(b);
-        let stats = CoreStats::default();
-        let out = Outbox::new(a.as_raw_fd(), Version::V1, 1 << 20);
+        assert!(out.peer_gone());
         out.push(frame("x"));
-        out.flush(&stats);
+        out.flush();
         assert_eq!(out.end(), Some(End::PeerGone));
     }
 }

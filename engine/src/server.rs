@@ -261,6 +261,7 @@ async fn run_core(setup: CoreSetup) {
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let shard = std::rc::Rc::new(Shard::new(core, fanout, inbox, store, node, config, token));
     let bus_task = glommio::spawn_local(shard.clone().run_bus());
+    glommio::spawn_local(shard.clone().run_sweep()).detach();
     let streams = glommio::spawn_local(accept_loop(
         shard.clone(),
         adopt(stream),

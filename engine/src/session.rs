@@ -1,11 +1,14 @@
-//! One subscriber connection: read the command line, subscribe, stream until the end.
+//! One subscriber connection: read the command line, subscribe, and — only when needed —
+//! tend the subscriber's socket.
 //!
-//! The session task owns the socket. After the handshake it sleeps until its [`Outbox`] needs
-//! it (socket full, stream ended) or the peer closes; the fanout writes frames directly with
-//! non-blocking vectored sends, so a healthy subscriber costs its task nothing per event.
-//! Every error ends this session only and is counted; nothing reaches the listener.
+//! The connection's task lives for the handshake only. Once subscribed, the socket moves into
+//! an [`Outbox`] in the core's fanout table and the task ends: the fanout writes frames with
+//! non-blocking vectored sends, so a healthy subscriber costs no task, no glommio stream and no
+//! buffer, only its outbox. A task ([`tend`]) comes back for a subscriber only while its socket
+//! is full (waiting for writability through io_uring) or its stream ends with something left to
+//! say. Every error ends this subscriber only and is counted; nothing reaches the listener.
 
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -29,39 +32,106 @@ enum Refused {
     Gone,
 }
 
-/// Runs one subscriber connection to its end.
+/// Runs one new stream connection through its handshake and subscription.
 pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     let _task = shard.task();
     shard.stats.add_session();
-    let fd = stream.as_raw_fd();
     let command = match read_command(&shard, &mut stream).await {
         Ok(command) => command,
         Err(Refused::Reply(reason)) => {
-            send_now(fd, format!("ERROR: {reason}\r\n").as_bytes());
+            send_now(
+                stream.as_raw_fd(),
+                format!("ERROR: {reason}\r\n").as_bytes(),
+            );
             return;
         }
         Err(Refused::Gone) => return,
     };
     shard.store.visit(&command.user_id);
+    // Take the socket out of glommio: from here on the outbox owns it.
+    let Ok(socket) = duplicate(stream.as_raw_fd()) else {
+        send_now(
+            stream.as_raw_fd(),
+            b"ERROR: server out of file descriptors\r\n",
+        );
+        return;
+    };
+    drop(stream);
     shard.sync();
-    let outbox = Rc::new(Outbox::new(fd, command.version, shard.config.max_queue));
+    let outbox = Rc::new(Outbox::new(
+        socket,
+        command.version,
+        shard.config.max_queue,
+        shard.stats.clone(),
+    ));
     let subscribed = shard
         .fanout
         .borrow_mut()
         .subscribe(&command.match_id, &outbox, command.since);
     if subscribed.is_none() {
-        send_now(fd, b"ERROR: unknown match\r\n");
+        send_now(outbox.fd(), b"ERROR: unknown match\r\n");
         return;
     }
-    shard.stats.subscribers_delta(true);
-    outbox.flush(&shard.stats);
-    let end = stream_until_end(&shard, &mut stream, &outbox).await;
-    shard.stats.subscribers_delta(false);
-    if matches!(end, End::PeerGone | End::TooSlow) {
-        shard.fanout.borrow_mut().unsubscribe(&command.match_id);
+    outbox.flush();
+    if outbox.wants_task() {
+        spawn_tend(&shard, outbox);
     }
     log::debug!(target: "matchstream::session",
-        "{} on {} ended: {end:?}", command.user_id, command.match_id);
+        "{} subscribed to {} (v{})", command.user_id, command.match_id, command.version.number());
+}
+
+/// A second descriptor for the same socket (close-on-exec).
+fn duplicate(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the new one is owned by the result.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        // SAFETY: `new` is a fresh descriptor nobody else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    }
+}
+
+/// Starts a [`tend`] task for `outbox` unless one runs already.
+pub fn spawn_tend(shard: &Rc<Shard>, outbox: Rc<Outbox>) {
+    if !outbox.wants_task() {
+        return;
+    }
+    outbox.set_tended(true);
+    glommio::spawn_local(tend(shard.clone(), outbox)).detach();
+}
+
+/// Tends a subscriber while it needs a task: waits for its full socket to drain (io_uring
+/// writability), then hands it back to the fanout; or says the last words of a stream that
+/// ended (the rest of a started frame and the error line, for [`GOODBYE_TIME`]) and closes it.
+pub async fn tend(shard: Rc<Shard>, outbox: Rc<Outbox>) {
+    let _task = shard.task();
+    // A glommio stream on a duplicate of the socket, for as long as this task lives.
+    let Ok(socket) = duplicate(outbox.fd()) else {
+        outbox.finish(End::PeerGone);
+        outbox.close();
+        outbox.set_tended(false);
+        return;
+    };
+    // SAFETY: the duplicate's ownership moves into the glommio stream, which closes it.
+    let mut stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
+    loop {
+        if let Some(end) = outbox.end() {
+            if !end.is_graceful() || (outbox.is_empty() && !outbox.is_blocked()) {
+                if end == End::TooSlow {
+                    shard.stats.add_slow_disconnect();
+                }
+                say_goodbye(&mut stream, &outbox, end).await;
+                outbox.close();
+                break;
+            }
+        }
+        if !outbox.is_blocked() {
+            break; // flowing again: the fanout writes directly
+        }
+        write_when_writable(&mut stream, &outbox).await;
+    }
+    outbox.set_tended(false);
 }
 
 /// Reads and parses the command line within the configured time.
@@ -97,50 +167,11 @@ async fn read_command(shard: &Shard, stream: &mut TcpStream) -> Result<Command, 
     future::or(read, future::or(timeout, shutdown)).await
 }
 
-enum Wake {
-    Outbox,
-    Peer(std::io::Result<usize>),
-}
-
-/// Sleeps until the outbox needs the task or the peer closes; handles full sockets and ends.
-async fn stream_until_end(shard: &Shard, stream: &mut TcpStream, outbox: &Outbox) -> End {
-    let mut probe = [0u8; 16];
-    loop {
-        if let Some(end) = outbox.end() {
-            if !end.is_graceful() || (outbox.is_empty() && !outbox.is_blocked()) {
-                if end == End::TooSlow {
-                    shard.stats.add_slow_disconnect();
-                }
-                say_goodbye(stream, outbox, end).await;
-                return end;
-            }
-        }
-        if outbox.is_blocked() {
-            write_when_writable(shard, stream, outbox).await;
-            continue;
-        }
-        let needs = future::poll_fn(|cx| {
-            outbox.register(cx.waker());
-            if outbox.needs_task() {
-                std::task::Poll::Ready(Wake::Outbox)
-            } else {
-                std::task::Poll::Pending
-            }
-        });
-        let peer = async { Wake::Peer(stream.read(&mut probe).await) };
-        match future::or(needs, peer).await {
-            Wake::Outbox => {}
-            Wake::Peer(Ok(0) | Err(_)) => outbox.finish(End::PeerGone),
-            Wake::Peer(Ok(_)) => {} // a subscriber has nothing more to say; ignore it
-        }
-    }
-}
-
 /// The socket was full: wait (through io_uring) until it takes the rest of the first frame,
 /// unless the stream is cut off meanwhile.
-async fn write_when_writable(shard: &Shard, stream: &mut TcpStream, outbox: &Outbox) {
+async fn write_when_writable(stream: &mut TcpStream, outbox: &Outbox) {
     let Some(head) = outbox.head() else {
-        outbox.resume(0, &shard.stats);
+        outbox.resume(0);
         return;
     };
     let offset = outbox.head_offset();
@@ -153,7 +184,7 @@ async fn write_when_writable(shard: &Shard, stream: &mut TcpStream, outbox: &Out
         }
     });
     match future::or(write, cut).await {
-        Some(Ok(n)) => outbox.resume(n, &shard.stats),
+        Some(Ok(n)) => outbox.resume(n),
         Some(Err(_)) => outbox.finish(End::PeerGone),
         None => {}
     }
@@ -193,8 +224,8 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// Every idle subscriber keeps its session future and outbox alive: a guard against
-    /// growing them by accident (a buffer held across an await, say).
+    /// An idle subscriber is its outbox, nothing else; a connecting one its session future:
+    /// a guard against growing them by accident (a buffer held across an await, say).
     #[test]
     fn an_idle_session_stays_small() {
         assert!(

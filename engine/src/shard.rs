@@ -22,6 +22,9 @@ use crate::store::StoreHandle;
 /// Bus messages applied before their frames are flushed; bounds the latency a burst adds.
 const MAX_DRAIN: usize = 1024;
 
+/// How often idle subscribers are checked for a closed connection.
+pub const PEER_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One core's state.
 pub struct Shard {
     /// Index of this core.
@@ -72,7 +75,7 @@ impl Shard {
     }
 
     /// Applies every waiting bus message and flushes the frames they queued.
-    pub fn sync(&self) {
+    pub fn sync(self: &Rc<Self>) {
         let mut stop = false;
         loop {
             let depth = self.inbox.depth();
@@ -88,11 +91,37 @@ impl Shard {
                 stop |= matches!(msg, BusMsg::Shutdown);
                 fanout.apply(msg, &self.stats);
             }
-            fanout.flush(&self.stats);
+            fanout.flush();
+            let tend = fanout.take_tend();
+            drop(fanout);
+            for outbox in tend {
+                crate::session::spawn_tend(self, outbox);
+            }
         }
         if stop && !self.shutdown.is_set() {
             log::info!(target: "matchstream::shard", "core {} shutting down", self.core);
             self.shutdown.set();
+        }
+    }
+
+    /// Every [`PEER_SWEEP`], drops ended subscribers and finds those whose peer has gone.
+    pub async fn run_sweep(self: Rc<Self>) {
+        loop {
+            let tick = async {
+                glommio::timer::sleep(PEER_SWEEP).await;
+                true
+            };
+            let stop = async {
+                self.shutdown.wait().await;
+                false
+            };
+            if !futures_lite::future::or(tick, stop).await {
+                break;
+            }
+            let dropped = self.fanout.borrow_mut().sweep(&self.stats);
+            if dropped > 0 {
+                log::debug!(target: "matchstream::shard", "core {}: swept {dropped} ended subscribers", self.core);
+            }
         }
     }
 

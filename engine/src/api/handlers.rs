@@ -134,7 +134,7 @@ fn checkin(shard: &Shard, local: Option<SocketAddr>) -> Response {
     )
 }
 
-fn matches(shard: &Shard) -> Response {
+fn matches(shard: &Rc<Shard>) -> Response {
     shard.sync();
     let fanout = shard.fanout.borrow();
     let mut cache = fanout.listing().borrow_mut();
@@ -145,7 +145,7 @@ fn matches(shard: &Shard) -> Response {
     Response::json(200, body.to_vec())
 }
 
-fn one_match(shard: &Shard, id: &str) -> Response {
+fn one_match(shard: &Rc<Shard>, id: &str) -> Response {
     shard.sync();
     let fanout = shard.fanout.borrow();
     let Some(view) = fanout.get(id) else {
@@ -156,7 +156,7 @@ fn one_match(shard: &Shard, id: &str) -> Response {
     Response::json(200, body.to_vec())
 }
 
-fn history(shard: &Shard, id: &str, query: Option<&str>) -> Response {
+fn history(shard: &Rc<Shard>, id: &str, query: Option<&str>) -> Response {
     let since = match query.and_then(|q| query_param(q, "since")) {
         None => 0,
         Some(s) => match s.parse::<u64>() {
