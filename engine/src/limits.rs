@@ -62,6 +62,24 @@ pub fn local_port_range() -> Option<(u16, u16)> {
     Some((it.next()??, it.next()??))
 }
 
+/// `net.ipv4.ip_local_reserved_ports` as inclusive ranges ("8888,9100-9163").
+pub fn reserved_ports() -> Vec<(u16, u16)> {
+    read_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports")
+        .map_or_else(Vec::new, |s| parse_port_list(&s))
+}
+
+fn parse_port_list(s: &str) -> Vec<(u16, u16)> {
+    s.split(',')
+        .filter_map(|part| {
+            let part = part.trim();
+            match part.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => part.parse().ok().map(|p| (p, p)),
+            }
+        })
+        .collect()
+}
+
 /// Logs one warning per limit that caps capacity; returns the warnings (for tests).
 pub fn check(backlog: u32, stream_ports: &[u16], api_port: u16) -> Vec<String> {
     let mut warnings = Vec::new();
@@ -85,11 +103,13 @@ pub fn check(backlog: u32, stream_ports: &[u16], api_port: u16) -> Vec<String> {
         }
     }
     if let Some((low, high)) = local_port_range() {
+        let reserved = reserved_ports();
         let clash: Vec<u16> = stream_ports
             .iter()
             .copied()
             .chain(std::iter::once(api_port))
             .filter(|p| (low..=high).contains(p))
+            .filter(|p| !reserved.iter().any(|(a, b)| (*a..=*b).contains(p)))
             .collect();
         if !clash.is_empty() {
             warnings.push(format!(
@@ -121,6 +141,15 @@ mod tests {
         assert!(somaxconn().is_some());
         let (low, high) = local_port_range().expect("port range");
         assert!(low < high);
+    }
+
+    #[test]
+    fn reserved_port_lists_parse() {
+        assert_eq!(
+            parse_port_list("8888,9100-9163"),
+            vec![(8888, 8888), (9100, 9163)]
+        );
+        assert_eq!(parse_port_list(""), vec![]);
     }
 
     #[test]

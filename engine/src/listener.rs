@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::os::unix::io::{FromRawFd, IntoRawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::Duration;
@@ -41,6 +41,22 @@ pub fn adopt(listener: std::net::TcpListener) -> TcpListener {
     unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }
 }
 
+/// Turns on TCP keepalive, so a subscriber whose host vanished (no FIN, no RST) is found by
+/// the kernel on the host's `net.ipv4.tcp_keepalive_*` schedule (see tuning/).
+fn keepalive(stream: &TcpStream) {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a local int of the size we pass.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Accepts connections until shutdown, running `serve` on each in its own task. A panic in
 /// a connection's task is caught and logged; it never takes the core down.
 pub async fn accept_loop<F, Fut>(
@@ -63,6 +79,7 @@ pub async fn accept_loop<F, Fut>(
             None => break,
             Some(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                keepalive(&stream);
                 let fut = serve(shard.clone(), stream);
                 let core = shard.core;
                 glommio::spawn_local(async move {

@@ -501,6 +501,7 @@ fn writes_fail_cleanly_while_redis_is_down_and_nothing_is_missed_after_it_return
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    wait_seq(&mut nodes[1].client(), &id, events.len() as u64);
     let history = history(&mut nodes[1].client(), &id);
     assert_eq!(history.len(), events.len());
     let expected = expected_stream(&after_start, &history[1..], Version::V2);

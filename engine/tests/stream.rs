@@ -456,6 +456,14 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
         }
         posted += 100;
     }
+    // It reads again at once (its last words wait for it up to a second).
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let slow_reader = std::thread::spawn(move || {
+        let mut tail = Vec::new();
+        let _ = slow.read_to_end(&mut tail);
+        tail
+    });
     assert_eq!(server.post_event(&id, r#"{"kind":"stop"}"#).0, 201);
     let got = reader.join().expect("good reader");
     assert_eq!(
@@ -463,11 +471,8 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
         expected_stream(&after_start, &server.history(&id)[1..], Version::V1)
     );
     assert_eq!(slow_cuts(&server), 1);
-    // Once it reads again, the slow subscriber finds whole frames, the reason, and the end.
-    slow.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut tail = Vec::new();
-    let _ = slow.read_to_end(&mut tail);
+    // The slow subscriber finds whole frames, the reason, and the end.
+    let tail = slow_reader.join().expect("slow reader");
     let text = String::from_utf8_lossy(&tail);
     assert!(
         text.ends_with("\n\r\nERROR: too slow\r\n"),
