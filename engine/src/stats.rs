@@ -118,7 +118,7 @@ pub struct NodeStats {
 }
 
 /// A stream port of another node, as its last heartbeat told.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RemotePort {
     /// The node's id.
     pub node: String,
@@ -242,6 +242,8 @@ struct StatsJson<'a> {
     api: String,
     cores: Vec<CoreJson>,
     process: ProcessSnapshot,
+    /// Other nodes' stream ports as their last heartbeats told (empty on a lone node).
+    cluster: Vec<RemotePort>,
 }
 
 /// The body of `GET /1/stats`.
@@ -260,6 +262,7 @@ pub fn stats_json(node: &NodeStats) -> Vec<u8> {
             })
             .collect(),
         process: process_snapshot(),
+        cluster: node.remote.read().map(|r| r.clone()).unwrap_or_default(),
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }

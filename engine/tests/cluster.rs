@@ -345,6 +345,34 @@ fn subscribers_of_a_killed_node_resume_on_another_and_miss_nothing() {
         .into_iter()
         .map(|r| r.join().expect("reader").0)
         .collect();
+    // The dead node drops out of the registry within its heartbeat's lifetime (4 s).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let v = nodes[1]
+            .client()
+            .get("/1/stats")
+            .expect("stats")
+            .json()
+            .expect("json");
+        let ports: Vec<u64> = v["cluster"]
+            .as_array()
+            .expect("cluster")
+            .iter()
+            .map(|p| p["port"].as_u64().unwrap_or(0))
+            .collect();
+        if !nodes[0]
+            .ports
+            .iter()
+            .any(|p| ports.contains(&u64::from(*p)))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed node is still registered: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The rest of the match goes on while they reconnect.
     let rest = std::thread::spawn({
         let mut watcher = nodes[1].client();
@@ -538,6 +566,24 @@ fn a_restarted_node_serves_the_same_matches_and_history_and_checkin_spans_the_cl
         );
     }
     let before = history(&mut nodes[0].client(), &id);
+    // Each node sees the other in the registry.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while nodes[0]
+        .client()
+        .get("/1/stats")
+        .expect("stats")
+        .json()
+        .expect("json")["cluster"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node 0 never saw node 1's two ports"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(nodes[1].terminate(), Some(0));
     let again = serve(&["--store", &redis.url()]);
     assert_eq!(
