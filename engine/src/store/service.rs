@@ -4,11 +4,15 @@
 //! waker the store thread fires (glommio accepts wakes from foreign threads). The thread takes
 //! every request waiting in its channel as one batch (group commit: one transaction and one
 //! fsync however many events arrived together), then publishes what was committed on the bus
-//! *before* answering, so a client that got its 201 finds the event on every core.
+//! *before* answering, so a client that got its 201 finds the event on every core. Connect
+//! visits are coalesced per user and ride along with the next commit (at most [`VISIT_DELAY`]
+//! later), so a connect burst costs a handful of commits.
 
+use std::collections::HashMap;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use futures_channel::oneshot;
 
 use super::{MatchRecord, Op, Outcome, Store, StoreError};
@@ -100,36 +104,86 @@ impl StoreService {
     }
 }
 
+/// How long connect visits may wait to ride along with the next commit: they are counts, not
+/// acknowledged writes, so a burst of 20,000 connects costs a few commits, not thousands.
+pub const VISIT_DELAY: Duration = Duration::from_millis(200);
+
 fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+    let mut visits: HashMap<String, u64> = HashMap::new();
+    let mut visits_due: Option<Instant> = None;
+    loop {
+        let first = match visits_due {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
+        };
+        let mut batch = Vec::new();
+        let stopping = match first {
+            Ok(request) => {
+                batch.push(request);
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(request) => batch.push(request),
                 Err(_) => break,
             }
         }
-        let (ops, replies): (Vec<Op>, Vec<Option<Reply>>) =
-            batch.into_iter().map(|r| (r.op, r.reply)).unzip();
-        let results = store.execute(ops);
-        let publishes = store.publishes_on_bus();
-        for result in results.iter().flatten().filter(|_| publishes) {
-            match result {
-                Outcome::Created(m) => bus.broadcast(BusMsg::Created(m.clone())),
-                Outcome::Applied { event, state } => bus.broadcast(BusMsg::Event {
-                    event: event.clone(),
-                    state: state.clone(),
-                }),
-                Outcome::Cancelled(id) => bus.broadcast(BusMsg::Cancelled(id.clone())),
-                Outcome::Visited | Outcome::Visits(_) => {}
+        // Visits without a reply wait (coalesced per user) for a commit that happens anyway.
+        batch.retain_mut(|r| match (&r.op, &r.reply) {
+            (Op::Visit { user, count }, None) => {
+                *visits.entry(user.clone()).or_default() += count;
+                visits_due.get_or_insert_with(|| Instant::now() + VISIT_DELAY);
+                false
             }
+            _ => true,
+        });
+        let visits_ripe = visits_due.is_some_and(|due| Instant::now() >= due);
+        if !visits.is_empty() && (!batch.is_empty() || visits_ripe || stopping) {
+            // Before the rest: these connects happened before anything in this batch.
+            let earlier: Vec<Request> = visits
+                .drain()
+                .map(|(user, count)| Request {
+                    op: Op::Visit { user, count },
+                    reply: None,
+                })
+                .collect();
+            batch.splice(0..0, earlier);
+            visits_due = None;
         }
-        for (reply, result) in replies.into_iter().zip(results) {
-            if let Some(reply) = reply {
-                // The caller may have gone (connection closed); the write stands regardless.
-                let _ = reply.send(result);
-            }
+        if !batch.is_empty() {
+            commit(store.as_mut(), batch, &bus);
+        }
+        if stopping {
+            break;
         }
     }
     log::debug!(target: "matchstream::store", "store thread stopping");
+}
+
+/// Executes one batch, publishes what it committed, then answers.
+fn commit(store: &mut dyn Store, batch: Vec<Request>, bus: &BusHandle) {
+    let (ops, replies): (Vec<Op>, Vec<Option<Reply>>) =
+        batch.into_iter().map(|r| (r.op, r.reply)).unzip();
+    let results = store.execute(ops);
+    let publishes = store.publishes_on_bus();
+    for result in results.iter().flatten().filter(|_| publishes) {
+        match result {
+            Outcome::Created(m) => bus.broadcast(BusMsg::Created(m.clone())),
+            Outcome::Applied { event, state } => bus.broadcast(BusMsg::Event {
+                event: event.clone(),
+                state: state.clone(),
+            }),
+            Outcome::Cancelled(id) => bus.broadcast(BusMsg::Cancelled(id.clone())),
+            Outcome::Visited | Outcome::Visits(_) => {}
+        }
+    }
+    for (reply, result) in replies.into_iter().zip(results) {
+        if let Some(reply) = reply {
+            // The caller may have gone (connection closed); the write stands regardless.
+            let _ = reply.send(result);
+        }
+    }
 }
