@@ -126,12 +126,15 @@ fn checkin(shard: &Shard, local: Option<SocketAddr>) -> Response {
             (host, port)
         }
     };
-    Response::json(
-        200,
-        serde_json::json!({"host": host, "port": port})
-            .to_string()
-            .into_bytes(),
-    )
+    let body = serde_json::to_vec(&Checkin { host: &host, port }).unwrap_or_default();
+    Response::json(200, body)
+}
+
+/// The body of `GET /1/checkin`.
+#[derive(serde::Serialize)]
+struct Checkin<'a> {
+    host: &'a str,
+    port: u16,
 }
 
 fn matches(shard: &Rc<Shard>) -> Response {

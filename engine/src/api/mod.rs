@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use glommio::timer::Timer;
 use matchstream_http::{parse_request, Limits, Method, Parsed, Response};
 use matchstream_protocol::api::error_body;
 
@@ -87,11 +86,18 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         };
         let len = buf.len();
         buf.resize(len + READ_CHUNK, 0);
+        // The stream's own read timeout (no timer per request): the time left for this
+        // request, or the idle limit between requests.
+        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
+            buf.truncate(len);
+            return timed_out(&mut stream, started.is_some(), &mut out).await;
+        }
         let input = {
-            let read = async { Input::Read(stream.read(&mut buf[len..]).await) };
-            let timeout = async {
-                Timer::new(wait).await;
-                Input::Timeout
+            let read = async {
+                match stream.read(&mut buf[len..]).await {
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Input::Timeout,
+                    other => Input::Read(other),
+                }
             };
             let idle = started.is_none();
             let shutdown = async {
@@ -102,19 +108,21 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                 }
                 Input::Shutdown
             };
-            future::or(read, future::or(timeout, shutdown)).await
+            future::or(read, shutdown).await
         };
         match input {
             Input::Read(Ok(n)) if n > 0 => buf.truncate(len + n),
             Input::Read(_) | Input::Shutdown => return,
-            Input::Timeout => {
-                if started.is_some() {
-                    out.clear();
-                    error(408, "request not received in time").write_to(&mut out, false, false);
-                    let _ = stream.write_all(&out).await;
-                }
-                return;
-            }
+            Input::Timeout => return timed_out(&mut stream, started.is_some(), &mut out).await,
         }
+    }
+}
+
+/// A request that did not arrive whole in time gets 408; an idle connection just closes.
+async fn timed_out(stream: &mut TcpStream, mid_request: bool, out: &mut Vec<u8>) {
+    if mid_request {
+        out.clear();
+        error(408, "request not received in time").write_to(out, false, false);
+        let _ = stream.write_all(out).await;
     }
 }
