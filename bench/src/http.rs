@@ -1,0 +1,309 @@
+//! `http`: the HTTP load test (the original's ApacheBench script). N requests over C
+//! connections, one in flight each, round-robin over the `--path`s; a new connection per
+//! request unless `--keep-alive` (ab without and with `-k`). Reports requests per second,
+//! latency percentiles (request start, connect included, to complete response), status
+//! counts, non-2xx answers and socket errors by kind.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::cli::Output;
+use crate::httpc::{write_request, Url};
+use crate::latency::{Latency, Summary};
+use crate::net::SourceIps;
+use crate::progress::{self, Live, Mode, Progress};
+use crate::report::{self, BenchCost, Table};
+use crate::requests::{self, Codec, ErrorKind, Next, Reply, Source};
+
+/// The long `--help` text.
+pub const LONG_ABOUT: &str = "The HTTP load test (the original's ApacheBench script).
+
+N is the number of requests (the users). C is the number of concurrent attempts: requests
+in flight at once, each on its own connection. Without --keep-alive every request opens a new
+connection, as ab does without -k, so the latency includes the connect. Requests go
+round-robin over the --path values.";
+
+/// Options of `http`.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// The API, e.g. http://127.0.0.1:8888.
+    #[arg(long, env = "MATCHSTREAM_URL")]
+    pub api: String,
+
+    /// Path to request (repeatable; round-robin). Default: /1/matches.
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// N: requests to send.
+    #[arg(long, default_value_t = 1000)]
+    pub n: u64,
+
+    /// C: requests in flight at once (one connection each).
+    #[arg(long, default_value_t = 16)]
+    pub c: u64,
+
+    /// Reuse connections (ab -k); default: a new connection per request.
+    #[arg(long)]
+    pub keep_alive: bool,
+
+    /// Seconds one request may take (connect included).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+
+    /// Seconds the whole run may take; requests still in flight then fail as `timeout`.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub time_limit: f64,
+
+    /// Bind each outgoing socket to the next of these source addresses, e.g.
+    /// 127.0.0.2-127.0.0.254 (without keep-alive every request takes a new ephemeral port).
+    #[arg(long, value_name = "A-B|A,B,..", value_parser = SourceIps::parse)]
+    pub source_ips: Option<SourceIps>,
+
+    /// Report and progress.
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// The figures of an `http` run.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    /// N.
+    pub n: u64,
+    /// C.
+    pub c: u64,
+    /// Connections reused.
+    pub keep_alive: bool,
+    /// The paths requested.
+    pub paths: Vec<String>,
+    /// Requests answered (any status).
+    pub answered: u64,
+    /// Answers with a 2xx status.
+    pub ok: u64,
+    /// Answers with another status.
+    pub non_2xx: u64,
+    /// Answers by status code.
+    pub status: BTreeMap<String, u64>,
+    /// Requests that got no answer, by kind (`connect_refused`, `reset`, `timeout`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// All such errors.
+    pub error_total: u64,
+    /// Latency of answered requests.
+    pub latency: Summary,
+    /// Answers per second over the run.
+    pub requests_per_second: f64,
+    /// Seconds of the run.
+    pub seconds: f64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Connections opened.
+    pub connections: u64,
+    /// The bench's own cost.
+    pub bench: BenchCost,
+}
+
+/// A resolved `http` run (also used by `ramp`).
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The API.
+    pub api: Url,
+    /// Paths, round-robin.
+    pub paths: Vec<String>,
+    /// N.
+    pub n: u64,
+    /// C.
+    pub c: u64,
+    /// Reuse connections.
+    pub keep_alive: bool,
+    /// Bound of one request.
+    pub timeout: Duration,
+    /// Bound of the run.
+    pub time_limit: Duration,
+    /// Source addresses.
+    pub source_ips: Option<SourceIps>,
+    /// Progress output.
+    pub mode: Mode,
+    /// Progress label.
+    pub label: String,
+}
+
+/// Runs `http` from its command-line options.
+pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    if opts.n == 0 || opts.c == 0 {
+        bail!("--n and --c must be at least 1");
+    }
+    let paths = if opts.paths.is_empty() {
+        vec!["/1/matches".to_owned()]
+    } else {
+        opts.paths.clone()
+    };
+    execute(&Setup {
+        api: Url::parse(&opts.api)?,
+        paths,
+        n: opts.n,
+        c: opts.c,
+        keep_alive: opts.keep_alive,
+        timeout: Duration::from_secs_f64(opts.timeout.max(0.001)),
+        time_limit: Duration::from_secs_f64(opts.time_limit.max(0.1)),
+        source_ips: opts.source_ips.clone(),
+        mode: opts.output.mode(),
+        label: "http".into(),
+    })
+}
+
+struct Load<'a> {
+    setup: &'a Setup,
+    issued: u64,
+    latency: Latency,
+    report: Report,
+    live: Arc<Live>,
+}
+
+impl Source for Load<'_> {
+    fn next(&mut self, _slot: usize, _now: Instant, out: &mut Vec<u8>) -> Next {
+        if self.issued >= self.setup.n {
+            return Next::Done;
+        }
+        let path = &self.setup.paths[(self.issued % self.setup.paths.len() as u64) as usize];
+        self.issued += 1;
+        self.live.started.fetch_add(1, Ordering::Relaxed);
+        let full = format!("{}{path}", self.setup.api.prefix);
+        write_request(
+            "GET",
+            self.setup.api.host_header(),
+            &full,
+            None,
+            None,
+            self.setup.keep_alive,
+            out,
+        );
+        Next::Send
+    }
+
+    fn reply(&mut self, _slot: usize, reply: &Reply, latency: Duration) {
+        self.latency.record(latency);
+        self.report.answered += 1;
+        self.report.bytes_received += reply.bytes as u64;
+        *self
+            .report
+            .status
+            .entry(reply.status.to_string())
+            .or_default() += 1;
+        if (200..300).contains(&reply.status) {
+            self.report.ok += 1;
+            self.live.ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.report.non_2xx += 1;
+            self.live.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn error(&mut self, _slot: usize, kind: ErrorKind, _latency: Duration) {
+        *self.report.errors.entry(kind.key().to_owned()).or_default() += 1;
+        self.report.error_total += 1;
+        self.live.failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs a resolved `http` run.
+pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
+    let cpu_start = crate::sysstat::own_cpu_seconds();
+    let live = Arc::new(Live::default());
+    let shown = live.clone();
+    let (n, label) = (setup.n, setup.label.clone());
+    let progress = Progress::start(setup.mode, move |t| {
+        let s = shown.snapshot();
+        let rate = (s.ok + s.failed) as f64 / t.as_secs_f64().max(0.001);
+        format!(
+            "{label} {}: {}/{n} sent, {} ok, {} failed, {rate:.0} req/s",
+            progress::secs(t),
+            s.started,
+            s.ok,
+            s.failed
+        )
+    });
+    let mut load = Load {
+        setup,
+        issued: 0,
+        latency: Latency::new(),
+        report: Report {
+            n: setup.n,
+            c: setup.c,
+            keep_alive: setup.keep_alive,
+            paths: setup.paths.clone(),
+            ..Report::default()
+        },
+        live,
+    };
+    let opts = requests::Options {
+        addr: setup.api.addr,
+        slots: setup.c.min(setup.n).max(1) as usize,
+        keep_alive: setup.keep_alive,
+        codec: Codec::Http,
+        request_timeout: setup.timeout,
+        time_limit: setup.time_limit,
+        source_ips: setup.source_ips.clone(),
+    };
+    let started = Instant::now();
+    let connections = requests::run(&opts, &mut load);
+    let seconds = started.elapsed().as_secs_f64();
+    progress.finish();
+    let connections = connections?;
+    let mut r = load.report;
+    r.latency = load.latency.summary();
+    r.seconds = seconds;
+    r.requests_per_second = r.answered as f64 / seconds.max(1e-9);
+    r.connections = connections;
+    r.bench = BenchCost {
+        cpu_seconds: crate::sysstat::own_cpu_seconds() - cpu_start,
+        shards: 1,
+        worker_processes: false,
+        rss_bytes_per_connection: None,
+    };
+    Ok(r)
+}
+
+impl Report {
+    /// True when every request got a 2xx answer.
+    pub fn clean(&self) -> bool {
+        self.non_2xx == 0 && self.error_total == 0 && self.ok == self.n
+    }
+
+    /// The table printed at the end of the run.
+    pub fn table(&self) -> String {
+        let mut t = Table::kv("http");
+        t.row(["paths".into(), self.paths.join(" ")]);
+        t.row([
+            "N / C / keep-alive".into(),
+            format!(
+                "{} / {} / {}",
+                self.n,
+                self.c,
+                if self.keep_alive { "yes" } else { "no" }
+            ),
+        ]);
+        t.row([
+            "requests/s".into(),
+            format!("{:.1}", self.requests_per_second),
+        ]);
+        t.row(["answered".into(), self.answered.to_string()]);
+        t.row(["2xx".into(), self.ok.to_string()]);
+        t.row(["non-2xx".into(), self.non_2xx.to_string()]);
+        t.row(["status".into(), report::counts(&self.status)]);
+        t.row(["socket errors".into(), report::counts(&self.errors)]);
+        report::latency_rows(&mut t, "latency", &self.latency);
+        t.row([
+            "run".into(),
+            format!(
+                "{:.2} s, {} connections, {} bytes received",
+                self.seconds, self.connections, self.bytes_received
+            ),
+        ]);
+        t.row(["bench cost".into(), report::cost_line(&self.bench)]);
+        t.render()
+    }
+}

@@ -1,0 +1,176 @@
+//! Latency histograms: hdrhistogram in microseconds (1 µs to 1 h, 3 significant digits),
+//! serialized whole (V2 format, base64) so that worker processes hand them to the coordinator,
+//! which merges them exactly instead of averaging percentiles.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Largest value kept, in microseconds (one hour); larger values saturate.
+const MAX_US: u64 = 3_600_000_000;
+
+/// A latency histogram (microseconds).
+#[derive(Debug, Clone)]
+pub struct Latency(Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Latency {
+        Latency::new()
+    }
+}
+
+impl Latency {
+    /// An empty histogram.
+    pub fn new() -> Latency {
+        // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
+        // sigfig <= 5), so this cannot fail.
+        match Histogram::new_with_bounds(1, MAX_US, 3) {
+            Ok(h) => Latency(h),
+            Err(e) => panic!("hdrhistogram refused constant bounds: {e:?}"),
+        }
+    }
+
+    /// Records a duration.
+    pub fn record(&mut self, d: Duration) {
+        self.record_us(u64::try_from(d.as_micros()).unwrap_or(MAX_US));
+    }
+
+    /// Records a value in microseconds (0 counts as 1 µs).
+    pub fn record_us(&mut self, us: u64) {
+        self.0.saturating_record(us.clamp(1, MAX_US));
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Latency) {
+        // Both histograms have the same bounds, so adding cannot fail; if it ever did, the
+        // values are added one bucket at a time, saturating.
+        if self.0.add(&other.0).is_err() {
+            for v in other.0.iter_recorded() {
+                self.0
+                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+    }
+
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// The value at quantile `q` (0..=1) in milliseconds; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// The summary printed in tables and written in reports.
+    pub fn summary(&self) -> Summary {
+        if self.0.is_empty() {
+            return Summary::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Summary {
+            count: self.0.len(),
+            min_ms: ms(self.0.min()),
+            mean_ms: self.0.mean() / 1000.0,
+            p50_ms: self.quantile_ms(0.50),
+            p90_ms: self.quantile_ms(0.90),
+            p99_ms: self.quantile_ms(0.99),
+            p99_9_ms: self.quantile_ms(0.999),
+            p99_99_ms: self.quantile_ms(0.9999),
+            max_ms: ms(self.0.max()),
+        }
+    }
+}
+
+/// Percentiles of one latency, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest value.
+    pub min_ms: f64,
+    /// Arithmetic mean.
+    pub mean_ms: f64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p99_9_ms: f64,
+    /// 99.99th percentile.
+    pub p99_99_ms: f64,
+    /// Largest value.
+    pub max_ms: f64,
+}
+
+impl Serialize for Latency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::new();
+        V2Serializer::new()
+            .serialize(&self.0, &mut bytes)
+            .map_err(|e| serde::ser::Error::custom(format!("histogram: {e:?}")))?;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for Latency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Latency, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)?;
+        let h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| serde::de::Error::custom(format!("histogram: {e:?}")))?;
+        let mut out = Latency::new();
+        for v in h.iter_recorded() {
+            out.0
+                .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_out_in_milliseconds() {
+        let mut l = Latency::new();
+        for us in 1..=1000 {
+            l.record_us(us * 1000);
+        }
+        let s = l.summary();
+        assert_eq!(s.count, 1000);
+        assert!((s.p50_ms - 500.0).abs() < 1.0, "{s:?}");
+        assert!((s.p99_ms - 990.0).abs() < 1.0, "{s:?}");
+        assert!((s.max_ms - 1000.0).abs() < 1.0, "{s:?}");
+        assert_eq!(Latency::new().summary(), Summary::default());
+    }
+
+    #[test]
+    fn histograms_survive_json_and_merge_exactly() {
+        let mut a = Latency::new();
+        let mut b = Latency::new();
+        for v in 0..500 {
+            a.record_us(100 + v);
+            b.record_us(10_000 + v);
+        }
+        let text = serde_json::to_string(&b).expect("serialize");
+        let back: Latency = serde_json::from_str(&text).expect("deserialize");
+        assert_eq!(back.count(), 500);
+        a.merge(&back);
+        assert_eq!(a.count(), 1000);
+        assert!(a.quantile_ms(0.25) < 1.0);
+        assert!(a.quantile_ms(0.75) > 9.9);
+    }
+}

@@ -1,0 +1,146 @@
+//! What the kernel says about processes and TCP: a process's RSS and CPU time from
+//! `/proc/<pid>/{status,stat}`, the bench's own CPU time (getrusage of itself and its waited-for
+//! workers), and the `TcpExt` counters of `/proc/net/netstat` whose deltas explain failures
+//! (accept-queue overflows, TCP memory pressure).
+
+use std::collections::BTreeMap;
+
+/// The `TcpExt` counters a ramp step reports (deltas over the step).
+pub const NETSTAT_KEYS: [&str; 7] = [
+    "ListenOverflows",
+    "ListenDrops",
+    "TCPMemoryPressures",
+    "TCPAbortOnMemory",
+    "TCPReqQFullDrop",
+    "TCPReqQFullDoCookies",
+    "TCPBacklogDrop",
+];
+
+/// Resident set size of process `pid` (`self` for this one), in bytes.
+pub fn rss_bytes(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// User plus system CPU seconds of process `pid` so far.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// CPU seconds (user + system) of this process and of its children that have been waited for.
+pub fn own_cpu_seconds() -> f64 {
+    fn usage(who: libc::c_int) -> f64 {
+        // SAFETY: an all-zero rusage is valid; getrusage writes into the one we own.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::getrusage(who, &mut u) } != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    }
+    usage(libc::RUSAGE_SELF) + usage(libc::RUSAGE_CHILDREN)
+}
+
+/// The `TcpExt` counters of `/proc/net/netstat` (empty if unreadable).
+pub fn netstat() -> BTreeMap<String, u64> {
+    std::fs::read_to_string("/proc/net/netstat")
+        .map(|t| parse_netstat(&t))
+        .unwrap_or_default()
+}
+
+/// Parses the `TcpExt:` name line and value line.
+pub fn parse_netstat(text: &str) -> BTreeMap<String, u64> {
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return BTreeMap::new();
+    };
+    names
+        .split_whitespace()
+        .skip(1)
+        .zip(values.split_whitespace().skip(1))
+        .filter_map(|(n, v)| Some((n.to_owned(), v.parse().ok()?)))
+        .collect()
+}
+
+/// The [`NETSTAT_KEYS`] deltas from `before` to `after`.
+pub fn netstat_delta(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    NETSTAT_KEYS
+        .iter()
+        .map(|k| {
+            let d = after
+                .get(*k)
+                .unwrap_or(&0)
+                .saturating_sub(*before.get(*k).unwrap_or(&0));
+            ((*k).to_owned(), d)
+        })
+        .collect()
+}
+
+/// RSS and CPU of the processes given by `--server-pid`, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServerSample {
+    /// Summed RSS in bytes.
+    pub rss_bytes: u64,
+    /// Summed CPU seconds.
+    pub cpu_seconds: f64,
+}
+
+/// Samples every pid (those that cannot be read count 0).
+pub fn sample_servers(pids: &[u32]) -> ServerSample {
+    pids.iter().fold(ServerSample::default(), |acc, pid| {
+        let p = pid.to_string();
+        ServerSample {
+            rss_bytes: acc.rss_bytes + rss_bytes(&p).unwrap_or(0),
+            cpu_seconds: acc.cpu_seconds + cpu_seconds(&p).unwrap_or(0.0),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netstat_parses_and_deltas() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\n\
+                    TcpExt: 0 5 7\n\
+                    IpExt: InNoRoutes\nIpExt: 0\n";
+        let before = parse_netstat(text);
+        assert_eq!(before.get("ListenDrops"), Some(&7));
+        let mut after = before.clone();
+        after.insert("ListenOverflows".into(), 9);
+        let d = netstat_delta(&before, &after);
+        assert_eq!(d.get("ListenOverflows"), Some(&4));
+        assert_eq!(d.get("TCPMemoryPressures"), Some(&0));
+    }
+
+    #[test]
+    fn own_process_figures_are_readable() {
+        assert!(rss_bytes("self").is_some_and(|b| b > 0));
+        assert!(cpu_seconds("self").is_some());
+        assert!(own_cpu_seconds() >= 0.0);
+    }
+}

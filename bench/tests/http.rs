@@ -1,0 +1,54 @@
+//! `http` against the real server, with and without keep-alive: answers by status, non-2xx
+//! counted, socket errors by kind.
+
+mod common;
+
+use common::{bench_json, float, num, refused_port, Server};
+
+#[test]
+fn non_2xx_answers_are_counted_with_and_without_keep_alive() {
+    let server = Server::start();
+    let url = server.url();
+    for keep_alive in [false, true] {
+        let mut args = vec![
+            "http",
+            "--api",
+            &url,
+            "--n",
+            "400",
+            "--c",
+            "8",
+            "--path",
+            "/1/matches",
+            "--path",
+            "/1/nothing-here",
+        ];
+        if keep_alive {
+            args.push("--keep-alive");
+        }
+        let (run, doc) = bench_json(&args);
+        assert_eq!(num(&doc, &["answered"]), 400, "{}", run.stdout);
+        assert_eq!(num(&doc, &["ok"]), 200);
+        assert_eq!(num(&doc, &["non_2xx"]), 200);
+        assert_eq!(num(&doc, &["status", "404"]), 200);
+        assert_eq!(num(&doc, &["error_total"]), 0);
+        assert!(float(&doc, &["requests_per_second"]) > 0.0);
+        let connections = num(&doc, &["connections"]);
+        if keep_alive {
+            assert!(connections < 400, "{connections} connections");
+        } else {
+            assert_eq!(connections, 400);
+        }
+        let p50 = float(&doc, &["latency", "p50_ms"]);
+        let p99 = float(&doc, &["latency", "p99_ms"]);
+        assert!(p50 > 0.0 && p50 <= p99, "{p50} {p99}");
+    }
+}
+
+#[test]
+fn socket_errors_are_counted_by_kind() {
+    let url = format!("http://127.0.0.1:{}", refused_port());
+    let (_, doc) = bench_json(&["http", "--api", &url, "--n", "20", "--c", "4"]);
+    assert_eq!(num(&doc, &["errors", "connect_refused"]), 20);
+    assert_eq!(num(&doc, &["answered"]), 0);
+}
