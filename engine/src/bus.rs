@@ -100,6 +100,11 @@ impl Inbox {
         self.rx.len()
     }
 
+    /// Registers `waker` to be woken by the next send.
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
     /// Resolves when at least one message is waiting.
     pub fn ready(&self) -> Ready<'_> {
         Ready { inbox: self }

@@ -119,7 +119,7 @@ pub enum Subscribed {
 #[derive(Default)]
 pub struct Fanout {
     views: HashMap<MatchId, MatchView>,
-    dirty: Vec<Rc<Outbox>>,
+    dirty: std::collections::VecDeque<Rc<Outbox>>,
     tend: Vec<Rc<Outbox>>,
     listing: RefCell<Option<Rc<[u8]>>>,
 }
@@ -193,7 +193,7 @@ impl Fanout {
                     for sub in view.subscribers {
                         sub.finish(End::Cancelled);
                         if sub.mark_dirty() {
-                            self.dirty.push(sub);
+                            self.dirty.push_back(sub);
                         }
                     }
                 }
@@ -205,7 +205,7 @@ impl Fanout {
                         sub.push_final(notice.clone());
                         sub.finish(End::Shutdown);
                         if sub.mark_dirty() {
-                            self.dirty.push(sub);
+                            self.dirty.push_back(sub);
                         }
                     }
                 }
@@ -253,23 +253,32 @@ impl Fanout {
                 sub.finish(End::Finished);
             }
             if sub.mark_dirty() {
-                dirty.push(sub.clone());
+                dirty.push_back(sub.clone());
             }
             !is_stop
         });
         view.history.push(entry);
     }
 
-    /// Sends what the last messages queued: one vectored write per touched subscriber.
-    /// Subscribers that now need a task (full socket, last words) are kept for
-    /// [`Fanout::take_tend`].
-    pub fn flush(&mut self) {
-        for sub in self.dirty.drain(..) {
+    /// Sends what the last messages queued to up to `max` touched subscribers, one vectored
+    /// write each; returns true while touched subscribers are left. Subscribers that now need
+    /// a task (full socket, last words) are kept for [`Fanout::take_tend`].
+    pub fn flush(&mut self, max: usize) -> bool {
+        for _ in 0..max {
+            let Some(sub) = self.dirty.pop_front() else {
+                break;
+            };
             sub.flush();
             if sub.wants_task() {
                 self.tend.push(sub);
             }
         }
+        !self.dirty.is_empty()
+    }
+
+    /// True when queued frames wait for a flush.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// The subscribers the last flush left needing a task.

@@ -29,6 +29,10 @@ use crate::store::memory::MemoryStore;
 use crate::store::{MatchRecord, Store, StoreHandle, StoreService};
 use crate::{api, limits, session};
 
+/// How long a task may run before the executor polls io_uring again: bounds how long a large
+/// fanout keeps a core from answering requests and reading new events.
+const PREEMPT_TIMER: Duration = Duration::from_millis(1);
+
 /// A running node.
 pub struct ServerHandle {
     /// The API address as bound.
@@ -209,6 +213,7 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("matchstream-core-{core}"))
+            .preempt_timer(PREEMPT_TIMER)
             .spawn(move || run_core(setup))
             .map_err(|e| Error::Executor {
                 core,

@@ -22,6 +22,9 @@ use crate::store::StoreHandle;
 /// Bus messages applied before their frames are flushed; bounds the latency a burst adds.
 const MAX_DRAIN: usize = 1024;
 
+/// Subscribers written to between two yields of the bus task.
+const FLUSH_CHUNK: usize = 256;
+
 /// How often idle subscribers are checked for a closed connection.
 pub const PEER_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -46,6 +49,8 @@ pub struct Shard {
     pub shutdown: Latch,
     tasks: Cell<usize>,
     idle_waiter: RefCell<Option<Waker>>,
+    /// The bus task's waker, for handlers that queued frames.
+    flusher: RefCell<Option<Waker>>,
 }
 
 impl Shard {
@@ -71,11 +76,14 @@ impl Shard {
             shutdown: Latch::default(),
             tasks: Cell::new(0),
             idle_waiter: RefCell::new(None),
+            flusher: RefCell::new(None),
         }
     }
 
-    /// Applies every waiting bus message and flushes the frames they queued.
-    pub fn sync(self: &Rc<Self>) {
+    /// Applies every waiting bus message to the match table (state, history, subscribers'
+    /// queues) without sending: request handlers call it so that they read the latest state.
+    /// The bus task sends what it queued.
+    pub fn sync(&self) {
         let mut stop = false;
         loop {
             let depth = self.inbox.depth();
@@ -91,16 +99,64 @@ impl Shard {
                 stop |= matches!(msg, BusMsg::Shutdown);
                 fanout.apply(msg, &self.stats);
             }
-            fanout.flush();
-            let tend = fanout.take_tend();
-            drop(fanout);
-            for outbox in tend {
-                crate::session::spawn_tend(self, outbox);
+        }
+        if self.fanout.borrow().has_dirty() {
+            if let Some(w) = self.flusher.borrow().as_ref() {
+                w.wake_by_ref();
             }
         }
         if stop && !self.shutdown.is_set() {
             log::info!(target: "matchstream::shard", "core {} shutting down", self.core);
             self.shutdown.set();
+        }
+    }
+
+    /// The bus task: applies messages as they arrive and sends the frames they queued, a
+    /// chunk of subscribers at a time. Between chunks it yields, so the core answers requests
+    /// (a watcher's next POST) while a large fanout is under way, and applies whatever arrived
+    /// meanwhile before going on: a subscriber not yet written to then gets every new frame in
+    /// the same single write. Under load this batches deliveries by itself.
+    pub async fn run_bus(self: Rc<Self>) {
+        loop {
+            futures_lite::future::poll_fn(|cx| {
+                *self.flusher.borrow_mut() = Some(cx.waker().clone());
+                if self.inbox.depth() > 0 || self.fanout.borrow().has_dirty() {
+                    std::task::Poll::Ready(())
+                } else {
+                    self.inbox.register(cx.waker());
+                    if self.inbox.depth() > 0 {
+                        std::task::Poll::Ready(())
+                    } else {
+                        std::task::Poll::Pending
+                    }
+                }
+            })
+            .await;
+            self.sync();
+            let pass = std::time::Instant::now();
+            let mut chunks = 0u32;
+            loop {
+                chunks += 1;
+                let more = self.fanout.borrow_mut().flush(FLUSH_CHUNK);
+                let tend = self.fanout.borrow_mut().take_tend();
+                for outbox in tend {
+                    crate::session::spawn_tend(&self, outbox);
+                }
+                if !more {
+                    break;
+                }
+                // Past the preemption period, step aside: glommio then polls io_uring (the
+                // socket I/O and cross-thread wakes of other tasks) before coming back.
+                glommio::yield_if_needed().await;
+                self.sync();
+            }
+            if chunks > 4 {
+                log::debug!(target: "matchstream::shard",
+                    "core {}: flush pass of {chunks} chunks took {:?}", self.core, pass.elapsed());
+            }
+            if self.shutdown.is_set() {
+                break;
+            }
         }
     }
 
@@ -122,14 +178,6 @@ impl Shard {
             if dropped > 0 {
                 log::debug!(target: "matchstream::shard", "core {}: swept {dropped} ended subscribers", self.core);
             }
-        }
-    }
-
-    /// The bus task: applies messages as they arrive until shutdown.
-    pub async fn run_bus(self: Rc<Self>) {
-        while !self.shutdown.is_set() {
-            self.inbox.ready().await;
-            self.sync();
         }
     }
 
