@@ -131,7 +131,7 @@ step_nodes() { # k nodes on one Redis, together past 100,000 subscribers
   sleep 3
   for i in $(seq "${NODE_RUNS:-1}"); do
     bench fanout --api "http://127.0.0.1:$first" --token "$TOKEN" --subscribers "${NODE_SUBS:-102000}" \
-      --matches 1 --events 10 --rate 1 --c 4000 --source-ips 127.0.0.2-127.0.0.254 \
+      --matches 1 --events 10 --rate 1 --c "${NODE_C:-2000}" --source-ips 127.0.0.2-127.0.0.254 \
       --json "$OUT/nodes-$i.json" >"$OUT/nodes-$i.txt" 2>&1 || true
   done
 }

@@ -21,6 +21,8 @@ pub struct CoreStats {
     bus_depth: AtomicU64,
     sessions_total: AtomicU64,
     http_requests: AtomicU64,
+    /// Clients checkin sent to this core that have not connected yet.
+    pending: AtomicU64,
 }
 
 /// A copy of one core's counters.
@@ -75,9 +77,21 @@ impl CoreStats {
     pub fn set_bus_depth(&self, n: u64) {
         self.bus_depth.store(n, Relaxed);
     }
-    /// Counts an accepted stream connection.
+    /// Counts an accepted stream connection (one client checkin announced has arrived).
     pub fn add_session(&self) {
         self.sessions_total.fetch_add(1, Relaxed);
+        let _ = self
+            .pending
+            .fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_sub(1)));
+    }
+    /// Counts a client checkin sent to this core.
+    pub fn add_pending(&self) {
+        self.pending.fetch_add(1, Relaxed);
+    }
+    /// Subscribers plus clients sent here that have not connected yet: checkin's measure,
+    /// so a connect burst spreads instead of piling onto the core that looked emptiest.
+    pub fn load(&self) -> u64 {
+        self.subscribers.load(Relaxed) + self.pending.load(Relaxed)
     }
     /// Counts an HTTP request.
     pub fn add_http_request(&self) {
@@ -170,17 +184,27 @@ impl NodeStats {
     /// The least-loaded stream port of the cluster (this node's cores win ties).
     pub fn checkin(&self) -> Target {
         let core = self.least_loaded_core();
-        let local = self.cores.get(core).map_or(0, |c| c.subscribers());
-        let remote = self.remote.read().ok().and_then(|r| {
-            r.iter()
+        let local = self.cores.get(core).map_or(0, |c| c.load());
+        // Remote loads are as old as the last heartbeat (up to a second): count every client
+        // sent there since, so a connect burst spreads over the cluster instead of all going
+        // to the port that looked emptiest a second ago.
+        let remote = self.remote.write().ok().and_then(|mut r| {
+            let best = r
+                .iter_mut()
                 .filter(|p| p.load < local)
-                .min_by_key(|p| p.load)
-                .map(|p| Target::Remote {
-                    host: p.host.clone(),
-                    port: p.port,
-                })
+                .min_by_key(|p| p.load)?;
+            best.load += 1;
+            Some(Target::Remote {
+                host: best.host.clone(),
+                port: best.port,
+            })
         });
-        remote.unwrap_or(Target::Local(core))
+        remote.unwrap_or_else(|| {
+            if let Some(c) = self.cores.get(core) {
+                c.add_pending();
+            }
+            Target::Local(core)
+        })
     }
 
     /// The index of the core with the fewest subscribers (ties: lowest index).
@@ -188,7 +212,7 @@ impl NodeStats {
         self.cores
             .iter()
             .enumerate()
-            .min_by_key(|(i, c)| (c.subscribers(), *i))
+            .min_by_key(|(i, c)| (c.load(), *i))
             .map_or(0, |(i, _)| i)
     }
 }

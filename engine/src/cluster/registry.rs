@@ -127,7 +127,7 @@ fn beat(
         id: node.node_id.clone(),
         host: host.to_owned(),
         ports: node.stream_ports.clone(),
-        load: node.cores.iter().map(|c| c.subscribers()).collect(),
+        load: node.cores.iter().map(|c| c.load()).collect(),
     };
     let json = serde_json::to_string(&entry).unwrap_or_default();
     let (members,): (Vec<String>,) = redis::pipe()
