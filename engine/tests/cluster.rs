@@ -98,18 +98,7 @@ fn wait_seq(client: &mut HttpClient, id: &MatchId, seq: u64) {
 }
 
 fn subscribers_on(node: &Node) -> u64 {
-    let v = node
-        .client()
-        .get("/1/stats")
-        .expect("stats")
-        .json()
-        .expect("json");
-    v["cores"]
-        .as_array()
-        .expect("cores")
-        .iter()
-        .map(|c| c["subscribers"].as_u64().unwrap_or(0))
-        .sum()
+    core_sum(&mut node.client(), "subscribers")
 }
 
 fn wait_subscribers(node: &Node, n: u64) {

@@ -15,18 +15,7 @@ use matchstream_protocol::{Match, MatchId};
 fn wait_for_subscribers(server: &TestServer, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let v = server
-            .reader()
-            .get("/1/stats")
-            .expect("stats")
-            .json()
-            .expect("json");
-        let total: u64 = v["cores"]
-            .as_array()
-            .expect("cores")
-            .iter()
-            .map(|c| c["subscribers"].as_u64().unwrap_or(0))
-            .sum();
+        let total = core_sum(&mut server.reader(), "subscribers");
         if total >= n {
             return;
         }
@@ -79,19 +68,14 @@ fn many_subscribers_receive_the_whole_match(version: Version, n: usize) {
                 .unwrap_or(got.len().min(expected.len()))
         );
     }
+    let sessions = core_sum(&mut server.reader(), "sessions_total");
+    assert_eq!(sessions, n as u64);
     let v = server
         .reader()
         .get("/1/stats")
         .expect("stats")
         .json()
         .expect("json");
-    let sessions: u64 = v["cores"]
-        .as_array()
-        .expect("cores")
-        .iter()
-        .map(|c| c["sessions_total"].as_u64().unwrap_or(0))
-        .sum();
-    assert_eq!(sessions, n as u64);
     for c in v["cores"].as_array().expect("cores") {
         assert!(
             c["sessions_total"].as_u64().unwrap_or(0) > 0,
@@ -430,20 +414,8 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
     // tcp_wmem's maximum) absorb the first megabytes, then the 8 KiB queue bound trips.
     let comment = "x".repeat(1000);
     let mut watcher = server.watcher();
-    let slow_cuts = |server: &TestServer| -> u64 {
-        let v = server
-            .reader()
-            .get("/1/stats")
-            .expect("stats")
-            .json()
-            .expect("json");
-        v["cores"]
-            .as_array()
-            .expect("cores")
-            .iter()
-            .map(|c| c["slow_disconnects"].as_u64().unwrap_or(0))
-            .sum()
-    };
+    let slow_cuts =
+        |server: &TestServer| -> u64 { core_sum(&mut server.reader(), "slow_disconnects") };
     let mut posted = 0;
     while slow_cuts(&server) == 0 {
         assert!(posted < 20_000, "the slow subscriber was never cut off");

@@ -411,3 +411,14 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// The sum over every core of one counter of `GET /1/stats` (e.g. `subscribers`).
+pub fn core_sum(client: &mut HttpClient, key: &str) -> u64 {
+    let v = client.get("/1/stats").expect("stats").json().expect("json");
+    v["cores"]
+        .as_array()
+        .expect("cores")
+        .iter()
+        .map(|c| c[key].as_u64().unwrap_or(0))
+        .sum()
+}
