@@ -159,6 +159,7 @@ impl Fanout {
 
     /// Applies one bus message; queues frames but does not send them ([`Fanout::flush`]).
     pub fn apply(&mut self, msg: BusMsg, stats: &CoreStats) {
+        let recount = !matches!(msg, BusMsg::Event { .. });
         match msg {
             BusMsg::Created(state) => {
                 self.listing.replace(None);
@@ -211,6 +212,15 @@ impl Fanout {
                 }
             }
         }
+        // Not per event: that would scan every match on the hot path. Events change the gauge
+        // only at `stop`, which the next sweep counts.
+        if recount {
+            self.count_live(stats);
+        }
+    }
+
+    /// Sets the stats' count of matches with subscribers on this core.
+    fn count_live(&self, stats: &CoreStats) {
         let live = self
             .views
             .values()
@@ -301,12 +311,7 @@ impl Fanout {
             });
             dropped += before - view.subscribers.len();
         }
-        let live = self
-            .views
-            .values()
-            .filter(|v| v.subscriber_count() > 0)
-            .count();
-        stats.set_live_matches(live as u64);
+        self.count_live(stats);
         dropped
     }
 

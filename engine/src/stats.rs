@@ -30,7 +30,8 @@ pub struct CoreStats {
 pub struct CoreSnapshot {
     /// Subscribers streaming now.
     pub subscribers: u64,
-    /// Matches with at least one subscriber on this core.
+    /// Matches with at least one subscriber on this core (recounted when matches change and
+    /// at every sweep, not per event).
     pub live_matches: u64,
     /// Frames written completely.
     pub frames_sent: u64,

@@ -85,6 +85,30 @@ fn wait_known(node: &Node, id: &MatchId) {
     }
 }
 
+/// One v2 subscriber of `id` on stream port `port` of every node, registered, each read to
+/// its close on its own thread.
+fn watch_on_each(
+    nodes: &[Node],
+    port: usize,
+    user: &str,
+    id: &MatchId,
+) -> Vec<std::thread::JoinHandle<Vec<u8>>> {
+    let readers = nodes
+        .iter()
+        .map(|n| {
+            let s = subscribe(
+                n.ports[port],
+                &format!("VERSION:2:CONNECT:{user}:MATCH:{id}"),
+            );
+            std::thread::spawn(move || read_to_close(s))
+        })
+        .collect();
+    for n in nodes {
+        wait_subscribers(n, 1);
+    }
+    readers
+}
+
 /// Waits (bounded) until a node's view of the match reaches `seq`.
 fn wait_seq(client: &mut HttpClient, id: &MatchId, seq: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -193,16 +217,7 @@ fn concurrent_watchers_on_different_nodes_get_strictly_increasing_seqs_and_one_o
     );
     wait_known(&nodes[1], &id);
     let after_start = state(&mut nodes[1].client(), &id);
-    let subs: Vec<_> = nodes
-        .iter()
-        .map(|n| {
-            let s = subscribe(n.ports[0], &format!("VERSION:2:CONNECT:w:MATCH:{id}"));
-            std::thread::spawn(move || read_to_close(s))
-        })
-        .collect();
-    for n in &nodes {
-        wait_subscribers(n, 1);
-    }
+    let subs = watch_on_each(&nodes, 0, "w", &id);
     let per_watcher = 150;
     let watchers: Vec<_> = nodes
         .iter()
@@ -465,16 +480,7 @@ fn writes_fail_cleanly_while_redis_is_down_and_nothing_is_missed_after_it_return
     );
     wait_known(&nodes[1], &id);
     let after_start = state(&mut nodes[1].client(), &id);
-    let subs: Vec<_> = nodes
-        .iter()
-        .map(|n| {
-            let s = subscribe(n.ports[1], &format!("VERSION:2:CONNECT:r:MATCH:{id}"));
-            std::thread::spawn(move || read_to_close(s))
-        })
-        .collect();
-    for n in &nodes {
-        wait_subscribers(n, 1);
-    }
+    let subs = watch_on_each(&nodes, 1, "r", &id);
     for body in &events[1..5] {
         assert_eq!(
             watcher

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use matchstream_protocol::codec::{decode_event, decode_match};
@@ -19,7 +18,7 @@ use matchstream_protocol::state::apply;
 use matchstream_protocol::{Event, Match, MatchId};
 
 use super::store::load_record;
-use super::{connect, history_key, seq_key, Backoff, Delivered, CHANNEL, MATCHES};
+use super::{connect, history_key, seq_key, Backoff, Delivered, Worker, CHANNEL, MATCHES};
 use crate::bus::{BusHandle, BusMsg};
 use crate::store::MatchRecord;
 
@@ -27,10 +26,7 @@ use crate::store::MatchRecord;
 const POLL: Duration = Duration::from_millis(200);
 
 /// The running feed thread.
-pub struct Feed {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Feed(Worker);
 
 struct Follower {
     url: String,
@@ -65,24 +61,12 @@ impl Feed {
             delivered,
             down: false,
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("matchstream-feed".into())
-            .spawn(move || follower.run(&flag))
-            .map_err(|e| format!("cannot start the feed thread: {e}"))?;
-        Ok(Feed {
-            stop,
-            thread: Some(thread),
-        })
+        Worker::spawn("matchstream-feed", move |stop| follower.run(stop)).map(Feed)
     }
 
     /// Stops the feed and waits for its thread.
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

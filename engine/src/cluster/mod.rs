@@ -25,7 +25,9 @@ pub mod registry;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use matchstream_protocol::MatchId;
@@ -65,6 +67,39 @@ pub fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> 
     con.set_read_timeout(Some(REDIS_TIMEOUT))?;
     con.set_write_timeout(Some(REDIS_TIMEOUT))?;
     Ok(con)
+}
+
+/// A background thread of a node (feed, registry) that runs until asked to stop.
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts `run` on a thread named `name`; `run` returns once the flag it is given is set.
+    pub fn spawn(
+        name: &str,
+        run: impl FnOnce(&AtomicBool) + Send + 'static,
+    ) -> Result<Worker, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || run(&flag))
+            .map_err(|e| format!("cannot start thread {name}: {e}"))?;
+        Ok(Worker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks the thread to stop and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Exponential backoff between reconnection attempts (100 ms doubling to 2 s).

@@ -4,12 +4,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{connect, node_key, Backoff, NODES};
+use super::{connect, node_key, Backoff, Worker, NODES};
 use crate::stats::{NodeStats, RemotePort};
 
 /// How often a node heartbeats.
@@ -31,34 +30,22 @@ pub struct NodeEntry {
 }
 
 /// The running registry thread.
-pub struct Registry {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Registry(Worker);
 
 impl Registry {
     /// Starts heartbeating `node` (reachable at `host`) into `url`.
     pub fn start(url: &str, node: Arc<NodeStats>, host: String) -> Result<Registry, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad redis url {url}: {e}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
         let url = url.to_owned();
-        let thread = std::thread::Builder::new()
-            .name("matchstream-registry".into())
-            .spawn(move || run(&client, &url, &node, &host, &flag))
-            .map_err(|e| format!("cannot start the registry thread: {e}"))?;
-        Ok(Registry {
-            stop,
-            thread: Some(thread),
+        Worker::spawn("matchstream-registry", move |stop| {
+            run(&client, &url, &node, &host, stop)
         })
+        .map(Registry)
     }
 
     /// Stops heartbeating, removes this node from the registry, waits for the thread.
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
