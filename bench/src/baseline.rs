@@ -1,18 +1,150 @@
-//! The Redis pub/sub baseline of `fanout`: the same shape (N subscribers over M channels via
-//! `SUBSCRIBE`, payloads the size of matchstream's frame, E messages per channel at the same
-//! rate, then a stop message) spoken in RESP on raw sockets by the same loops, and the
-//! side-by-side rows of the two systems with their ratio.
+//! The baselines of `fanout`: Redis pub/sub (`redis://host:port`) and NATS core pub/sub
+//! (`nats://host:port`), each run in the same shape as matchstream (N subscribers over M
+//! channels or subjects, payloads as long as matchstream's frame, the same events, the same
+//! flow control driving the same publisher loop), spoken on raw sockets by the same loops.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::fanout::{self, Figures, Options, Shape};
-use crate::plan::{Protocol, Target};
+use crate::plan::Protocol;
 use crate::publish::Sink;
-use crate::report::ms;
-use crate::requests::Codec;
+
+/// Which system a baseline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// Redis pub/sub.
+    Redis,
+    /// NATS core.
+    Nats,
+}
+
+/// A baseline given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baseline {
+    /// The system.
+    pub system: System,
+    /// The URL as given.
+    pub url: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Server pids to sample (`--baseline-pid`, in the order of the baselines).
+    pub pids: Vec<u32>,
+}
+
+impl Baseline {
+    /// Parses `redis://host[:port]` or `nats://host[:port]`.
+    pub fn parse(url: &str) -> anyhow::Result<Baseline> {
+        let (system, addr) = if url.starts_with("redis://") {
+            (System::Redis, parse_redis_url(url)?)
+        } else if url.starts_with("nats://") {
+            (System::Nats, crate::nats::parse_url(url)?)
+        } else {
+            bail!("{url}: a baseline is redis://host:port or nats://host:port");
+        };
+        Ok(Baseline {
+            system,
+            url: url.to_owned(),
+            addr,
+            pids: Vec::new(),
+        })
+    }
+
+    /// Parses every `--baseline` and pairs the `--baseline-pid`s with them in order.
+    pub fn parse_all(urls: &[String], pids: &[u32]) -> anyhow::Result<Vec<Baseline>> {
+        if pids.len() > urls.len() {
+            bail!(
+                "{} --baseline-pid for {} --baseline: give at most one pid per baseline, in the \
+                 same order",
+                pids.len(),
+                urls.len()
+            );
+        }
+        let mut out = urls
+            .iter()
+            .map(|u| Baseline::parse(u))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (b, pid) in out.iter_mut().zip(pids) {
+            b.pids.push(*pid);
+        }
+        Ok(out)
+    }
+
+    /// `redis` or `nats`.
+    pub fn name(&self) -> &'static str {
+        match self.system {
+            System::Redis => "redis",
+            System::Nats => "nats",
+        }
+    }
+
+    /// The subscribers' protocol.
+    pub fn protocol(&self) -> Protocol {
+        match self.system {
+            System::Redis => Protocol::Redis,
+            System::Nats => Protocol::Nats,
+        }
+    }
+
+    /// The publisher's sink, payloads of `payload` bytes.
+    pub fn sink(&self, payload: usize) -> Sink {
+        match self.system {
+            System::Redis => Sink::Redis { payload },
+            System::Nats => Sink::Nats { payload },
+        }
+    }
+
+    /// The channels (Redis) or subjects (NATS) of run `run`.
+    pub fn channels(&self, run: &str, matches: u64) -> Vec<String> {
+        (0..matches)
+            .map(|i| match self.system {
+                System::Redis => format!("matchstream-bench:{run}:m{i}"),
+                System::Nats => format!("matchstream-bench.{run}.m{i}"),
+            })
+            .collect()
+    }
+
+    /// Pre-flight: the server answers a ping within `timeout`.
+    pub fn ping(&self, timeout: Duration) -> anyhow::Result<()> {
+        let what = format!("the {} baseline at {}", self.name(), self.url);
+        let mut s = TcpStream::connect_timeout(&self.addr, timeout)
+            .with_context(|| format!("{what} does not answer"))?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
+        let (request, want): (&[u8], &[u8]) = match self.system {
+            System::Redis => (b"PING\r\n", b"+PONG\r\n"),
+            System::Nats => (b"CONNECT {\"verbose\":false}\r\nPING\r\n", b"PONG\r\n"),
+        };
+        s.write_all(request)
+            .with_context(|| format!("writing to {what}"))?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(want.len()).any(|w| w == want) {
+            let n = s
+                .read(&mut buf)
+                .with_context(|| format!("{what} did not answer PING"))?;
+            if n == 0 || got.len() > 64 * 1024 {
+                bail!(
+                    "{what} did not answer PING (it said {:?})",
+                    String::from_utf8_lossy(&got[..got.len().min(200)])
+                );
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.starts_with(b"-") {
+                bail!(
+                    "{what} refused PING: {}",
+                    String::from_utf8_lossy(&got[..got.len().min(200)]).trim()
+                );
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Parses `redis://host:port` (no auth, no db: pub/sub ignores the db).
-pub fn parse_url(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+pub fn parse_redis_url(url: &str) -> anyhow::Result<SocketAddr> {
     let rest = url
         .strip_prefix("redis://")
         .with_context(|| format!("{url}: expected redis://host:port"))?;
@@ -27,129 +159,58 @@ pub fn parse_url(url: &str) -> anyhow::Result<std::net::SocketAddr> {
     crate::net::resolve(host, port).with_context(|| format!("resolving {url}"))
 }
 
-/// Runs the baseline shape against the Redis at `url`.
-pub fn run(opts: &Options, url: &str, run: &str, frame_bytes: usize) -> anyhow::Result<Figures> {
-    let addr = parse_url(url)?;
-    let channels = (0..opts.matches)
-        .map(|i| format!("matchstream-bench:{run}:m{i}"))
-        .collect();
-    fanout::measure(&Shape {
-        opts,
-        system: "redis",
-        protocol: Protocol::Redis,
-        target: Target::Direct(vec![addr]),
-        channels,
-        sink: Sink::Redis {
-            payload: frame_bytes,
-        },
-        codec: Codec::Resp,
-        publish_addr: addr,
-        pids: &opts.baseline_pids,
-        user_prefix: String::new(),
-    })
-}
-
-/// A row of the comparison: its name, how to read it, how to print it.
-type Row = (&'static str, fn(&Figures) -> Option<f64>, fn(f64) -> String);
-
-/// A figure per row: its name, one value per system, and the ratio of the first system's to
-/// the second's when there are two.
-pub fn rows(systems: &[&Figures]) -> Vec<Vec<String>> {
-    let figures: [Row; 18] = [
-        ("connected", |f| Some(f.connected as f64), int),
-        ("failed", |f| Some(f.failed as f64), int),
-        ("expected deliveries", |f| Some(f.expected as f64), int),
-        ("delivered", |f| Some(f.delivered as f64), int),
-        ("lost", |f| Some(f.lost as f64), int),
-        ("duplicated", |f| Some(f.duplicated as f64), int),
-        ("out of order", |f| Some(f.out_of_order as f64), int),
-        ("deliveries/s", |f| Some(f.deliveries_per_second), int),
-        ("latency p50 ms", |f| Some(f.latency.p50_ms), ms),
-        ("latency p90 ms", |f| Some(f.latency.p90_ms), ms),
-        ("latency p99 ms", |f| Some(f.latency.p99_ms), ms),
-        ("latency p99.9 ms", |f| Some(f.latency.p99_9_ms), ms),
-        ("latency max ms", |f| Some(f.latency.max_ms), ms),
-        ("connect phase s", |f| Some(f.connect_seconds), secs),
-        (
-            "published events/s",
-            |f| Some(f.publish.events_per_second),
-            int,
-        ),
-        (
-            "server bytes/subscriber",
-            |f| f.server.as_ref().map(|s| s.bytes_per_subscriber),
-            int,
-        ),
-        (
-            "server CPU s/M deliveries",
-            |f| {
-                f.server
-                    .as_ref()
-                    .map(|s| s.cpu_seconds_per_million_deliveries)
-            },
-            secs,
-        ),
-        ("bench CPU s", |f| Some(f.bench.cpu_seconds), secs),
-    ];
-    figures
-        .iter()
-        .map(|(name, get, fmt)| {
-            let values: Vec<Option<f64>> = systems.iter().map(|f| get(f)).collect();
-            let mut row = vec![(*name).to_owned()];
-            row.extend(values.iter().map(|v| v.map_or("-".into(), fmt)));
-            if let [Some(a), Some(b)] = values[..] {
-                row.push(if b != 0.0 {
-                    format!("{:.2}x", a / b)
-                } else {
-                    "-".into()
-                });
-            } else if values.len() == 2 {
-                row.push("-".into());
-            }
-            row
-        })
-        .collect()
-}
-
-fn int(v: f64) -> String {
-    format!("{v:.0}")
-}
-
-fn secs(v: f64) -> String {
-    format!("{v:.2}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn redis_urls_parse() {
+    fn baseline_urls_parse() {
+        let r = Baseline::parse("redis://127.0.0.1:6380").expect("url");
         assert_eq!(
-            parse_url("redis://127.0.0.1:6380").expect("url").port(),
-            6380
+            (r.system, r.addr.port(), r.name()),
+            (System::Redis, 6380, "redis")
         );
-        assert_eq!(parse_url("redis://127.0.0.1").expect("url").port(), 6379);
-        assert!(parse_url("http://127.0.0.1").is_err());
-        assert!(parse_url("redis://u:p@127.0.0.1").is_err());
+        assert_eq!(
+            parse_redis_url("redis://127.0.0.1").expect("url").port(),
+            6379
+        );
+        let n = Baseline::parse("nats://127.0.0.1").expect("url");
+        assert_eq!((n.system, n.addr.port()), (System::Nats, 4222));
+        assert!(Baseline::parse("http://127.0.0.1").is_err());
+        assert!(Baseline::parse("redis://u:p@127.0.0.1").is_err());
     }
 
     #[test]
-    fn rows_show_both_systems_and_their_ratio() {
-        let a = Figures {
-            system: "matchstream".into(),
-            delivered: 200,
-            ..Figures::default()
+    fn pids_pair_with_baselines_in_order() {
+        let urls = vec![
+            "redis://127.0.0.1:1".to_owned(),
+            "nats://127.0.0.1:2".to_owned(),
+        ];
+        let all = Baseline::parse_all(&urls, &[10]).expect("parse");
+        assert_eq!(all[0].pids, [10]);
+        assert!(all[1].pids.is_empty());
+        assert!(Baseline::parse_all(&urls[..1], &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn channels_are_unique_per_run() {
+        let r = Baseline::parse("redis://127.0.0.1:1").expect("url");
+        let n = Baseline::parse("nats://127.0.0.1:1").expect("url");
+        assert_eq!(
+            r.channels("abc", 2),
+            ["matchstream-bench:abc:m0", "matchstream-bench:abc:m1"]
+        );
+        assert_eq!(n.channels("abc", 1), ["matchstream-bench.abc.m0"]);
+    }
+
+    #[test]
+    fn a_baseline_that_is_down_is_refused_before_the_load() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
         };
-        let b = Figures {
-            system: "redis".into(),
-            delivered: 100,
-            ..Figures::default()
-        };
-        let rows = rows(&[&a, &b]);
-        let delivered = rows.iter().find(|r| r[0] == "delivered").expect("row");
-        assert_eq!(delivered[1..], ["200", "100", "2.00x"]);
-        let single = super::rows(&[&a]);
-        assert!(single.iter().all(|r| r.len() == 2));
+        let b = Baseline::parse(&format!("redis://127.0.0.1:{port}")).expect("url");
+        let e = b.ping(Duration::from_secs(2)).expect_err("down");
+        assert!(format!("{e:#}").contains("does not answer"), "{e:#}");
     }
 }

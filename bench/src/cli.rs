@@ -9,7 +9,7 @@ use crate::net::SourceIps;
 use crate::progress::Mode;
 
 const ABOUT: &str = "Load tools for matchstream: the user simulator (clients), the HTTP load \
-test (http), the fanout benchmark (fanout) and the seed's stage 2 ramp (ramp).";
+test (http), the fanout benchmark (fanout), the seed's stage 2 ramp (ramp), and compare.";
 
 const LONG_ABOUT: &str = "Load tools for matchstream, after the \"Scaling Erlang\" procedure.
 
@@ -24,7 +24,11 @@ Stage 2 (finding the boundaries): matchstream-bench ramp --api URL --token T --m
 Every subcommand prints a table, and with --json FILE writes a report whose first object is
 the environment (kernel, cores, limits, sysctls, git revision, arguments). The bench spreads
 its connections over worker processes (each below its open-files limit) and source addresses
-(--source-ips), and states its own CPU time: it shares the machine with what it measures.";
+(--source-ips), and states its own CPU time: it shares the machine with what it measures.
+
+Exit status: 0 when the run passed; 1 when it ran but failed (any failure, loss, refused
+publish, non-2xx answer, failing ramp step, missed rate or --fail-on criterion; the reasons
+on stderr); 2 when it could not run (bad arguments, a pre-flight check, an error).";
 
 /// matchstream-bench: the load tools of matchstream.
 #[derive(Debug, Parser)]
@@ -45,14 +49,17 @@ pub enum Command {
     /// The HTTP load test (the original's ApacheBench script): N requests, C in flight.
     #[command(long_about = crate::http::LONG_ABOUT)]
     Http(crate::http::Options),
-    /// The fanout benchmark: subscribers over matches, events posted at a rate, every
-    /// delivery's latency from its POST; optionally against Redis pub/sub as a baseline.
+    /// The fanout benchmark: subscribers over matches, events published under one flow
+    /// control (paced or windowed) for matchstream and its Redis and NATS baselines alike.
     #[command(long_about = crate::fanout::LONG_ABOUT)]
     Fanout(crate::fanout::Options),
     /// The seed's stage 2: N doubling from --start, HTTP alone, clients alone, both; stops
     /// at the first failing step and names the cause.
     #[command(long_about = crate::ramp::LONG_ABOUT)]
     Ramp(crate::ramp::Options),
+    /// Two --json reports side by side: the figures that differ, and a warning when their
+    /// environments or arguments differ.
+    Compare(crate::compare::Options),
     /// Internal: a worker process of a larger run (reads its plan on stdin).
     #[command(hide = true)]
     Worker,

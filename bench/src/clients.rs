@@ -377,6 +377,23 @@ pub fn percent(part: u64, whole: u64) -> f64 {
 }
 
 impl Report {
+    /// Why the run failed (empty when every client watched the match to its end).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.failed > 0 {
+            out.push(format!(
+                "{} of {} clients failed ({})",
+                self.failed,
+                self.n,
+                report::counts(&self.failures)
+            ));
+        }
+        if let Some(e) = &self.play_error {
+            out.push(format!("playing the match failed: {e}"));
+        }
+        out
+    }
+
     /// The table printed at the end of the run.
     pub fn table(&self) -> String {
         let mut t = Table::kv("clients");
@@ -421,6 +438,10 @@ impl Report {
         }
         t.row(["run".into(), format!("{:.2} s", self.seconds)]);
         t.row(["bench cost".into(), report::cost_line(&self.bench)]);
+        t.row([
+            "closed loop".to_owned(),
+            "at most C attempts at once: a slow server slows the arrivals it is offered".to_owned(),
+        ]);
         t.render()
     }
 }

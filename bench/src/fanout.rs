@@ -1,14 +1,17 @@
 //! `fanout`: the benchmark for performance engineers. N subscribers (version 2) spread over
 //! M matches that the bench creates, starts and plays as their watcher: E comment events per
-//! match at R per second per match (or as fast as the server answers), then a stop. Every
-//! event carries its POST time, so every subscriber in every worker process measures each
-//! delivery's latency from the frame alone. Per subscriber the v2 seq is tracked to count
-//! duplicates and gaps. With `--server-pid`, the server's RSS before and after the
-//! subscribers connected (bytes per subscriber) and its CPU time while publishing (seconds
-//! per million deliveries). With `--baseline redis://..`, the same shape against Redis
-//! pub/sub in the same invocation (see [`crate::baseline`]).
+//! match under one flow control ([`crate::flow`]: paced at R per second per match, or `max`
+//! with a window of W events ahead of the slowest subscriber), then a stop. The same
+//! publisher loop ([`crate::pipeline`]) drives matchstream and every baseline
+//! (`--baseline redis://..`, `--baseline nats://..`, see [`crate::baseline`]), pipelining its
+//! publishes. Every event carries its stamp, so every subscriber in every worker process
+//! measures each delivery's latency from the frame alone; per subscriber the v2 seq is
+//! tracked to count duplicates and gaps. `--runs K` repeats the whole measurement with fresh
+//! matches (see [`crate::runs`] for the tables), and the bench exits non-zero on any loss,
+//! failure, refused publish, missed rate or broken `--fail-on` criterion.
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -16,39 +19,57 @@ use matchstream_protocol::frame::{render_event, Version};
 use matchstream_protocol::{Event, EventData, EventKind, MatchId, PostedEvent};
 
 use crate::api::ApiClient;
-use crate::baseline;
+use crate::baseline::Baseline;
 use crate::cli::{Output, Spread};
+use crate::flow::Flow;
 use crate::httpc::Url;
-use crate::latency::Summary;
-use crate::plan::{Plan, Protocol, Target};
-use crate::progress::{self, Live, Progress};
-use crate::publish::{self, Published, Publisher, Sink};
-use crate::report::{self, BenchCost, Table};
-use crate::requests::{self, Codec};
-use crate::shards::Shards;
-use crate::sysstat::{self, ServerSample};
+use crate::measure::{self, Figures, Shape};
+use crate::plan::{Protocol, Target};
+use crate::publish::{self, Sink};
+use crate::runs::{self, SystemRuns};
+use crate::thresholds::Criteria;
 use crate::watcher;
+use crate::window::DEFAULT_WINDOW;
 
 /// The long `--help` text.
 pub const LONG_ABOUT: &str = "The fanout benchmark, for performance engineers.
 
 N subscribers (--subscribers, protocol version 2, each checking in unless --targets) are spread
 evenly over M matches (--matches) that the bench creates with ids unique to the run, starts
-and plays as their watcher: E comment events per match (--events) at R events per second per
-match (--rate, or max: as fast as the server answers, one POST in flight per publishing
-connection), then a stop. Each event's comment carries the time its POST was sent, so every
-subscriber measures each delivery's latency from the frame alone, in any worker process.
+and plays as their watcher: --warmup unmeasured events, then E measured comment events per
+match (--events), then a stop. The matches are deleted at the end (--keep-matches keeps them).
 
-Reported: connected, expected deliveries (connected x E), delivered, lost, duplicated and out
-of order (per-subscriber seq tracking), deliveries/s, latency percentiles; with --server-pid,
-the server's bytes per subscriber and CPU seconds per million deliveries. --baseline
-redis://host:port runs the same shape against Redis pub/sub and prints both side by side with
-their ratio (start that redis-server with --protected-mode no when using --source-ips).";
+Flow control, the same for matchstream and every baseline, one publisher loop for all:
+  --rate R    paced: event k of each match is published at t0 + k/R without waiting for any
+              answer (requests pipelined on keep-alive connections; replies are read and
+              checked as they come). Latency runs from each event's *scheduled* send time, so a
+              publisher or server that falls behind shows (no coordinated omission). The run
+              fails when the achieved publish rate is below 95 % of R x M.
+  --rate max  event k of a match is published as soon as every live subscriber of that match
+              has received event k - W (--window W, default 64), pipelined. Latency runs from
+              the actual send time.
 
-/// Events per second per match, or as fast as possible.
+Baselines: --baseline redis://host:port (Redis pub/sub) and/or --baseline nats://host:port
+(NATS core pub/sub), each run in the same shape right after matchstream in every run: N
+subscribers over M channels, payloads as long as matchstream's frame, the same events and flow
+control. Ratios are printed per baseline. (Start redis-server with --protected-mode no when
+using --source-ips, and raise --maxclients / NATS max_connections above N.)
+
+--runs K repeats the whole measurement K times (fresh matches and channels, same servers) and
+prints every run's p50/p95/p99/max and its deliveries later than 100 ms and 1 s, then the
+medians: a stalled run stays visible. With --server-pid, each run shows the server's and the
+bench's CPU use in the publish window as a share of the machine, and flags IDLE-BUT-SLOW a run
+whose p99 is over 1 s while the server used under half of the cores.
+
+Exit status: 0 when every run delivered everything, in order, at the target rate; 1 when a
+run failed (loss, failed subscribers, refused or unanswered publishes, rate below 95 %, a
+broken --fail-on criterion), the reasons on stderr; 2 when the run could not start (pre-flight:
+API, baselines, --server-pid, --source-ips, --json path).";
+
+/// Events per second per match, or as fast as the window allows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
-    /// As fast as the answers come.
+    /// As fast as the window allows.
     Max,
     /// Events per second per match.
     PerSecond(f64),
@@ -101,9 +122,22 @@ pub struct Options {
     #[arg(long, default_value_t = 100)]
     pub events: u64,
 
-    /// R: events per second per match, or `max`.
+    /// Unmeasured events per match before the measured ones (same flow control).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub warmup: u64,
+
+    /// R: events per second per match (paced, latency from the scheduled time), or `max`
+    /// (windowed, see --window).
     #[arg(long, default_value = "10")]
     pub rate: Rate,
+
+    /// W for --rate max: event k goes once every live subscriber of its match has event k-W.
+    #[arg(long, value_name = "W", default_value_t = DEFAULT_WINDOW)]
+    pub window: u64,
+
+    /// K: repeat the whole measurement K times (fresh matches), then print the medians.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub runs: u32,
 
     /// C: subscriber connection attempts in flight at once.
     #[arg(long, default_value_t = 512)]
@@ -113,7 +147,7 @@ pub struct Options {
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub payload: usize,
 
-    /// Publishing connections (each with one POST in flight; default: min(M, 32)).
+    /// Publishing connections, pipelined (match m on connection m mod P; default min(M, 32)).
     #[arg(long)]
     pub publishers: Option<usize>,
 
@@ -125,17 +159,36 @@ pub struct Options {
     #[arg(long = "server-pid", value_name = "PID")]
     pub server_pids: Vec<u32>,
 
-    /// Also run the same shape against Redis pub/sub at this address (redis://host:port).
-    #[arg(long, value_name = "URL")]
-    pub baseline: Option<String>,
+    /// Also run the same shape against redis://host:port or nats://host:port; repeatable.
+    #[arg(long = "baseline", value_name = "URL")]
+    pub baselines: Vec<String>,
 
-    /// Pid of the baseline's redis-server, to sample like --server-pid.
+    /// Pid of a baseline's server, to sample like --server-pid: the first for the first
+    /// --baseline, and so on.
     #[arg(long = "baseline-pid", value_name = "PID")]
     pub baseline_pids: Vec<u32>,
+
+    /// Fail the run unless every matchstream run meets these criteria, e.g.
+    /// 'p99<20ms,lost=0,errors<0.1%' (see bench/README.md).
+    #[arg(long, value_name = "CRITERIA", value_parser = Criteria::parse)]
+    pub fail_on: Option<Criteria>,
+
+    /// Write matchstream's delivery latency (all runs) as an HdrHistogram percentile
+    /// distribution to FILE; each baseline's goes beside it as <FILE stem>-<system>.hgrm.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
+
+    /// Keep the matches the bench created (default: deleted after each run).
+    #[arg(long)]
+    pub keep_matches: bool,
 
     /// Seconds each system's run may take; subscribers still open then fail as `timeout`.
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     pub timeout: f64,
+
+    /// With the window: seconds without any subscriber progress after which publishing stops.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub stall_timeout: f64,
 
     /// How connections are spread.
     #[command(flatten)]
@@ -146,113 +199,209 @@ pub struct Options {
     pub output: Output,
 }
 
-/// Server-side figures from `--server-pid`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct ServerFigures {
-    /// The pids sampled.
-    pub pids: Vec<u32>,
-    /// RSS before the subscribers connected, bytes.
-    pub rss_before: u64,
-    /// RSS once they had connected, bytes.
-    pub rss_connected: u64,
-    /// `(rss_connected - rss_before) / connected`.
-    pub bytes_per_subscriber: f64,
-    /// CPU seconds spent while the subscribers connected.
-    pub cpu_seconds_connecting: f64,
-    /// CPU seconds spent from the first POST until the subscribers were done.
-    pub cpu_seconds_publishing: f64,
-    /// `cpu_seconds_publishing` per million deliveries.
-    pub cpu_seconds_per_million_deliveries: f64,
+impl Options {
+    /// The flow control these options ask for.
+    pub fn flow(&self) -> Flow {
+        match self.rate {
+            Rate::Max => Flow::Window {
+                window: self.window,
+            },
+            Rate::PerSecond(rate) => Flow::Paced { rate },
+        }
+    }
 }
 
-/// The figures of one system (matchstream, or the Redis baseline).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Figures {
-    /// `matchstream` or `redis`.
-    pub system: String,
-    /// Subscribers that got their status (Redis: their subscribe confirmation).
-    pub connected: u64,
-    /// Subscribers that failed.
-    pub failed: u64,
-    /// Failures by kind.
-    pub failures: crate::outcome::FailureCounts,
-    /// `ERROR:` lines by reason.
-    pub error_lines: std::collections::BTreeMap<String, u64>,
-    /// Framing (or RESP) violations by description.
-    pub framing: std::collections::BTreeMap<String, u64>,
-    /// `connected × E`.
-    pub expected: u64,
-    /// Measured deliveries received.
-    pub delivered: u64,
-    /// `expected − (delivered − duplicated)`.
-    pub lost: u64,
-    /// Frames whose seq was not above the last one the subscriber had seen.
-    pub duplicated: u64,
-    /// Frames whose seq skipped ahead of the next expected one.
-    pub out_of_order: u64,
-    /// Deliveries per second, first POST to last delivery.
-    pub deliveries_per_second: f64,
-    /// POST (or PUBLISH) to complete frame at the subscriber.
-    pub latency: Summary,
-    /// Time to status of the subscribers.
-    pub time_to_status: Summary,
-    /// Seconds the subscribers took to connect.
-    pub connect_seconds: f64,
-    /// The publisher's side.
-    pub publish: Published,
-    /// With --server-pid / --baseline-pid.
-    pub server: Option<ServerFigures>,
-    /// The bench's own cost for this system's run.
-    pub bench: BenchCost,
+/// The flow control, as the report states it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FlowControl {
+    /// `paced` or `window`.
+    pub mode: String,
+    /// Paced: R, events per second per match.
+    pub rate_per_match: Option<f64>,
+    /// Window: W.
+    pub window: Option<u64>,
+    /// Publishing connections (pipelined).
+    pub publishers: usize,
+    /// The definition, in words.
+    pub description: String,
 }
 
-/// The figures of a `fanout` run.
+/// The figures of a `fanout` invocation.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// N.
     pub subscribers: u64,
     /// M.
     pub matches: u64,
-    /// E.
+    /// E (measured events per match).
     pub events: u64,
-    /// R.
+    /// Unmeasured events per match before them.
+    pub warmup: u64,
+    /// R (`"10/s per match"` or `"max"`).
     pub rate: String,
-    /// Bytes of each measured event's v2 frame (the Redis payload size).
+    /// How publishing was paced, the same for every system.
+    pub flow_control: FlowControl,
+    /// Bytes of each measured event's v2 frame (the baselines' payload size).
     pub frame_bytes: usize,
-    /// matchstream's figures.
-    pub matchstream: Figures,
-    /// The Redis baseline's, with --baseline.
-    pub baseline: Option<Figures>,
+    /// K.
+    pub runs: u32,
+    /// CPUs of the machine.
+    pub cores: usize,
+    /// matchstream first, then each baseline: every run and the medians.
+    pub systems: Vec<SystemRuns>,
+    /// Why the invocation failed (empty when it passed): the exit status is 1 unless empty.
+    pub problems: Vec<String>,
+    /// Things worth knowing that do not fail the run (idle-but-slow runs, cleanup).
+    pub warnings: Vec<String>,
 }
 
-/// One system's run, resolved.
-pub(crate) struct Shape<'a> {
-    pub opts: &'a Options,
-    pub system: &'static str,
-    pub protocol: Protocol,
-    pub target: Target,
-    pub channels: Vec<String>,
-    pub sink: Sink,
-    pub codec: Codec,
-    pub publish_addr: std::net::SocketAddr,
-    pub pids: &'a [u32],
-    pub user_prefix: String,
+impl Report {
+    /// The problems that make the exit status non-zero.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems.clone()
+    }
 }
 
-/// Runs `fanout` (and its baseline).
+/// Runs `fanout` (and its baselines), `--runs` times.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
-    if opts.subscribers == 0 || opts.matches == 0 || opts.events == 0 {
-        bail!("--subscribers, --matches and --events must be at least 1");
+    if opts.subscribers == 0 || opts.matches == 0 || opts.events == 0 || opts.runs == 0 {
+        bail!("--subscribers, --matches, --events and --runs must be at least 1");
+    }
+    if opts.rate == Rate::Max && opts.window == 0 {
+        bail!("--window must be at least 1 (W = 0 would never publish)");
     }
     let api = Url::parse(&opts.api)?;
-    let run = watcher::run_id();
-    let comment_len = opts.payload;
-    let frame_bytes = frame_size(opts.events + 1, comment_len);
+    let baselines = Baseline::parse_all(&opts.baselines, &opts.baseline_pids)?;
+    crate::preflight::fanout(opts, &api, &baselines)?;
+    let frame_bytes = frame_size(opts.warmup + opts.events + 1, opts.payload);
+    let target = if opts.targets.is_empty() {
+        Target::Checkin(api.clone())
+    } else {
+        Target::Direct(
+            opts.targets
+                .iter()
+                .map(|t| crate::clients::parse_target(t))
+                .collect::<anyhow::Result<_>>()?,
+        )
+    };
+    let flow = opts.flow();
     let mut client = ApiClient::new(&api, Some(&opts.token));
-    let mut ids = Vec::new();
+    let mut all: Vec<Vec<Figures>> = vec![Vec::new(); 1 + baselines.len()];
+    let mut warnings = Vec::new();
+    for k in 1..=opts.runs {
+        let run = watcher::run_id();
+        let ids = create_matches(&mut client, &run, opts.matches)
+            .with_context(|| format!("creating the matches of run {k}"))?;
+        let m = measure::measure(&Shape {
+            opts,
+            system: "matchstream",
+            run: (k, opts.runs),
+            protocol: Protocol::Stream { version: 2 },
+            target: target.clone(),
+            channels: ids.clone(),
+            sink: Sink::Matchstream {
+                api: api.clone(),
+                token: opts.token.clone(),
+                comment_len: opts.payload,
+            },
+            publish_addr: api.addr,
+            pids: &opts.server_pids,
+            user_prefix: format!("b{run}f"),
+            flow,
+        });
+        if !opts.keep_matches {
+            if let Err(e) = delete_matches(&mut client, &ids) {
+                warnings.push(format!("run {k}: deleting its matches: {e:#}"));
+            }
+        }
+        all[0].push(m?);
+        for (i, b) in baselines.iter().enumerate() {
+            let f = measure::measure(&Shape {
+                opts,
+                system: b.name(),
+                run: (k, opts.runs),
+                protocol: b.protocol(),
+                target: Target::Direct(vec![b.addr]),
+                channels: b.channels(&run, opts.matches),
+                sink: b.sink(frame_bytes),
+                publish_addr: b.addr,
+                pids: &b.pids,
+                user_prefix: String::new(),
+                flow,
+            })
+            .with_context(|| format!("the {} baseline, run {k}", b.name()))?;
+            all[1 + i].push(f);
+        }
+    }
+    let targets = std::iter::once(api_label(&api))
+        .chain(baselines.iter().map(|b| b.url.clone()))
+        .collect::<Vec<_>>();
+    let systems: Vec<SystemRuns> = all
+        .into_iter()
+        .zip(targets)
+        .map(|(runs, target)| SystemRuns::new(runs, target))
+        .collect();
+    let mut problems: Vec<String> = systems
+        .iter()
+        .flat_map(|s| s.runs.iter().flat_map(Figures::problems))
+        .collect();
+    if let Some(criteria) = &opts.fail_on {
+        for f in &systems[0].runs {
+            problems.extend(criteria.check(f));
+        }
+    }
+    for s in &systems {
+        for f in &s.runs {
+            warnings.extend(f.warnings());
+            if f.idle_but_slow {
+                warnings.push(runs::idle_but_slow_line(f));
+            }
+        }
+    }
+    if let Some(path) = &opts.hgrm {
+        write_hgrms(path, &systems)?;
+    }
+    Ok(Report {
+        subscribers: opts.subscribers,
+        matches: opts.matches,
+        events: opts.events,
+        warmup: opts.warmup,
+        rate: opts.rate.to_string(),
+        flow_control: FlowControl {
+            mode: flow.mode().to_owned(),
+            rate_per_match: match flow {
+                Flow::Paced { rate } => Some(rate),
+                Flow::Window { .. } => None,
+            },
+            window: match flow {
+                Flow::Window { window } => Some(window),
+                Flow::Paced { .. } => None,
+            },
+            publishers: opts
+                .publishers
+                .unwrap_or(32)
+                .clamp(1, opts.matches.max(1) as usize),
+            description: flow.describe(),
+        },
+        frame_bytes,
+        runs: opts.runs,
+        cores: crate::sysstat::cores(),
+        systems,
+        problems,
+        warnings,
+    })
+}
+
+fn api_label(api: &Url) -> String {
+    format!("http://{}{}", api.host, api.prefix)
+}
+
+/// Creates and starts `count` matches with ids unique to `run`.
+fn create_matches(client: &mut ApiClient, run: &str, count: u64) -> anyhow::Result<Vec<String>> {
     let home = watcher::team(&format!("b{run}"))?;
     let start_date = matchstream_protocol::Date::parse(watcher::DATE).context("date")?;
-    for i in 0..opts.matches {
+    let mut ids = Vec::new();
+    for i in 0..count {
         let m = matchstream_protocol::NewMatch {
             home: home.clone(),
             visit: watcher::team(&format!("m{i}"))?,
@@ -265,44 +414,31 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         client.post_event(&id, &PostedEvent::new(EventKind::Start))?;
         ids.push(id);
     }
-    let target = if opts.targets.is_empty() {
-        Target::Checkin(api.clone())
-    } else {
-        Target::Direct(
-            opts.targets
-                .iter()
-                .map(|t| crate::clients::parse_target(t))
-                .collect::<anyhow::Result<_>>()?,
-        )
-    };
-    let matchstream = measure(&Shape {
-        opts,
-        system: "matchstream",
-        protocol: Protocol::Stream { version: 2 },
-        target,
-        channels: ids,
-        sink: Sink::Matchstream {
-            api: api.clone(),
-            token: opts.token.clone(),
-        },
-        codec: Codec::Http,
-        publish_addr: api.addr,
-        pids: &opts.server_pids,
-        user_prefix: format!("b{run}f"),
-    })?;
-    let baseline = match &opts.baseline {
-        Some(url) => Some(baseline::run(opts, url, &run, frame_bytes)?),
-        None => None,
-    };
-    Ok(Report {
-        subscribers: opts.subscribers,
-        matches: opts.matches,
-        events: opts.events,
-        rate: opts.rate.to_string(),
-        frame_bytes,
-        matchstream,
-        baseline,
-    })
+    Ok(ids)
+}
+
+/// `DELETE /1/match/<id>` for each (so `/1/matches` does not grow run after run).
+fn delete_matches(client: &mut ApiClient, ids: &[String]) -> anyhow::Result<()> {
+    for id in ids {
+        client.cancel_match(id)?;
+    }
+    Ok(())
+}
+
+fn write_hgrms(path: &std::path::Path, systems: &[SystemRuns]) -> anyhow::Result<()> {
+    for (i, s) in systems.iter().enumerate() {
+        let file = if i == 0 {
+            path.to_path_buf()
+        } else {
+            let stem = path
+                .file_stem()
+                .map_or("latency".into(), |s| s.to_string_lossy());
+            path.with_file_name(format!("{stem}-{}.hgrm", s.system))
+        };
+        std::fs::write(&file, s.merged().hgrm())
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// Bytes of the v2 frame of a measured event with seq `seq` and a comment of `len` bytes.
@@ -325,169 +461,5 @@ pub fn frame_size(seq: u64, len: usize) -> usize {
     out.len()
 }
 
-/// Connects the subscribers, publishes, waits for the deliveries, and measures.
-pub(crate) fn measure(shape: &Shape<'_>) -> anyhow::Result<Figures> {
-    let opts = shape.opts;
-    let cpu_start = sysstat::own_cpu_seconds();
-    let started = Instant::now();
-    let time_limit = Duration::from_secs_f64(opts.timeout.max(1.0));
-    let limit = started + time_limit;
-    let before = sysstat::sample_servers(shape.pids);
-    let plan = Plan {
-        protocol: shape.protocol,
-        target: shape.target.clone(),
-        channels: shape.channels.clone(),
-        user_prefix: shape.user_prefix.clone(),
-        first: 0,
-        count: opts.subscribers,
-        concurrency: opts.c.max(1),
-        connect_timeout_ms: opts.spread.connect_timeout_ms(),
-        time_limit_ms: time_limit.as_millis() as u64,
-        source_ips: opts.spread.source_ips.clone(),
-    };
-    let mut shards = Shards::start(&plan, opts.spread.workers)?;
-    let lives = shards.lives();
-    let (n, system) = (opts.subscribers, shape.system);
-    let expected_per = opts.events;
-    let progress = Progress::start(opts.output.mode(), move |t| {
-        let s = Live::sum(&lives);
-        format!(
-            "{system} {}: connected {}/{n}, failed {}, delivered {}/{}, open {}",
-            progress::secs(t),
-            s.connected,
-            s.failed,
-            s.delivered,
-            s.connected * expected_per,
-            s.open
-        )
-    });
-    shards.wait_ready(limit);
-    let connect_seconds = started.elapsed().as_secs_f64();
-    let connected_sample = sysstat::sample_servers(shape.pids);
-    let mut publisher = Publisher::new(
-        shape.sink.clone(),
-        &shape.channels,
-        opts.events,
-        match opts.rate {
-            Rate::Max => None,
-            Rate::PerSecond(r) => Some(r),
-        },
-        opts.publishers.unwrap_or(32),
-        opts.payload,
-    );
-    let publish_opts = requests::Options {
-        addr: shape.publish_addr,
-        slots: publisher.slots(),
-        keep_alive: true,
-        codec: shape.codec,
-        request_timeout: Duration::from_secs(10),
-        time_limit: limit.saturating_duration_since(Instant::now()),
-        source_ips: None,
-    };
-    let publish_start_ns = crate::subscribe::realtime_ns();
-    publisher.begin();
-    let published = requests::run(&publish_opts, &mut publisher);
-    let (shard_count, processes) = shards.describe();
-    let outcome = shards.finish(limit);
-    progress.finish();
-    let after = sysstat::sample_servers(shape.pids);
-    published?;
-    let o = outcome?;
-    let published = publisher.finish();
-    let expected = o.connected * opts.events;
-    let span_ns = o.last_delivery_ns.saturating_sub(publish_start_ns);
-    Ok(Figures {
-        system: shape.system.to_owned(),
-        connected: o.connected,
-        failed: o.failed,
-        failures: o.failures.clone(),
-        error_lines: o.error_lines.clone(),
-        framing: o.framing.clone(),
-        expected,
-        delivered: o.delivered,
-        lost: expected.saturating_sub(o.delivered.saturating_sub(o.duplicated)),
-        duplicated: o.duplicated,
-        out_of_order: o.out_of_order,
-        deliveries_per_second: if span_ns > 0 {
-            o.delivered as f64 / (span_ns as f64 / 1e9)
-        } else {
-            0.0
-        },
-        latency: o.delivery.summary(),
-        time_to_status: o.status.summary(),
-        connect_seconds,
-        publish: published,
-        server: server_figures(shape.pids, before, connected_sample, after, &o),
-        bench: BenchCost {
-            cpu_seconds: sysstat::own_cpu_seconds() - cpu_start,
-            shards: shard_count,
-            worker_processes: processes,
-            rss_bytes_per_connection: crate::clients::rss_per_connection(&o),
-        },
-    })
-}
-
-fn server_figures(
-    pids: &[u32],
-    before: ServerSample,
-    connected: ServerSample,
-    after: ServerSample,
-    o: &crate::plan::Outcome,
-) -> Option<ServerFigures> {
-    if pids.is_empty() {
-        return None;
-    }
-    let publishing = after.cpu_seconds - connected.cpu_seconds;
-    Some(ServerFigures {
-        pids: pids.to_vec(),
-        rss_before: before.rss_bytes,
-        rss_connected: connected.rss_bytes,
-        bytes_per_subscriber: if o.connected > 0 {
-            connected.rss_bytes.saturating_sub(before.rss_bytes) as f64 / o.connected as f64
-        } else {
-            0.0
-        },
-        cpu_seconds_connecting: connected.cpu_seconds - before.cpu_seconds,
-        cpu_seconds_publishing: publishing,
-        cpu_seconds_per_million_deliveries: if o.delivered > 0 {
-            publishing * 1e6 / o.delivered as f64
-        } else {
-            0.0
-        },
-    })
-}
-
-impl Report {
-    /// The table printed at the end: one column per system, and their ratio.
-    pub fn table(&self) -> String {
-        let systems: Vec<&Figures> = std::iter::once(&self.matchstream)
-            .chain(self.baseline.as_ref())
-            .collect();
-        let mut header = vec!["fanout".to_owned()];
-        header.extend(systems.iter().map(|f| f.system.clone()));
-        if systems.len() == 2 {
-            header.push("ratio".into());
-        }
-        let mut t = Table::new(header);
-        for row in baseline::rows(&systems) {
-            t.row(row);
-        }
-        let mut out = format!(
-            "fanout: N={} subscribers over M={} matches, E={} events each at {}, \
-             frame {} B\n\n",
-            self.subscribers, self.matches, self.events, self.rate, self.frame_bytes
-        );
-        out.push_str(&t.render());
-        for f in &systems {
-            out.push_str(&format!(
-                "{} failures: {}; publish refused: {}, errors: {}; bench cost: {}\n",
-                f.system,
-                report::counts(&f.failures),
-                report::counts(&f.publish.refused),
-                report::counts(&f.publish.errors),
-                report::cost_line(&f.bench)
-            ));
-        }
-        out
-    }
-}
+/// The reply timeout of publishing connections.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -268,6 +268,34 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
 }
 
 impl Report {
+    /// Why the run failed (empty when every request got a 2xx answer).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.error_total > 0 {
+            out.push(format!(
+                "{} of {} requests got no answer ({})",
+                self.error_total,
+                self.n,
+                report::counts(&self.errors)
+            ));
+        }
+        if self.non_2xx > 0 {
+            out.push(format!(
+                "{} of {} answers were not 2xx ({})",
+                self.non_2xx,
+                self.n,
+                report::counts(&self.status)
+            ));
+        }
+        if self.answered < self.n && self.error_total == 0 {
+            out.push(format!(
+                "{} of {} requests were answered",
+                self.answered, self.n
+            ));
+        }
+        out
+    }
+
     /// True when every request got a 2xx answer.
     pub fn clean(&self) -> bool {
         self.non_2xx == 0 && self.error_total == 0 && self.ok == self.n
@@ -304,6 +332,12 @@ impl Report {
             ),
         ]);
         t.row(["bench cost".into(), report::cost_line(&self.bench)]);
+        t.row([
+            "closed loop".to_owned(),
+            "each connection sends its next request after the last answer: latency is from the \
+             actual send, and a slow server lowers the load it is offered"
+                .to_owned(),
+        ]);
         t.render()
     }
 }

@@ -259,6 +259,65 @@ impl ResponseParser {
     }
 }
 
+/// One whole response at the start of `buf`, as a pipelining client reads them: its status,
+/// the bytes it used (head and body) and whether the server will close after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pipelined {
+    /// Status code.
+    pub status: u16,
+    /// Bytes of the whole response.
+    pub used: usize,
+    /// `Connection: close` (or HTTP/1.0 without keep-alive).
+    pub close: bool,
+}
+
+/// Parses the response at the start of `buf` (responses to pipelined requests follow one
+/// another): `Ok(None)` until it is whole. Bodies must have a `Content-Length` (or none by
+/// status): a body delimited by the close cannot be told from the next response.
+pub fn parse_pipelined(buf: &[u8]) -> Result<Option<Pipelined>, &'static str> {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut r = httparse::Response::new(&mut headers);
+    let head = match r.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            return Err("response head too large")
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err("malformed response head"),
+    };
+    let status = r.code.ok_or("response without status")?;
+    let mut length = None;
+    let mut close = r.version == Some(0);
+    for h in r.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value).map_err(|_| "bad content-length")?;
+            length = Some(
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| "bad content-length")?,
+            );
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err("chunked bodies are not supported");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            close = v.contains("close") || (close && !v.contains("keep-alive"));
+        }
+    }
+    let body = match length {
+        _ if status == 204 || status == 304 || (100..200).contains(&status) => 0,
+        Some(n) => n,
+        None => return Err("a pipelined response without Content-Length"),
+    };
+    if buf.len() < head + body {
+        return Ok(None);
+    }
+    Ok(Some(Pipelined {
+        status,
+        used: head + body,
+        close,
+    }))
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -315,6 +374,38 @@ mod tests {
             assert_eq!(r.bytes, raw.len());
             assert!(p.idle());
         }
+    }
+
+    #[test]
+    fn pipelined_responses_parse_one_after_another() {
+        let one = b"HTTP/1.1 201 Created\r\nContent-Length: 11\r\n\r\n{\"seq\":42}\n";
+        let two = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        let stream = [&one[..], &two[..]].concat();
+        for cut in 0..stream.len() {
+            let got = parse_pipelined(&stream[..cut]).expect("valid so far");
+            if cut < one.len() {
+                assert_eq!(got, None, "cut {cut}");
+            } else {
+                let first = got.expect("the first is whole");
+                assert_eq!(
+                    (first.status, first.used, first.close),
+                    (201, one.len(), false)
+                );
+            }
+        }
+        let second = parse_pipelined(&stream[one.len()..])
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(
+            (second.status, second.used, second.close),
+            (404, two.len(), true)
+        );
+        let empty = parse_pipelined(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1")
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(empty.used, 27);
+        assert!(parse_pipelined(b"HTTP/1.1 200 OK\r\n\r\nabc").is_err());
+        assert!(parse_pipelined(b"junk\r\n\r\n").is_err());
     }
 
     #[test]

@@ -60,6 +60,60 @@ impl Latency {
         self.0.len()
     }
 
+    /// Values above `ms` milliseconds (to the histogram's precision, 3 significant digits: a
+    /// value in the same bucket as the limit counts as not above it).
+    pub fn count_above_ms(&self, ms: u64) -> u64 {
+        let limit = ms.saturating_mul(1000);
+        self.0.len() - self.0.count_between(0, limit).min(self.0.len())
+    }
+
+    /// The percentile distribution in HdrHistogram's text format (`.hgrm`, as wrk2 and
+    /// HdrHistogram's own `outputPercentileDistribution` print it), values in milliseconds.
+    pub fn hgrm(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+        if self.0.is_empty() {
+            out.push_str("#[Mean    =        0.000, StdDeviation   =        0.000]\n");
+            out.push_str("#[Max     =        0.000, Total count    =            0]\n");
+            return out;
+        }
+        let mut total = 0u64;
+        for v in self.0.iter_quantiles(5) {
+            total += v.count_since_last_iteration();
+            let q = v.quantile_iterated_to();
+            let value = v.value_iterated_to() as f64 / 1000.0;
+            if q < 1.0 {
+                let _ = writeln!(
+                    out,
+                    "{value:12.3} {q:14.12} {total:10} {:14.2}",
+                    1.0 / (1.0 - q)
+                );
+            } else {
+                let _ = writeln!(out, "{value:12.3} {q:14.12} {total:10}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+            self.0.mean() / 1000.0,
+            self.0.stdev() / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "#[Max     = {:12.3}, Total count    = {:12}]",
+            self.0.max() as f64 / 1000.0,
+            self.0.len()
+        );
+        let _ = writeln!(
+            out,
+            "#[Buckets = {:12}, SubBuckets     = {:12}]",
+            self.0.buckets(),
+            // The counts array holds (buckets + 1) × sub-buckets / 2 slots.
+            2 * self.0.distinct_values() / (self.0.buckets() as usize + 1)
+        );
+        out
+    }
+
     /// The value at quantile `q` (0..=1) in milliseconds; 0 when empty.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.0.is_empty() {
@@ -80,6 +134,7 @@ impl Latency {
             mean_ms: self.0.mean() / 1000.0,
             p50_ms: self.quantile_ms(0.50),
             p90_ms: self.quantile_ms(0.90),
+            p95_ms: self.quantile_ms(0.95),
             p99_ms: self.quantile_ms(0.99),
             p99_9_ms: self.quantile_ms(0.999),
             p99_99_ms: self.quantile_ms(0.9999),
@@ -101,6 +156,9 @@ pub struct Summary {
     pub p50_ms: f64,
     /// 90th percentile.
     pub p90_ms: f64,
+    /// 95th percentile.
+    #[serde(default)]
+    pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
     /// 99.9th percentile.
@@ -155,6 +213,37 @@ mod tests {
         assert!((s.p99_ms - 990.0).abs() < 1.0, "{s:?}");
         assert!((s.max_ms - 1000.0).abs() < 1.0, "{s:?}");
         assert_eq!(Latency::new().summary(), Summary::default());
+    }
+
+    #[test]
+    fn counts_above_a_threshold_and_hgrm_text() {
+        let mut l = Latency::new();
+        for ms in [1, 5, 50, 99, 100, 101, 250, 999, 1000, 1001, 4000] {
+            l.record_us(ms * 1000);
+        }
+        assert_eq!(l.count_above_ms(100), 6);
+        assert_eq!(l.count_above_ms(1000), 2);
+        assert_eq!(l.count_above_ms(10_000), 0);
+        assert_eq!(Latency::new().count_above_ms(1), 0);
+        let text = l.hgrm();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("       Value     Percentile TotalCount 1/(1-Percentile)")
+        );
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.starts_with('#'))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert!(rows.len() > 5, "{text}");
+        let last = rows.last().expect("rows");
+        assert_eq!(last[1], "1.000000000000", "{text}");
+        assert_eq!(last[2], "11");
+        assert!((last[0].parse::<f64>().expect("value") - 4000.0).abs() < 4.0);
+        assert!(text.contains("#[Max     =     4001."), "{text}");
+        assert!(Latency::new().hgrm().contains("Total count"));
     }
 
     #[test]

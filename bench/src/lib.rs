@@ -5,15 +5,19 @@
 //!
 //! Module map:
 //! - subcommands: [`clients`] (the user simulator), [`http`] (the ApacheBench script),
-//!   [`fanout`] (+ [`baseline`], Redis pub/sub side by side), [`ramp`] (stage 2, +
-//!   [`diagnose`] naming failures, [`chart`]);
+//!   [`fanout`] (+ [`measure`] one run of one system, [`baseline`] Redis and NATS side by
+//!   side, [`runs`] repeated runs and their tables, [`thresholds`] `--fail-on`), [`ramp`]
+//!   (stage 2, + [`diagnose`] naming failures, [`chart`]);
+//! - flow control of fanout, one for every system: [`flow`] (paced schedule or window),
+//!   [`window`] (the slowest live subscriber per match, shared by every shard);
 //! - load loops (mio, one thread each, no thread per connection): [`subscribe`] (subscribers,
-//!   given a [`plan`]) and [`requests`] (request/response slots), fed by [`publish`] for
-//!   fanout;
+//!   given a [`plan`], decoding with [`decode`]), [`requests`] (request/response slots of
+//!   `http`) and [`pipeline`] (fanout's pipelined publisher, writing what [`publish`] encodes);
 //! - spreading: [`shards`] (worker processes beyond the open-files limit), [`net`] (source
 //!   addresses, non-blocking connects, error kinds);
-//! - protocol checking: [`framing`] (the stream protocol), [`resp`] (Redis), [`httpc`] (HTTP
-//!   responses), [`outcome`] (how a subscriber ends);
+//! - protocol checking: [`framing`] (the stream protocol), [`resp`] (Redis), [`nats`] (NATS),
+//!   [`httpc`] (HTTP responses), [`outcome`] (how a subscriber ends, seq order);
+//! - [`preflight`]: what is refused before any load starts;
 //! - the watcher: [`api`] (blocking API client), [`watcher`] (unique matches, scripts, play);
 //! - figures: [`latency`] (hdrhistogram), [`report`] (JSON documents, tables, the bench's own
 //!   cost), [`env`](mod@env) (the environment), [`sysstat`] (/proc figures), [`progress`] (live line);
@@ -26,23 +30,33 @@ pub mod baseline;
 pub mod chart;
 pub mod cli;
 pub mod clients;
+pub mod compare;
+pub mod decode;
 pub mod diagnose;
 pub mod env;
 pub mod fanout;
+pub mod flow;
 pub mod framing;
 pub mod http;
 pub mod httpc;
 pub mod latency;
+pub mod measure;
+pub mod nats;
 pub mod net;
 pub mod outcome;
+pub mod pipeline;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod publish;
 pub mod ramp;
 pub mod report;
 pub mod requests;
 pub mod resp;
+pub mod runs;
 pub mod shards;
 pub mod subscribe;
 pub mod sysstat;
+pub mod thresholds;
 pub mod watcher;
+pub mod window;

@@ -94,6 +94,32 @@ pub fn count(counts: &mut FailureCounts, kind: Failure) {
     *counts.entry(kind.key().to_owned()).or_default() += 1;
 }
 
+/// How a frame's seq compares with the highest one its subscriber saw before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// The first seq the subscriber sees.
+    First,
+    /// The next one.
+    Next,
+    /// Not above the highest seen: counted as duplicated.
+    Duplicate,
+    /// Beyond the next one (a gap at that moment): counted as out of order.
+    Gap,
+}
+
+/// Classifies `seq` after `last` (the highest seq seen, 0 for none).
+pub fn order(last: u64, seq: u64) -> Order {
+    if last == 0 {
+        Order::First
+    } else if seq <= last {
+        Order::Duplicate
+    } else if seq > last + 1 {
+        Order::Gap
+    } else {
+        Order::Next
+    }
+}
+
 /// What one subscriber has seen of its session so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Seen {
@@ -210,6 +236,32 @@ mod tests {
             let mut seen = Seen::default();
             frames.iter().for_each(|f| seen.frame(f));
             assert_eq!(seen.closed(checker), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn seqs_are_counted_as_duplicates_or_gaps() {
+        // (seqs one subscriber receives, duplicated, out of order)
+        let cases: [(&[u64], u64, u64); 7] = [
+            (&[1, 2, 3, 4], 0, 0),
+            (&[5, 6], 0, 0), // joined late: the first seq is whatever it is
+            (&[1, 2, 2, 3], 1, 0),
+            (&[1, 3, 2, 4], 1, 1), // 3 skips 2 (a gap); 2 then is below the highest seen
+            (&[1, 2, 5, 6, 7], 0, 1),
+            (&[1, 1, 1], 2, 0),
+            (&[3, 1, 2, 4], 2, 0),
+        ];
+        for (seqs, dup, gaps) in cases {
+            let (mut last, mut d, mut g) = (0, 0, 0);
+            for &s in seqs {
+                match order(last, s) {
+                    Order::Duplicate => d += 1,
+                    Order::Gap => g += 1,
+                    Order::First | Order::Next => {}
+                }
+                last = last.max(s);
+            }
+            assert_eq!((d, g), (dup, gaps), "{seqs:?}");
         }
     }
 

@@ -18,8 +18,10 @@ pub enum Protocol {
         /// 1 or 2.
         version: u8,
     },
-    /// Redis pub/sub (the baseline).
+    /// Redis pub/sub (a baseline).
     Redis,
+    /// NATS core pub/sub (a baseline).
+    Nats,
 }
 
 /// Where the subscribers connect.
@@ -99,6 +101,12 @@ pub struct Outcome {
     pub rss_growth_bytes: u64,
     /// Seconds the shard ran.
     pub seconds: f64,
+    /// CPU seconds of the shard's thread once every attempt had ended.
+    #[serde(default)]
+    pub cpu_at_ready: f64,
+    /// CPU seconds of the shard's thread at its end.
+    #[serde(default)]
+    pub cpu_at_end: f64,
 }
 
 impl Outcome {
@@ -134,5 +142,7 @@ impl Outcome {
         self.open_at_ready += o.open_at_ready;
         self.rss_growth_bytes += o.rss_growth_bytes;
         self.seconds = self.seconds.max(o.seconds);
+        self.cpu_at_ready += o.cpu_at_ready;
+        self.cpu_at_end += o.cpu_at_end;
     }
 }

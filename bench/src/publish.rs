@@ -1,28 +1,27 @@
-//! The fanout publisher: the bench as the watcher of every match (or the publisher of every
-//! Redis channel), a [`Source`] for the request loop.
+//! What `fanout` publishes, per system: the bytes of each publish ([`Sink`]) and what
+//! publishing did ([`Published`]). When each publish goes is [`crate::flow`]'s business; the
+//! loop that writes them pipelined and reads the answers is [`crate::pipeline`].
 //!
-//! Slot `k` of `P` owns matches `k, k+P, k+2P, ...` and posts their events in rounds: event
-//! `j` of each of its matches, then `j+1`, ... With `--rate R` (events per second per match),
-//! event `j` of match `m` of `M` is due `(j + m/M)/R` seconds after the start: the matches'
-//! events are spread evenly over each period instead of arriving in bursts of M (real matches
-//! do not score in step); with `max`, as fast as replies come. After the last round, one `stop` per match. Each event carries its send time, taken
-//! just before the request is written: in a matchstream comment `t=<ns since the epoch>`
-//! (padded to `--payload` bytes), in a Redis payload `<seq> c <ns> <padding>`.
+//! Every event carries its stamp (scheduled send time when paced, actual send time with the
+//! window): in a matchstream comment `t=<ns since the epoch>` (padded to `--payload` bytes;
+//! warm-up events say `w=` instead, so no subscriber measures them), in a Redis or NATS
+//! payload `<seq> <c|w|s> <ns> <padding>` as long as matchstream's frame.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use matchstream_protocol::api::posted_event_body;
 use matchstream_protocol::{EventKind, PostedEvent};
 
+use crate::flow::{Kind, Publish};
 use crate::framing::STAMP_PREFIX;
 use crate::httpc::{write_request, Url};
-use crate::latency::Latency;
-use crate::requests::{ErrorKind, Next, Reply, Source};
-use crate::resp;
-use crate::subscribe::realtime_ns;
+use crate::latency::Summary;
+use crate::{nats, resp};
 
-/// Where events are published.
+/// Prefix of a warm-up event's comment (not a stamp: not measured).
+pub const WARMUP_PREFIX: &str = "w=";
+
+/// Where events are published, and how.
 #[derive(Debug, Clone)]
 pub enum Sink {
     /// `POST /1/match/<id>/events` with this token.
@@ -31,140 +30,50 @@ pub enum Sink {
         api: Url,
         /// The watcher's token.
         token: String,
+        /// Comment length (`--payload`).
+        comment_len: usize,
     },
-    /// `PUBLISH <channel> <payload>` of this many bytes.
+    /// `PUBLISH <channel> <payload>`.
     Redis {
+        /// Payload size in bytes.
+        payload: usize,
+    },
+    /// `PUB <subject> <payload>` (verbose: every PUB answered `+OK`).
+    Nats {
         /// Payload size in bytes.
         payload: usize,
     },
 }
 
-/// What publishing did.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Published {
-    /// Events (not counting stops) the server accepted.
-    pub events_ok: u64,
-    /// Requests refused, by status.
-    pub refused: BTreeMap<String, u64>,
-    /// Requests that got no answer, by kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Round trip of the publishing requests.
-    pub latency: crate::latency::Summary,
-    /// Seconds from the first request to the last answer.
-    pub seconds: f64,
-    /// Accepted events per second.
-    pub events_per_second: f64,
-}
-
-/// The publisher.
-#[derive(Debug)]
-pub struct Publisher<'a> {
-    sink: Sink,
-    channels: &'a [String],
-    events: u64,
-    rate: Option<f64>,
-    slots: usize,
-    comment_len: usize,
-    start: Instant,
-    /// Per slot: the round and the position in its matches.
-    cursor: Vec<(u64, usize)>,
-    /// Per slot: whether its request in flight is a stop.
-    stopping: Vec<bool>,
-    latency: Latency,
-    out: Published,
-    last_answer: Instant,
-}
-
-impl<'a> Publisher<'a> {
-    /// A publisher of `events` events (plus a stop) to each of `channels` over `slots`
-    /// connections, at `rate` per second per channel (None = max); matchstream comments are
-    /// padded to `comment_len` bytes.
-    pub fn new(
-        sink: Sink,
-        channels: &'a [String],
-        events: u64,
-        rate: Option<f64>,
-        slots: usize,
-        comment_len: usize,
-    ) -> Publisher<'a> {
-        let slots = slots.clamp(1, channels.len().max(1));
-        let now = Instant::now();
-        Publisher {
-            sink,
-            channels,
-            events,
-            rate,
-            slots,
-            comment_len,
-            start: now,
-            cursor: vec![(0, 0); slots],
-            stopping: vec![false; slots],
-            latency: Latency::new(),
-            out: Published::default(),
-            last_answer: now,
-        }
-    }
-
-    /// Connections to use.
-    pub fn slots(&self) -> usize {
-        self.slots
-    }
-
-    /// Marks the start (the rate's clock).
-    pub fn begin(&mut self) {
-        self.start = Instant::now();
-        self.last_answer = self.start;
-    }
-
-    /// What was published.
-    pub fn finish(mut self) -> Published {
-        self.out.latency = self.latency.summary();
-        self.out.seconds = self.last_answer.duration_since(self.start).as_secs_f64();
-        self.out.events_per_second = self.out.events_ok as f64 / self.out.seconds.max(1e-9);
-        self.out
-    }
-
-    fn owned(&self, slot: usize) -> usize {
-        (self.channels.len() - slot).div_ceil(self.slots)
-    }
-}
-
-/// The comment text of a measured matchstream event sent at `ns`, padded to `len` bytes.
-pub fn comment(ns: u64, len: usize) -> String {
-    let mut c = format!("{STAMP_PREFIX}{ns:019} ");
-    while c.len() < len {
-        c.push('x');
-    }
-    c
-}
-
-impl Source for Publisher<'_> {
-    fn next(&mut self, slot: usize, now: Instant, out: &mut Vec<u8>) -> Next {
-        let (round, pos) = self.cursor[slot];
-        if round > self.events {
-            return Next::Done;
-        }
-        let m = slot + pos * self.slots;
-        if let (Some(rate), true) = (self.rate, round < self.events) {
-            let offset = m as f64 / self.channels.len() as f64;
-            let due =
-                self.start + Duration::from_secs_f64((round as f64 + offset) / rate.max(1e-9));
-            if now < due {
-                return Next::Wait(due);
+impl Sink {
+    /// Appends what opens a publishing connection; true if it is answered like a publish.
+    pub fn handshake(&self, out: &mut Vec<u8>) -> bool {
+        match self {
+            Sink::Nats { .. } => {
+                nats::connect(true, "matchstream-bench-pub", out);
+                true
             }
+            Sink::Matchstream { .. } | Sink::Redis { .. } => false,
         }
-        let channel = &self.channels[m];
-        let stop = round == self.events;
-        let ns = realtime_ns();
-        match &self.sink {
-            Sink::Matchstream { api, token } => {
-                let mut e = PostedEvent::new(if stop {
+    }
+
+    /// Appends the request publishing `p` on `channel`.
+    pub fn encode(&self, channel: &str, p: &Publish, out: &mut Vec<u8>) {
+        match self {
+            Sink::Matchstream {
+                api,
+                token,
+                comment_len,
+            } => {
+                let mut e = PostedEvent::new(if p.kind == Kind::Stop {
                     EventKind::Stop
                 } else {
                     EventKind::Comment
                 });
-                if !stop {
-                    e.comment = Some(comment(ns, self.comment_len));
+                match p.kind {
+                    Kind::Measured => e.comment = Some(comment(p.stamp_ns, *comment_len)),
+                    Kind::Warmup => e.comment = Some(warmup_comment(p.stamp_ns, *comment_len)),
+                    Kind::Stop => {}
                 }
                 let path = format!("{}/1/match/{channel}/events", api.prefix);
                 let body = posted_event_body(&e);
@@ -179,48 +88,142 @@ impl Source for Publisher<'_> {
                 );
             }
             Sink::Redis { payload } => {
-                // Seqs mirror a started match: 1 is the start, events 2..=E+1, stop E+2.
-                let p = resp::payload(round + 2, stop, ns, *payload);
-                resp::command(&[b"PUBLISH", channel.as_bytes(), &p], out);
+                let data = resp::payload(p.seq, p.kind, p.stamp_ns, *payload);
+                resp::command(&[b"PUBLISH", channel.as_bytes(), &data], out);
+            }
+            Sink::Nats { payload } => {
+                let data = resp::payload(p.seq, p.kind, p.stamp_ns, *payload);
+                nats::publish(channel, &data, out);
             }
         }
-        self.stopping[slot] = stop;
-        let next = if pos + 1 >= self.owned(slot) {
-            (round + 1, 0)
-        } else {
-            (round, pos + 1)
-        };
-        self.cursor[slot] = next;
-        Next::Send
     }
+}
 
-    fn reply(&mut self, slot: usize, reply: &Reply, latency: Duration) {
-        self.latency.record(latency);
-        self.last_answer = Instant::now();
-        let accepted = match self.sink {
-            Sink::Matchstream { .. } => reply.status == 201,
-            Sink::Redis { .. } => reply.status == 200,
-        };
-        if !accepted {
-            *self
-                .out
-                .refused
-                .entry(reply.status.to_string())
-                .or_default() += 1;
-        } else if !self.stopping[slot] {
-            self.out.events_ok += 1;
+/// The comment text of a measured matchstream event stamped `ns`, padded to `len` bytes.
+pub fn comment(ns: u64, len: usize) -> String {
+    pad(format!("{STAMP_PREFIX}{ns:019} "), len)
+}
+
+/// The comment of a warm-up event: as long as a measured one, but no stamp.
+pub fn warmup_comment(ns: u64, len: usize) -> String {
+    pad(format!("{WARMUP_PREFIX}{ns:019} "), len)
+}
+
+fn pad(mut c: String, len: usize) -> String {
+    while c.len() < len {
+        c.push('x');
+    }
+    c
+}
+
+/// What publishing did in one run.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Published {
+    /// Events written to the server (warm-up included, stops not).
+    pub events_sent: u64,
+    /// Events the server accepted (201, a PUBLISH's integer, NATS `+OK`).
+    pub events_ok: u64,
+    /// Stops the server accepted.
+    pub stops_ok: u64,
+    /// Publishes refused, by status (HTTP code, `error` for a RESP or NATS error reply).
+    pub refused: BTreeMap<String, u64>,
+    /// Publishes that got no answer, by kind (`reset`, `closed_early`, `timeout`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Events and stops never written (time limit, a stalled window).
+    pub unsent: u64,
+    /// Paced: R × M events per second; null with the window.
+    pub target_events_per_second: Option<f64>,
+    /// Events per second achieved: paced, the target scaled by the share of events written
+    /// and by the schedule's span over the span it took (t0 to the last event written, less
+    /// the least delay any event had: a constant delay is latency, a growing one is a missed
+    /// rate); with the window, events written over the time from t0 to the last one.
+    pub achieved_events_per_second: f64,
+    /// Paced: achieved as a percentage of the target.
+    pub achieved_percent: Option<f64>,
+    /// Events per second the server accepted: like `achieved_events_per_second`, with the
+    /// times the answers were read.
+    pub accepted_events_per_second: f64,
+    /// Paced: accepted as a percentage of the target.
+    pub accepted_percent: Option<f64>,
+    /// Paced: the most any event was written after its scheduled time, in ms.
+    pub max_lag_ms: f64,
+    /// Paced: the most any event's answer came after its scheduled time, in ms.
+    pub max_answer_lag_ms: f64,
+    /// Publish round trip: request written to its answer read.
+    pub latency: Summary,
+    /// Seconds from t0 to the last event written.
+    pub seconds: f64,
+    /// Why publishing stopped early, if it did.
+    pub stalled: Option<String>,
+}
+
+impl Published {
+    /// Problems with this publishing, as sentences (empty when all went well).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let refused: u64 = self.refused.values().sum();
+        if refused > 0 {
+            out.push(format!(
+                "{refused} publishes refused ({})",
+                crate::report::counts(&self.refused)
+            ));
         }
+        let errors: u64 = self.errors.values().sum();
+        if errors > 0 {
+            out.push(format!(
+                "{errors} publishes unanswered ({})",
+                crate::report::counts(&self.errors)
+            ));
+        }
+        if self.unsent > 0 {
+            out.push(format!("{} publishes never sent", self.unsent));
+        }
+        if let Some(why) = &self.stalled {
+            out.push(format!("publishing stopped: {why}"));
+        }
+        let Some(target) = self.target_events_per_second else {
+            return out;
+        };
+        if let Some(pct) = self.achieved_percent.filter(|p| *p < 95.0) {
+            out.push(format!(
+                "the publisher achieved {:.1} of {target:.1} events/s ({pct:.1} %, below 95 %; \
+                 it fell {:.0} ms behind its schedule)",
+                self.achieved_events_per_second, self.max_lag_ms
+            ));
+        }
+        out
     }
 
-    fn error(&mut self, _slot: usize, kind: ErrorKind, _latency: Duration) {
-        self.last_answer = Instant::now();
-        *self.out.errors.entry(kind.key().to_owned()).or_default() += 1;
+    /// What is worth a warning without failing the run: the server answering slower than the
+    /// schedule (its delay shows in the latencies, measured from the scheduled times; make it
+    /// fail with `--fail-on accepted>=95`).
+    pub fn warnings(&self) -> Vec<String> {
+        match (self.target_events_per_second, self.accepted_percent) {
+            (Some(target), Some(pct)) if pct < 95.0 => vec![format!(
+                "the server accepted {:.1} of {target:.1} events/s ({pct:.1} %; its answers fell \
+                 {:.0} ms behind the schedule)",
+                self.accepted_events_per_second, self.max_answer_lag_ms
+            )],
+            _ => Vec::new(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
+    fn publish(kind: Kind, seq: u64) -> Publish {
+        Publish {
+            channel: 0,
+            index: seq - 2,
+            seq,
+            kind,
+            stamp_ns: 1_700_000_000_000_000_000,
+            due: Instant::now(),
+        }
+    }
 
     #[test]
     fn comments_carry_a_parsable_stamp() {
@@ -228,58 +231,67 @@ mod tests {
         assert_eq!(c.len(), 40);
         assert!(c.starts_with("t=1700000000000000000 x"));
         assert_eq!(comment(5, 0), "t=0000000000000000005 ");
+        assert_eq!(warmup_comment(5, 0).len(), comment(5, 0).len());
+        assert!(!warmup_comment(5, 0).starts_with(STAMP_PREFIX));
     }
 
     #[test]
-    fn every_match_gets_its_events_then_a_stop() {
-        let channels: Vec<String> = (0..5).map(|i| format!("m{i}")).collect();
-        let mut p = Publisher::new(Sink::Redis { payload: 10 }, &channels, 3, None, 2, 0);
-        let mut sent: BTreeMap<String, Vec<bool>> = BTreeMap::new();
-        let mut buf = Vec::new();
-        for slot in 0..p.slots() {
-            loop {
-                buf.clear();
-                match p.next(slot, Instant::now(), &mut buf) {
-                    Next::Send => {
-                        let text = String::from_utf8_lossy(&buf).into_owned();
-                        let parts: Vec<&str> = text.split("\r\n").collect();
-                        let stop = parts[6].split(' ').nth(1) == Some("s");
-                        sent.entry(parts[4].to_owned()).or_default().push(stop);
-                    }
-                    Next::Done => break,
-                    Next::Wait(_) => panic!("no rate, no wait"),
-                }
-            }
-        }
-        assert_eq!(sent.len(), 5);
-        for (ch, s) in sent {
-            assert_eq!(s, [false, false, false, true], "{ch}");
-        }
+    fn each_system_gets_its_request() {
+        let api = Url::parse("http://127.0.0.1:8888").expect("url");
+        let m = Sink::Matchstream {
+            api,
+            token: "T".into(),
+            comment_len: 0,
+        };
+        let mut out = Vec::new();
+        m.encode("a-b-2011-09-13", &publish(Kind::Measured, 2), &mut out);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.starts_with("POST /1/match/a-b-2011-09-13/events HTTP/1.1\r\n"));
+        assert!(text.contains("t=1700000000000000000"), "{text}");
+        let mut out = Vec::new();
+        m.encode("a-b-2011-09-13", &publish(Kind::Stop, 9), &mut out);
+        assert!(String::from_utf8_lossy(&out).contains("stop"));
+        assert!(!m.handshake(&mut Vec::new()));
+
+        let mut out = Vec::new();
+        Sink::Redis { payload: 30 }.encode("ch", &publish(Kind::Warmup, 3), &mut out);
+        assert!(out.starts_with(b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$30\r\n3 w 17"));
+
+        let n = Sink::Nats { payload: 30 };
+        let mut out = Vec::new();
+        n.encode("ch", &publish(Kind::Measured, 4), &mut out);
+        assert!(out.starts_with(b"PUB ch 30\r\n4 c 17"));
+        assert!(out.ends_with(b"x\r\n"));
+        let mut out = Vec::new();
+        assert!(n.handshake(&mut out));
+        assert!(out.starts_with(b"CONNECT {\"verbose\":true"));
     }
 
     #[test]
-    fn a_rate_spaces_the_rounds_and_spreads_the_matches() {
-        let channels = vec!["m0".to_owned(), "m1".to_owned()];
-        let mut p = Publisher::new(Sink::Redis { payload: 10 }, &channels, 3, Some(10.0), 1, 0);
-        p.begin();
-        let start = Instant::now();
-        let mut buf = Vec::new();
-        assert_eq!(p.next(0, start, &mut buf), Next::Send);
-        // m1's first event is due half a period (50 ms) after m0's.
-        match p.next(0, start, &mut buf) {
-            Next::Wait(t) => {
-                let after = t.duration_since(start);
-                assert!(after > Duration::from_millis(40) && after <= Duration::from_millis(50));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            p.next(0, start + Duration::from_millis(60), &mut buf),
-            Next::Send
+    fn problems_name_refusals_errors_and_a_missed_rate() {
+        assert!(Published::default().problems().is_empty());
+        let mut p = Published {
+            target_events_per_second: Some(100.0),
+            achieved_events_per_second: 94.0,
+            achieved_percent: Some(94.0),
+            accepted_percent: Some(90.0),
+            ..Published::default()
+        };
+        p.refused.insert("404".into(), 3);
+        p.errors.insert("reset".into(), 1);
+        let text = p.problems().join("; ");
+        assert!(text.contains("3 publishes refused (404 3)"), "{text}");
+        assert!(text.contains("1 publishes unanswered"), "{text}");
+        assert!(text.contains("below 95 %"), "{text}");
+        assert!(text.contains("the publisher achieved"), "{text}");
+        p.achieved_percent = Some(95.0);
+        assert!(!p.problems().join(";").contains("below"));
+        let warned = p.warnings().join("; ");
+        assert!(
+            warned.contains("the server accepted 0.0 of 100.0"),
+            "{warned}"
         );
-        match p.next(0, start + Duration::from_millis(60), &mut buf) {
-            Next::Wait(t) => assert!(t.duration_since(start) >= Duration::from_millis(90)),
-            other => panic!("{other:?}"),
-        }
+        p.accepted_percent = Some(99.0);
+        assert!(p.warnings().is_empty());
     }
 }

@@ -319,6 +319,14 @@ fn step(
 }
 
 impl Report {
+    /// Why the ramp failed: its first failing step (empty when no step failed).
+    pub fn problems(&self) -> Vec<String> {
+        self.first_failure
+            .iter()
+            .map(|(n, what)| format!("ramp step N={n} failed: {what}"))
+            .collect()
+    }
+
     /// The table printed at the end: one row per phase of each step.
     pub fn table(&self) -> String {
         let mut t = Table::new([

@@ -12,9 +12,10 @@ use crate::env::Environment;
 use crate::latency::Summary;
 
 /// Version of the JSON schema (bench/README.md); bumped when a field changes meaning.
-pub const SCHEMA: u32 = 1;
+/// 2: fanout reports every run of every system (`systems`), the flow control, problems.
+pub const SCHEMA: u32 = 2;
 
-/// A JSON report: `{"environment":{..},"schema":1,"command":"..","report":{..}}`.
+/// A JSON report: `{"environment":{..},"schema":2,"command":"..","report":{..}}`.
 #[derive(Debug, Serialize)]
 pub struct Document<'a, R: Serialize> {
     /// Where and how the figures were taken (always the first key).
@@ -159,9 +160,10 @@ pub fn latency_rows(t: &mut Table, name: &str, s: &Summary) {
     t.row([
         name.to_owned(),
         format!(
-            "p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {} ms  (n={})",
+            "p50 {}  p90 {}  p95 {}  p99 {}  p99.9 {}  p99.99 {}  max {} ms  (n={})",
             ms(s.p50_ms),
             ms(s.p90_ms),
+            ms(s.p95_ms),
             ms(s.p99_ms),
             ms(s.p99_9_ms),
             ms(s.p99_99_ms),

@@ -2,13 +2,15 @@
 //! streaming decoder of a subscriber's pushes that yields the same [`Item`]s as the framing
 //! checker, and a parser of one-line replies for the publisher.
 //!
-//! Baseline payloads are `<seq> <kind> <t_ns> <padding>`: `kind` is `c` for a measured event
-//! (`t_ns` its send time) and `s` for the final stop, so a Redis subscriber is accounted for
+//! Baseline payloads (Redis and NATS alike) are `<seq> <kind> <t_ns> <padding>`: `kind` is `c`
+//! for a measured event (`t_ns` its stamp: scheduled or actual send time), `w` for a warm-up
+//! event (not measured) and `s` for the final stop, so a Redis subscriber is accounted for
 //! exactly like a matchstream one (the `subscribe` confirmation stands for the status frame,
 //! with seq 1 like a started match).
 
 use matchstream_protocol::{EventKind, Period};
 
+use crate::flow::Kind;
 use crate::framing::{Frame, Item, Violation};
 
 /// Bytes kept of each bulk string (enough for `message` and the payload's prefix).
@@ -26,12 +28,12 @@ pub fn command(args: &[&[u8]], out: &mut Vec<u8>) {
     }
 }
 
-/// A baseline payload of `size` bytes (at least the prefix) for event `seq`.
-pub fn payload(seq: u64, stop: bool, sent_ns: u64, size: usize) -> Vec<u8> {
-    let mut p = if stop {
-        format!("{seq} s 0 ")
-    } else {
-        format!("{seq} c {sent_ns} ")
+/// A baseline payload of `size` bytes (at least the prefix) for event `seq` stamped `sent_ns`.
+pub fn payload(seq: u64, kind: Kind, sent_ns: u64, size: usize) -> Vec<u8> {
+    let mut p = match kind {
+        Kind::Stop => format!("{seq} s 0 "),
+        Kind::Warmup => format!("{seq} w {sent_ns} "),
+        Kind::Measured => format!("{seq} c {sent_ns} "),
     }
     .into_bytes();
     if p.len() < size {
@@ -208,21 +210,23 @@ impl PushDecoder {
     }
 }
 
-fn parse_payload(text: &[u8]) -> Result<Frame, Violation> {
+/// The facts of a baseline payload (its first bytes suffice: `<seq> <kind> <t_ns> `).
+pub fn parse_payload(text: &[u8]) -> Result<Frame, Violation> {
     let bad = Violation::BadFraming("a baseline payload of the wrong shape");
     let s = std::str::from_utf8(text).map_err(|_| bad)?;
     let mut parts = s.split(' ');
     let seq: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(bad)?;
-    let kind = match parts.next() {
-        Some("c") => EventKind::Comment,
-        Some("s") => EventKind::Stop,
+    let (kind, measured) = match parts.next() {
+        Some("c") => (EventKind::Comment, true),
+        Some("w") => (EventKind::Comment, false),
+        Some("s") => (EventKind::Stop, false),
         _ => return Err(bad),
     };
     let sent: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(bad)?;
     Ok(Frame {
         kind,
         seq: Some(seq),
-        sent_ns: (kind == EventKind::Comment).then_some(sent),
+        sent_ns: measured.then_some(sent),
         period: None,
     })
 }
@@ -280,8 +284,12 @@ mod tests {
     #[test]
     fn pushes_decode_in_any_split() {
         let mut stream = push(b"subscribe", b"m1", Err(1));
-        stream.extend(push(b"message", b"m1", Ok(&payload(2, false, 77, 300))));
-        stream.extend(push(b"message", b"m1", Ok(&payload(3, true, 0, 10))));
+        stream.extend(push(
+            b"message",
+            b"m1",
+            Ok(&payload(2, Kind::Measured, 77, 300)),
+        ));
+        stream.extend(push(b"message", b"m1", Ok(&payload(3, Kind::Stop, 0, 10))));
         for cut in [1, 5, 64, 1000] {
             let mut d = PushDecoder::default();
             let mut items = Vec::new();
@@ -304,6 +312,27 @@ mod tests {
             );
             assert_eq!((frames[2].kind, frames[2].seq), (EventKind::Stop, Some(3)));
         }
+    }
+
+    #[test]
+    fn payloads_say_what_is_measured() {
+        let p = |k, ns| parse_payload(&payload(7, k, ns, 40)).expect("valid");
+        let m = p(Kind::Measured, 123);
+        assert_eq!(
+            (m.kind, m.seq, m.sent_ns),
+            (EventKind::Comment, Some(7), Some(123))
+        );
+        let w = p(Kind::Warmup, 123);
+        assert_eq!(
+            (w.kind, w.seq, w.sent_ns),
+            (EventKind::Comment, Some(7), None)
+        );
+        let s = p(Kind::Stop, 0);
+        assert_eq!((s.kind, s.sent_ns), (EventKind::Stop, None));
+        assert_eq!(payload(7, Kind::Measured, 5, 0), b"7 c 5 ");
+        assert_eq!(payload(7, Kind::Measured, 5, 10), b"7 c 5 xxxx");
+        assert!(parse_payload(b"7 q 5 ").is_err());
+        assert!(parse_payload(b"x c 5 ").is_err());
     }
 
     #[test]

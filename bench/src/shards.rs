@@ -4,7 +4,9 @@
 //!
 //! Worker protocol, one JSON document per line: the coordinator writes the shard's
 //! [`Plan`] on the worker's stdin and keeps stdin open; the worker answers on stdout with
-//! `{"progress":{..}}` every quarter second, `"ready"` once every attempt has ended, and
+//! `{"progress":{..}}` every quarter second, `{"frontier":[[match, seq],..]}` whenever the
+//! smallest seq of a match's live subscribers changed (for the window of `fanout --rate max`,
+//! kept on the run's [`Board`]), `"ready"` once every attempt has ended, and
 //! finally `{"done":{..}}` (its [`Outcome`], histograms included, so they merge exactly) or
 //! `{"error":".."}`. When the coordinator closes a worker's stdin, the worker gives up: what is
 //! still open fails as `timeout` and it reports at once. A worker that does not report within a
@@ -24,6 +26,7 @@ use crate::net;
 use crate::plan::{Outcome, Plan};
 use crate::progress::{Live, Snapshot};
 use crate::subscribe::{self, Signal};
+use crate::window::Board;
 
 /// How long a shard may take to report after it was told to give up.
 const GRACE: Duration = Duration::from_secs(10);
@@ -37,6 +40,8 @@ pub const EXE_ENV: &str = "MATCHSTREAM_BENCH_EXE";
 pub enum WorkerLine {
     /// Its live counters.
     Progress(Snapshot),
+    /// Matches whose smallest live seq changed: `(match, seq or u64::MAX for none)`.
+    Frontier(Vec<(u32, u64)>),
     /// Every attempt has ended.
     Ready,
     /// Its result.
@@ -59,6 +64,7 @@ struct Worker {
 pub struct Shards {
     rx: Receiver<Msg>,
     lives: Vec<Arc<Live>>,
+    board: Arc<Board>,
     workers: Vec<Worker>,
     threads: Vec<JoinHandle<()>>,
     abort: Arc<AtomicBool>,
@@ -111,6 +117,7 @@ impl Shards {
         let mut shards = Shards {
             rx,
             lives: (0..n).map(|_| Arc::new(Live::default())).collect(),
+            board: Arc::new(Board::new(n, plan.channels.len())),
             workers: Vec::new(),
             threads: Vec::new(),
             abort: Arc::new(AtomicBool::new(false)),
@@ -137,17 +144,30 @@ impl Shards {
         self.lives.clone()
     }
 
+    /// The frontiers the shards report (the window of `fanout --rate max`).
+    pub fn board(&self) -> Arc<Board> {
+        self.board.clone()
+    }
+
+    /// The worker processes' pids (empty when the shards are threads).
+    pub fn pids(&self) -> Vec<u32> {
+        self.workers.iter().map(|w| w.child.id()).collect()
+    }
+
     fn spawn_thread(&mut self, i: usize, plan: Plan, tx: Sender<Msg>) -> anyhow::Result<()> {
         let live = self.lives[i].clone();
         let abort = self.abort.clone();
+        let board = self.board.clone();
         let t = std::thread::Builder::new()
             .name(format!("shard-{i}"))
             .spawn(move || {
                 let ready_tx = tx.clone();
-                let mut signal = |s: Signal| {
-                    if s == Signal::Ready {
+                let mut signal = |s: Signal<'_>| match s {
+                    Signal::Ready => {
                         let _ = ready_tx.send(Msg::Ready(i));
                     }
+                    Signal::Frontier(changes) => board.report(i, changes),
+                    Signal::Tick => {}
                 };
                 let r = subscribe::run(&plan, &live, &abort, &mut signal);
                 let _ = tx.send(Msg::Done(i, Box::new(r.map_err(|e| format!("{e:#}")))));
@@ -178,9 +198,10 @@ impl Shards {
             .context("sending a worker its plan")?;
         stdin.flush()?;
         let live = self.lives[i].clone();
+        let board = self.board.clone();
         let t = std::thread::Builder::new()
             .name(format!("worker-{i}"))
-            .spawn(move || read_worker(i, stdout, &live, &tx))
+            .spawn(move || read_worker(i, stdout, &live, &board, &tx))
             .context("starting a worker reader")?;
         self.threads.push(t);
         self.workers.push(Worker {
@@ -266,11 +287,18 @@ impl Shards {
     }
 }
 
-fn read_worker(i: usize, stdout: std::process::ChildStdout, live: &Live, tx: &Sender<Msg>) {
+fn read_worker(
+    i: usize,
+    stdout: std::process::ChildStdout,
+    live: &Live,
+    board: &Board,
+    tx: &Sender<Msg>,
+) {
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         match serde_json::from_str::<WorkerLine>(&line) {
             Ok(WorkerLine::Progress(s)) => live.store(&s),
+            Ok(WorkerLine::Frontier(changes)) => board.report(i, &changes),
             Ok(WorkerLine::Ready) => {
                 let _ = tx.send(Msg::Ready(i));
             }
@@ -317,10 +345,11 @@ pub fn worker_main() -> anyhow::Result<()> {
         lock.write_all(b"\n")?;
         lock.flush()
     };
-    let mut signal = |s: Signal| {
+    let mut signal = |s: Signal<'_>| {
         let line = match s {
             Signal::Ready => WorkerLine::Ready,
             Signal::Tick => WorkerLine::Progress(live.snapshot()),
+            Signal::Frontier(changes) => WorkerLine::Frontier(changes.to_vec()),
         };
         let _ = emit(&line);
     };
@@ -374,6 +403,8 @@ mod tests {
     fn worker_lines_round_trip() {
         let text = serde_json::to_string(&WorkerLine::Ready).expect("json");
         assert_eq!(text, "\"ready\"");
+        let f = serde_json::to_string(&WorkerLine::Frontier(vec![(3, 7)])).expect("json");
+        assert_eq!(f, r#"{"frontier":[[3,7]]}"#);
         let done = serde_json::to_string(&WorkerLine::Done(Box::default())).expect("json");
         assert!(matches!(
             serde_json::from_str::<WorkerLine>(&done).expect("back"),

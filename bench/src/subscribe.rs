@@ -1,9 +1,13 @@
 //! The subscriber loop: many simulated subscribers on one thread (mio, edge-triggered epoll),
-//! used by `clients`, `fanout` and the Redis baseline, in-process or in a worker process.
+//! used by `clients`, `fanout` and its Redis and NATS baselines, in-process or in a worker
+//! process.
 //!
 //! Each subscriber optionally checks in (`GET /1/checkin`), connects, sends its command
-//! (`VERSION:v:CONNECT:<user>:MATCH:<id>` or a Redis `SUBSCRIBE`), and reads until the server
-//! hangs up (or, for Redis, until the stop message). At most `concurrency` subscribers are
+//! (`VERSION:v:CONNECT:<user>:MATCH:<id>`, a Redis `SUBSCRIBE`, or NATS `CONNECT`/`SUB`/`PING`),
+//! and reads until the server hangs up (or, for Redis and NATS, until the stop message).
+//! For `fanout --rate max`, the shard keeps per match the smallest seq its live subscribers
+//! have seen ([`crate::window::MinTracker`]) and signals every change, so the publisher can
+//! hold each match's window to its slowest subscriber. At most `concurrency` subscribers are
 //! *attempting* at once: from the first connect until their status frame (or failure). Every
 //! loop is bounded: a checkin or connect that takes longer than the connect timeout fails, so
 //! does a connected subscriber whose status does not follow within it, and at the time limit
@@ -18,19 +22,20 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use matchstream_protocol::frame::Version;
 use matchstream_protocol::EventKind;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::framing::{FrameChecker, Item, Violation};
+use crate::decode::Decoder;
+use crate::framing::{Item, Violation};
 use crate::httpc::{write_request, ResponseParser};
 use crate::net;
-use crate::outcome::{self, Failure, Seen};
+use crate::outcome::{self, Failure, Order, Seen};
 use crate::plan::{Outcome, Plan, Protocol, Target};
 use crate::progress::Live;
-use crate::resp::{self, PushDecoder};
+use crate::resp;
+use crate::window::{MinTracker, NO_LIVE};
 
 /// Size of the shared read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -41,11 +46,14 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 /// Signals a shard gives while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub enum Signal<'a> {
     /// Every attempt has ended (status or failure): the watcher may play now.
     Ready,
     /// Time to publish progress (every quarter second).
     Tick,
+    /// These matches' smallest live seq changed: `(match index, seq or NO_LIVE)`. Every match
+    /// is reported just before `Ready`.
+    Frontier(&'a [(u32, u64)]),
 }
 
 #[derive(Debug)]
@@ -61,29 +69,6 @@ enum Phase {
     Reading,
 }
 
-#[derive(Debug)]
-enum Decoder {
-    Stream(FrameChecker),
-    Redis(PushDecoder),
-}
-
-impl Decoder {
-    fn feed(&mut self, data: &[u8], out: &mut Vec<Item>) -> Result<(), Violation> {
-        match self {
-            Decoder::Stream(c) => c.feed(data, out),
-            Decoder::Redis(d) => d.feed(data, out),
-        }
-    }
-
-    fn finish(&self) -> Result<(), Violation> {
-        match self {
-            Decoder::Stream(c) => c.finish(),
-            Decoder::Redis(d) if d.idle() => Ok(()),
-            Decoder::Redis(_) => Err(Violation::Incomplete),
-        }
-    }
-}
-
 /// One subscriber.
 #[derive(Debug)]
 struct Sub {
@@ -95,6 +80,8 @@ struct Sub {
     seen: Seen,
     decoder: Decoder,
     last_seq: u64,
+    /// Where its match's tracker has it (see [`MinTracker::add`]).
+    tracked: u64,
 }
 
 /// A pending bound on one subscriber's phase: it applies while the subscriber with `index`
@@ -130,6 +117,13 @@ struct Shard<'a> {
     launched: u64,
     scratch: Vec<u8>,
     items: Vec<Item>,
+    /// Per match: the live subscribers' seqs, the value last reported, whether it may have
+    /// changed since.
+    trackers: Vec<MinTracker>,
+    reported: Vec<u64>,
+    dirty: Vec<bool>,
+    dirty_list: Vec<u32>,
+    changes: Vec<(u32, u64)>,
 }
 
 /// Runs one shard to its end; `signal` is called with [`Signal::Ready`] once and
@@ -139,7 +133,7 @@ pub fn run(
     plan: &Plan,
     live: &Live,
     abort: &AtomicBool,
-    signal: &mut dyn FnMut(Signal),
+    signal: &mut dyn FnMut(Signal<'_>),
 ) -> anyhow::Result<Outcome> {
     if plan.channels.is_empty() {
         anyhow::bail!("no match or channel to subscribe to");
@@ -161,6 +155,11 @@ pub fn run(
         launched: 0,
         scratch: Vec::with_capacity(256),
         items: Vec::new(),
+        trackers: vec![MinTracker::default(); plan.channels.len()],
+        reported: vec![u64::MAX - 1; plan.channels.len()],
+        dirty: vec![true; plan.channels.len()],
+        dirty_list: (0..plan.channels.len() as u32).collect(),
+        changes: Vec::new(),
     };
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; READ_BUF];
@@ -180,7 +179,9 @@ pub fn run(
             shard.out.open_at_ready = shard.subs.len() as u64;
             let rss = crate::sysstat::rss_bytes("self").unwrap_or(0);
             shard.out.rss_growth_bytes = rss.saturating_sub(rss_start);
+            shard.out.cpu_at_ready = crate::sysstat::thread_cpu_seconds();
             shard.publish();
+            shard.report_frontiers(signal);
             signal(Signal::Ready);
         }
         if shard.launched == plan.count && shard.subs.is_empty() {
@@ -203,16 +204,50 @@ pub fn run(
         for ev in events.iter() {
             shard.handle(ev.token().0, ev.is_read_closed(), &mut buf);
         }
+        if ready {
+            shard.report_frontiers(signal);
+        }
     }
     if !ready {
+        shard.report_frontiers(signal);
         signal(Signal::Ready);
     }
     shard.publish();
     shard.out.seconds = started.elapsed().as_secs_f64();
+    shard.out.cpu_at_end = crate::sysstat::thread_cpu_seconds();
     Ok(shard.out)
 }
 
 impl Shard<'_> {
+    /// Signals the matches whose smallest live seq changed since the last report.
+    fn report_frontiers(&mut self, signal: &mut dyn FnMut(Signal<'_>)) {
+        self.changes.clear();
+        for &c in &self.dirty_list {
+            let c = c as usize;
+            self.dirty[c] = false;
+            let now = self.trackers[c].min().unwrap_or(NO_LIVE);
+            if now != self.reported[c] {
+                self.reported[c] = now;
+                self.changes.push((c as u32, now));
+            }
+        }
+        self.dirty_list.clear();
+        if !self.changes.is_empty() {
+            signal(Signal::Frontier(&self.changes));
+        }
+    }
+
+    fn touch(&mut self, channel: usize) {
+        if !self.dirty[channel] {
+            self.dirty[channel] = true;
+            self.dirty_list.push(channel as u32);
+        }
+    }
+
+    fn channel_of(&self, index: u64) -> usize {
+        (index % self.plan.channels.len() as u64) as usize
+    }
+
     fn publish(&mut self) {
         let open = self.subs.len() as u64;
         self.out.peak_open = self.out.peak_open.max(open);
@@ -268,17 +303,9 @@ impl Shard<'_> {
                 },
                 t0: now,
                 seen: Seen::default(),
-                decoder: match self.plan.protocol {
-                    Protocol::Stream { version } => {
-                        Decoder::Stream(FrameChecker::new(if version == 1 {
-                            Version::V1
-                        } else {
-                            Version::V2
-                        }))
-                    }
-                    Protocol::Redis => Decoder::Redis(PushDecoder::default()),
-                },
+                decoder: Decoder::new(self.plan.protocol),
                 last_seq: 0,
+                tracked: 0,
             };
             if let Err(e) = self.poll.registry().register(
                 &mut sub.stream,
@@ -352,6 +379,10 @@ impl Shard<'_> {
         let _ = self.poll.registry().deregister(&mut sub.stream);
         if !sub.seen.status {
             self.attempting = self.attempting.saturating_sub(1);
+        } else {
+            let c = self.channel_of(sub.index);
+            self.trackers[c].remove(sub.tracked);
+            self.touch(c);
         }
         match verdict {
             Ok(()) => self.out.ok += 1,
@@ -506,6 +537,7 @@ impl Shard<'_> {
             Protocol::Redis => {
                 resp::command(&[b"SUBSCRIBE", channel.as_bytes()], &mut self.scratch)
             }
+            Protocol::Nats => crate::nats::subscribe(channel, &mut self.scratch),
         }
         while done < self.scratch.len() {
             match sub.stream.write(&self.scratch[done..]) {
@@ -552,6 +584,12 @@ impl Shard<'_> {
             let mut items = std::mem::take(&mut self.items);
             items.clear();
             let fed = sub.decoder.feed(&buf[..n], &mut items);
+            let pings = sub.decoder.take_pings();
+            if pings > 0 {
+                // A NATS server's keep-alive: a few bytes to a socket we only read from.
+                let pongs = b"PONG\r\n".repeat(pings as usize);
+                let _ = sub.stream.write(&pongs);
+            }
             let verdict = self.account(key, &items);
             self.items = items;
             verdict?;
@@ -573,15 +611,20 @@ impl Shard<'_> {
             return Ok(());
         }
         let now_ns = realtime_ns();
+        let channel = self.channel_of(key_index(&self.subs, key));
         let Some(sub) = self.subs.get_mut(key) else {
             return Ok(());
         };
+        let before = sub.last_seq;
+        let was_live = sub.seen.status;
+        let mut verdict = Ok(());
         for item in items {
             let f = match item {
                 Item::Frame(f) => f,
                 Item::Error(reason) => {
                     *self.out.error_lines.entry(reason.clone()).or_default() += 1;
-                    return Err(Err(Failure::ErrorLine));
+                    verdict = Err(Err(Failure::ErrorLine));
+                    break;
                 }
             };
             let first_status = f.kind == EventKind::Status && !sub.seen.status;
@@ -592,10 +635,10 @@ impl Shard<'_> {
                 self.out.status.record(sub.t0.elapsed());
             }
             if let Some(seq) = f.seq {
-                if sub.last_seq > 0 && seq <= sub.last_seq {
-                    self.out.duplicated += 1;
-                } else if sub.last_seq > 0 && seq > sub.last_seq + 1 {
-                    self.out.out_of_order += 1;
+                match outcome::order(sub.last_seq, seq) {
+                    Order::Duplicate => self.out.duplicated += 1,
+                    Order::Gap => self.out.out_of_order += 1,
+                    Order::First | Order::Next => {}
                 }
                 sub.last_seq = sub.last_seq.max(seq);
             }
@@ -609,13 +652,30 @@ impl Shard<'_> {
                 }
                 self.out.last_delivery_ns = self.out.last_delivery_ns.max(now_ns);
             }
-            if f.kind == EventKind::Stop && self.plan.protocol == Protocol::Redis {
-                // Redis never hangs up on a subscriber: the stop message ends it.
-                return Err(Ok(()));
+            if f.kind == EventKind::Stop
+                && matches!(self.plan.protocol, Protocol::Redis | Protocol::Nats)
+            {
+                // Redis and NATS never hang up on a subscriber: the stop message ends it.
+                verdict = Err(Ok(()));
+                break;
             }
         }
-        Ok(())
+        // The window's view of this subscriber: live from its status on, at its last seq.
+        if sub.seen.status && (!was_live || sub.last_seq != before) {
+            let tracker = &mut self.trackers[channel];
+            sub.tracked = if was_live {
+                tracker.advance(sub.tracked, sub.last_seq)
+            } else {
+                tracker.add(sub.last_seq)
+            };
+            self.touch(channel);
+        }
+        verdict
     }
+}
+
+fn key_index(subs: &Slab<Sub>, key: usize) -> u64 {
+    subs.get(key).map_or(0, |s| s.index)
 }
 
 /// Nanoseconds since the Unix epoch (CLOCK_REALTIME, shared by every process of a run).

@@ -61,6 +61,40 @@ pub fn own_cpu_seconds() -> f64 {
     usage(libc::RUSAGE_SELF) + usage(libc::RUSAGE_CHILDREN)
 }
 
+/// CPU seconds (user + system) of the calling thread.
+pub fn thread_cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is valid; getrusage writes into the one we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// CPU seconds (user + system) of this process alone (all its threads).
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is valid; getrusage writes into the one we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// CPUs this process may run on (its affinity mask; 1 if unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Whether process `pid` exists (its `/proc/PID/stat` is readable).
+pub fn process_exists(pid: u32) -> bool {
+    cpu_seconds(&pid.to_string()).is_some()
+}
+
 /// The `TcpExt` counters of `/proc/net/netstat` (empty if unreadable).
 pub fn netstat() -> BTreeMap<String, u64> {
     std::fs::read_to_string("/proc/net/netstat")

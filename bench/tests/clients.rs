@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{bench_json, fake_server, num, refused_port, Misbehaviour, Server, TOKEN};
+use common::{
+    bench_json, bench_json_status, fake_server, num, refused_port, Misbehaviour, Server, TOKEN,
+};
 
 #[test]
 fn three_hundred_clients_over_two_cores_all_succeed() {
@@ -71,19 +73,28 @@ fn every_failure_reason_is_detected() {
     for (how, kind, limit, connect) in cases {
         let (addr, _server) = fake_server(how);
         let target = addr.to_string();
-        let (run, doc) = bench_json(&[
-            "clients",
-            "--targets",
-            &target,
-            "--match",
-            "elp-tig-2011-09-13",
-            "--n",
-            "4",
-            "--timeout",
-            limit,
-            "--connect-timeout",
-            connect,
-        ]);
+        // Failed clients fail the run: exit status 1, the report written all the same.
+        let (run, doc) = bench_json_status(
+            &[
+                "clients",
+                "--targets",
+                &target,
+                "--match",
+                "elp-tig-2011-09-13",
+                "--n",
+                "4",
+                "--timeout",
+                limit,
+                "--connect-timeout",
+                connect,
+            ],
+            1,
+        );
+        assert!(
+            run.stderr.contains("4 of 4 clients failed"),
+            "{}",
+            run.stderr
+        );
         assert_eq!(num(&doc, &["failed"]), 4, "{how:?}: {}", run.stdout);
         assert_eq!(num(&doc, &["failures", kind]), 4, "{how:?}: {}", run.stdout);
     }
@@ -93,7 +104,10 @@ fn every_failure_reason_is_detected() {
     assert_eq!(num(&doc, &["ok"]), 4);
 
     let refused = format!("127.0.0.1:{}", refused_port());
-    let (_, doc) = bench_json(&["clients", "--targets", &refused, "--match", "x", "--n", "3"]);
+    let (_, doc) = bench_json_status(
+        &["clients", "--targets", &refused, "--match", "x", "--n", "3"],
+        1,
+    );
     assert_eq!(num(&doc, &["failures", "connect_refused"]), 3);
 }
 
@@ -101,14 +115,20 @@ fn every_failure_reason_is_detected() {
 fn a_detail_outside_an_event_is_named() {
     let (addr, _server) = fake_server(Misbehaviour::DetailOutsideEvent);
     let target = addr.to_string();
-    let (_, doc) = bench_json(&["clients", "--targets", &target, "--match", "x", "--n", "1"]);
+    let (_, doc) = bench_json_status(
+        &["clients", "--targets", &target, "--match", "x", "--n", "1"],
+        1,
+    );
     assert_eq!(
         doc["report"]["framing"]["a detail line outside an event"], 1,
         "{doc}"
     );
     let (addr, _server) = fake_server(Misbehaviour::ErrorLine);
     let target = addr.to_string();
-    let (_, doc) = bench_json(&["clients", "--targets", &target, "--match", "x", "--n", "2"]);
+    let (_, doc) = bench_json_status(
+        &["clients", "--targets", &target, "--match", "x", "--n", "2"],
+        1,
+    );
     assert_eq!(doc["report"]["error_lines"]["unknown match"], 2, "{doc}");
 }
 
@@ -116,14 +136,17 @@ fn a_detail_outside_an_event_is_named() {
 fn an_unknown_match_on_the_real_server_is_an_error_line() {
     let server = Server::start();
     let url = server.url();
-    let (_, doc) = bench_json(&[
-        "clients",
-        "--api",
-        &url,
-        "--match",
-        "no-such-2011-01-01",
-        "--n",
-        "5",
-    ]);
+    let (_, doc) = bench_json_status(
+        &[
+            "clients",
+            "--api",
+            &url,
+            "--match",
+            "no-such-2011-01-01",
+            "--n",
+            "5",
+        ],
+        1,
+    );
     assert_eq!(num(&doc, &["failures", "error_line"]), 5, "{doc}");
 }

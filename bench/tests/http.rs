@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bench_json, float, num, refused_port, Server};
+use common::{bench_json, bench_json_status, float, num, refused_port, Server};
 
 #[test]
 fn non_2xx_answers_are_counted_with_and_without_keep_alive() {
@@ -26,7 +26,13 @@ fn non_2xx_answers_are_counted_with_and_without_keep_alive() {
         if keep_alive {
             args.push("--keep-alive");
         }
-        let (run, doc) = bench_json(&args);
+        // Non-2xx answers fail the run: exit status 1, the report written all the same.
+        let (run, doc) = bench_json_status(&args, 1);
+        assert!(
+            run.stderr.contains("200 of 400 answers were not 2xx"),
+            "{}",
+            run.stderr
+        );
         assert_eq!(num(&doc, &["answered"]), 400, "{}", run.stdout);
         assert_eq!(num(&doc, &["ok"]), 200);
         assert_eq!(num(&doc, &["non_2xx"]), 200);
@@ -46,9 +52,22 @@ fn non_2xx_answers_are_counted_with_and_without_keep_alive() {
 }
 
 #[test]
+fn a_clean_run_passes() {
+    let server = Server::start();
+    let url = server.url();
+    let (_, doc) = bench_json(&["http", "--api", &url, "--n", "20", "--c", "4"]);
+    assert_eq!(num(&doc, &["ok"]), 20);
+}
+
+#[test]
 fn socket_errors_are_counted_by_kind() {
     let url = format!("http://127.0.0.1:{}", refused_port());
-    let (_, doc) = bench_json(&["http", "--api", &url, "--n", "20", "--c", "4"]);
+    let (run, doc) = bench_json_status(&["http", "--api", &url, "--n", "20", "--c", "4"], 1);
+    assert!(
+        run.stderr.contains("20 of 20 requests got no answer"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(num(&doc, &["errors", "connect_refused"]), 20);
     assert_eq!(num(&doc, &["answered"]), 0);
 }

@@ -1,6 +1,7 @@
 //! Helpers of the bench's integration tests: the real `matchstream` server as a process (built
-//! by the workspace build), the bench binary, its JSON reports, small misbehaving stream
-//! servers written with std::net, and a private redis-server.
+//! by the workspace build), the bench binary (with its exit status), its JSON reports, small
+//! misbehaving stream servers written with std::net, and a private redis-server and
+//! nats-server (each on a free port in a temporary directory, stopped by its pid).
 
 #![allow(dead_code)]
 
@@ -129,40 +130,61 @@ impl Drop for Server {
 pub struct Run {
     /// Exit status was success.
     pub success: bool,
+    /// The exit code (None if killed by a signal).
+    pub code: Option<i32>,
     /// Standard output (environment and table).
     pub stdout: String,
     /// Standard error (progress, errors).
     pub stderr: String,
 }
 
-/// Runs the bench binary with `args`.
-pub fn bench(args: &[&str]) -> Run {
+/// Runs the bench binary with `args`, whatever its exit status.
+pub fn bench_any(args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_matchstream-bench"))
         .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("the bench runs");
-    let run = Run {
+    Run {
         success: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        run.success,
-        "bench {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
+    }
+}
+
+/// Runs the bench binary with `args` and asserts it exits with `code` (0: passed, 1: the
+/// run failed, 2: it could not run).
+pub fn bench_status(args: &[&str], code: i32) -> Run {
+    let run = bench_any(args);
+    assert_eq!(
+        run.code,
+        Some(code),
+        "bench {args:?} should exit {code}:\nstdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
     );
     run
 }
 
+/// Runs the bench binary with `args` and asserts it passed.
+pub fn bench(args: &[&str]) -> Run {
+    bench_status(args, 0)
+}
+
 /// Runs the bench with `--json <tmp>` appended and returns the parsed report document.
 pub fn bench_json(args: &[&str]) -> (Run, serde_json::Value) {
+    bench_json_status(args, 0)
+}
+
+/// As [`bench_json`], asserting the exit status is `code`.
+pub fn bench_json_status(args: &[&str], code: i32) -> (Run, serde_json::Value) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("report.json");
     let mut all: Vec<&str> = args.to_vec();
     let p = path.to_str().expect("utf-8 path").to_owned();
     all.extend(["--json", &p]);
-    let run = bench(&all);
+    let run = bench_status(&all, code);
     let text = std::fs::read_to_string(&path).expect("the report was written");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
     let first = text
@@ -336,6 +358,73 @@ impl Redis {
 
 impl Drop for Redis {
     fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private nats-server on a free port in a temporary directory.
+pub struct Nats {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    /// Starts nats-server; panics with a clear message if it is not installed.
+    pub fn start() -> Nats {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = refused_port();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--pid"])
+            .arg(dir.path().join("nats.pid"))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "nats-server is needed for the NATS baseline test and could not start \
+                     ({e}): apt-get install nats-server (scripts/test installs it)"
+                )
+            });
+        // Built before waiting so that Drop stops it if it never answers.
+        let nats = Nats {
+            child,
+            port,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+                let mut got = Vec::new();
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(6).any(|w| w == b"PONG\r\n") {
+                        return nats;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nats-server did not answer on port {port}");
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        // Our own child, by its pid.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
