@@ -22,20 +22,19 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use matchstream_protocol::EventKind;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::decode::Decoder;
 use crate::framing::{Item, Violation};
-use crate::httpc::{write_request, ResponseParser};
+use crate::httpc::ResponseParser;
 use crate::net;
-use crate::outcome::{self, Failure, Order, Seen};
+use crate::outcome::{self, Failure, Seen};
 use crate::plan::{Outcome, Plan, Protocol, Target};
 use crate::progress::Live;
 use crate::resp;
-use crate::window::{MinTracker, NO_LIVE};
+use crate::window::MinTracker;
 
 /// Size of the shared read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -219,31 +218,6 @@ pub fn run(
 }
 
 impl Shard<'_> {
-    /// Signals the matches whose smallest live seq changed since the last report.
-    fn report_frontiers(&mut self, signal: &mut dyn FnMut(Signal<'_>)) {
-        self.changes.clear();
-        for &c in &self.dirty_list {
-            let c = c as usize;
-            self.dirty[c] = false;
-            let now = self.trackers[c].min().unwrap_or(NO_LIVE);
-            if now != self.reported[c] {
-                self.reported[c] = now;
-                self.changes.push((c as u32, now));
-            }
-        }
-        self.dirty_list.clear();
-        if !self.changes.is_empty() {
-            signal(Signal::Frontier(&self.changes));
-        }
-    }
-
-    fn touch(&mut self, channel: usize) {
-        if !self.dirty[channel] {
-            self.dirty[channel] = true;
-            self.dirty_list.push(channel as u32);
-        }
-    }
-
     fn channel_of(&self, index: u64) -> usize {
         (index % self.plan.channels.len() as u64) as usize
     }
@@ -409,92 +383,6 @@ impl Shard<'_> {
         }
     }
 
-    /// Drives a checkin; on its answer, starts the stream connect.
-    fn checkin(&mut self, key: usize, buf: &mut [u8]) -> Result<(), Result<(), Failure>> {
-        let fail = Err(Err(Failure::CheckinFailed));
-        let Some(sub) = self.subs.get_mut(key) else {
-            return Ok(());
-        };
-        let Phase::Checkin { parser, sent } = &mut sub.phase else {
-            return Ok(());
-        };
-        if !*sent {
-            match net::connect_result(&sub.stream) {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                Err(_) => return fail,
-            }
-            let Target::Checkin(api) = &self.plan.target else {
-                return fail;
-            };
-            self.scratch.clear();
-            let path = format!("{}/1/checkin", api.prefix);
-            write_request(
-                "GET",
-                api.host_header(),
-                &path,
-                None,
-                None,
-                false,
-                &mut self.scratch,
-            );
-            // A request of a hundred bytes to a fresh socket: it fits its send buffer whole.
-            if sub.stream.write(&self.scratch).ok() != Some(self.scratch.len()) {
-                return fail;
-            }
-            *sent = true;
-        }
-        let response = loop {
-            match sub.stream.read(buf) {
-                Ok(0) => match parser.eof() {
-                    Some(r) => break r,
-                    None => return fail,
-                },
-                Ok(n) => match parser.feed(&buf[..n]) {
-                    Ok(Some(r)) => break r,
-                    Ok(None) => {}
-                    Err(_) => return fail,
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return fail,
-            }
-        };
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            host: String,
-            port: u16,
-        }
-        let addr = match serde_json::from_slice::<Answer>(&response.body) {
-            Ok(a) if response.status == 200 => net::resolve(&a.host, a.port).ok(),
-            _ => None,
-        };
-        let Some(addr) = addr else {
-            return fail;
-        };
-        let elapsed = sub.t0.elapsed();
-        self.out.checkin.record(elapsed);
-        let source = self.plan.source_ips.as_ref().map(|s| s.pick(sub.index));
-        let mut stream =
-            net::connect(addr, source).map_err(|e| Err(Failure::of_connect(net::classify(&e))))?;
-        let _ = self.poll.registry().deregister(&mut sub.stream);
-        self.poll
-            .registry()
-            .register(
-                &mut stream,
-                Token(key),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| Err(Failure::of_connect(net::classify(&e))))?;
-        let now = Instant::now();
-        sub.stream = stream;
-        sub.phase = Phase::Connecting;
-        sub.t0 = now;
-        let index = sub.index;
-        self.bound(key, index, now, Stage::Connect);
-        Ok(())
-    }
-
     /// A connecting socket woke up: if connected, send the command.
     fn connected(&mut self, key: usize) -> Result<(), Result<(), Failure>> {
         let Some(sub) = self.subs.get_mut(key) else {
@@ -604,78 +492,6 @@ impl Shard<'_> {
             }
         }
     }
-
-    /// Accounts for the items of one read.
-    fn account(&mut self, key: usize, items: &[Item]) -> Result<(), Result<(), Failure>> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        let now_ns = realtime_ns();
-        let channel = self.channel_of(key_index(&self.subs, key));
-        let Some(sub) = self.subs.get_mut(key) else {
-            return Ok(());
-        };
-        let before = sub.last_seq;
-        let was_live = sub.seen.status;
-        let mut verdict = Ok(());
-        for item in items {
-            let f = match item {
-                Item::Frame(f) => f,
-                Item::Error(reason) => {
-                    *self.out.error_lines.entry(reason.clone()).or_default() += 1;
-                    verdict = Err(Err(Failure::ErrorLine));
-                    break;
-                }
-            };
-            let first_status = f.kind == EventKind::Status && !sub.seen.status;
-            sub.seen.frame(f);
-            if first_status {
-                self.attempting = self.attempting.saturating_sub(1);
-                self.out.connected += 1;
-                self.out.status.record(sub.t0.elapsed());
-            }
-            if let Some(seq) = f.seq {
-                match outcome::order(sub.last_seq, seq) {
-                    Order::Duplicate => self.out.duplicated += 1,
-                    Order::Gap => self.out.out_of_order += 1,
-                    Order::First | Order::Next => {}
-                }
-                sub.last_seq = sub.last_seq.max(seq);
-            }
-            if let Some(sent) = f.sent_ns {
-                self.out.delivered += 1;
-                self.out
-                    .delivery
-                    .record_us(now_ns.saturating_sub(sent) / 1000);
-                if self.out.first_delivery_ns == 0 {
-                    self.out.first_delivery_ns = now_ns;
-                }
-                self.out.last_delivery_ns = self.out.last_delivery_ns.max(now_ns);
-            }
-            if f.kind == EventKind::Stop
-                && matches!(self.plan.protocol, Protocol::Redis | Protocol::Nats)
-            {
-                // Redis and NATS never hang up on a subscriber: the stop message ends it.
-                verdict = Err(Ok(()));
-                break;
-            }
-        }
-        // The window's view of this subscriber: live from its status on, at its last seq.
-        if sub.seen.status && (!was_live || sub.last_seq != before) {
-            let tracker = &mut self.trackers[channel];
-            sub.tracked = if was_live {
-                tracker.advance(sub.tracked, sub.last_seq)
-            } else {
-                tracker.add(sub.last_seq)
-            };
-            self.touch(channel);
-        }
-        verdict
-    }
-}
-
-fn key_index(subs: &Slab<Sub>, key: usize) -> u64 {
-    subs.get(key).map_or(0, |s| s.index)
 }
 
 /// Nanoseconds since the Unix epoch (CLOCK_REALTIME, shared by every process of a run).
@@ -685,6 +501,9 @@ pub fn realtime_ns() -> u64 {
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+mod account;
+mod checkin;
 
 #[cfg(test)]
 mod tests {
