@@ -55,6 +55,11 @@ impl Latency {
         }
     }
 
+    /// Forgets every value.
+    pub fn reset(&mut self) {
+        self.0.reset();
+    }
+
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.0.len()

@@ -221,14 +221,16 @@ pub fn measure(shape: &Shape<'_>) -> anyhow::Result<Figures> {
         let s = Live::sum(&lives);
         format!(
             "{system} run {run}/{runs} {}: connected {}/{n}, failed {}, published {}/{planned}, \
-             delivered {}/{}, open {}",
+             delivered {}/{}, open {}, last 1 s p50 {} p99 {} ms",
             progress::secs(t),
             s.connected,
             s.failed,
             sent_live.load(Ordering::Relaxed),
             s.delivered,
             s.connected * per,
-            s.open
+            s.open,
+            crate::report::ms(s.p50_us as f64 / 1000.0),
+            crate::report::ms(s.p99_us as f64 / 1000.0)
         )
     });
     shards.wait_ready(limit);

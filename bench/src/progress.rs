@@ -34,6 +34,10 @@ pub struct Live {
     pub delivered: AtomicU64,
     /// Connections open now.
     pub open: AtomicU64,
+    /// Delivery latency p50 over the last second of deliveries, µs.
+    pub p50_us: AtomicU64,
+    /// Delivery latency p99 over the last second of deliveries, µs.
+    pub p99_us: AtomicU64,
 }
 
 /// A copy of a [`Live`]'s counters.
@@ -46,6 +50,10 @@ pub struct Snapshot {
     pub failed: u64,
     pub delivered: u64,
     pub open: u64,
+    #[serde(default)]
+    pub p50_us: u64,
+    #[serde(default)]
+    pub p99_us: u64,
 }
 
 impl Live {
@@ -59,6 +67,8 @@ impl Live {
             failed: g(&self.failed),
             delivered: g(&self.delivered),
             open: g(&self.open),
+            p50_us: g(&self.p50_us),
+            p99_us: g(&self.p99_us),
         }
     }
 
@@ -71,9 +81,11 @@ impl Live {
         p(&self.failed, s.failed);
         p(&self.delivered, s.delivered);
         p(&self.open, s.open);
+        p(&self.p50_us, s.p50_us);
+        p(&self.p99_us, s.p99_us);
     }
 
-    /// The sum of several.
+    /// The sum of several (the live percentiles: the worst shard's, which bounds the whole).
     pub fn sum(lives: &[Arc<Live>]) -> Snapshot {
         lives
             .iter()
@@ -85,6 +97,8 @@ impl Live {
                 failed: a.failed + b.failed,
                 delivered: a.delivered + b.delivered,
                 open: a.open + b.open,
+                p50_us: a.p50_us.max(b.p50_us),
+                p99_us: a.p99_us.max(b.p99_us),
             })
     }
 }

@@ -29,6 +29,7 @@ use slab::Slab;
 use crate::decode::Decoder;
 use crate::framing::{Item, Violation};
 use crate::httpc::ResponseParser;
+use crate::latency::Latency;
 use crate::net;
 use crate::outcome::{self, Failure, Seen};
 use crate::plan::{Outcome, Plan, Protocol, Target};
@@ -42,6 +43,8 @@ const READ_BUF: usize = 64 * 1024;
 const TICK: Duration = Duration::from_millis(50);
 /// How often progress is published.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// The window of the live percentiles.
+const RECENT: Duration = Duration::from_secs(1);
 
 /// Signals a shard gives while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +122,9 @@ struct Shard<'a> {
     /// Per match: the live subscribers' seqs, the value last reported, whether it may have
     /// changed since.
     trackers: Vec<MinTracker>,
+    /// Deliveries since the last progress window (the live p50/p99).
+    recent: Latency,
+    recent_since: Instant,
     reported: Vec<u64>,
     dirty: Vec<bool>,
     dirty_list: Vec<u32>,
@@ -155,6 +161,8 @@ pub fn run(
         scratch: Vec::with_capacity(256),
         items: Vec::new(),
         trackers: vec![MinTracker::default(); plan.channels.len()],
+        recent: Latency::new(),
+        recent_since: started,
         reported: vec![u64::MAX - 1; plan.channels.len()],
         dirty: vec![true; plan.channels.len()],
         dirty_list: (0..plan.channels.len() as u32).collect(),
@@ -232,6 +240,15 @@ impl Shard<'_> {
         p(&self.live.failed, self.out.failed);
         p(&self.live.delivered, self.out.delivered);
         p(&self.live.open, open);
+        // Live percentiles over the last second or so of deliveries.
+        if self.recent.count() > 0 {
+            p(&self.live.p50_us, (self.recent.quantile_ms(0.5) * 1000.0) as u64);
+            p(&self.live.p99_us, (self.recent.quantile_ms(0.99) * 1000.0) as u64);
+        }
+        if self.recent_since.elapsed() >= RECENT {
+            self.recent.reset();
+            self.recent_since = Instant::now();
+        }
     }
 
     /// Starts subscribers while fewer than `concurrency` are attempting.

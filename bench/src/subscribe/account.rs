@@ -81,9 +81,9 @@ impl Shard<'_> {
             }
             if let Some(sent) = f.sent_ns {
                 self.out.delivered += 1;
-                self.out
-                    .delivery
-                    .record_us(now_ns.saturating_sub(sent) / 1000);
+                let us = now_ns.saturating_sub(sent) / 1000;
+                self.out.delivery.record_us(us);
+                self.recent.record_us(us);
                 if self.out.first_delivery_ns == 0 {
                     self.out.first_delivery_ns = now_ns;
                 }
