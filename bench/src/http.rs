@@ -3,6 +3,11 @@
 //! request unless `--keep-alive` (ab without and with `-k`). Reports requests per second,
 //! latency percentiles (request start, connect included, to complete response), status
 //! counts, non-2xx answers and socket errors by kind.
+//!
+//! That is a closed loop: a slow server slows the load it is offered. `--rate R --duration D`
+//! makes it open (wrk2 style): request i is due at t0 + i/R whatever the answers, goes out on
+//! the first free connection, and its latency runs from that *intended* time, so a server
+//! that falls behind shows as latency instead of as fewer requests.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -26,7 +31,13 @@ pub const LONG_ABOUT: &str = "The HTTP load test (the original's ApacheBench scr
 N is the number of requests (the users). C is the number of concurrent attempts: requests
 in flight at once, each on its own connection. Without --keep-alive every request opens a new
 connection, as ab does without -k, so the latency includes the connect. Requests go
-round-robin over the --path values.";
+round-robin over the --path values.
+
+That is a closed loop, like ab: a slow server lowers the load it is offered. With --rate R
+(requests per second) and --duration D (seconds; or --n requests), request i is due at
+t0 + i/R, goes out on the first of the C connections that is free, and its latency is measured
+from that intended time (wrk2's constant throughput mode, no coordinated omission); the run
+fails when fewer than 95 % of R went out (raise --c).";
 
 /// Options of `http`.
 #[derive(Debug, Clone, Args)]
@@ -50,6 +61,15 @@ pub struct Options {
     /// Reuse connections (ab -k); default: a new connection per request.
     #[arg(long)]
     pub keep_alive: bool,
+
+    /// Open loop: R requests per second (request i due at t0 + i/R), latency from the
+    /// intended send time.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// With --rate: seconds of load (N = R x D, instead of --n).
+    #[arg(long, value_name = "SECS", requires = "rate")]
+    pub duration: Option<f64>,
 
     /// Seconds one request may take (connect included).
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
@@ -104,6 +124,17 @@ pub struct Report {
     pub connections: u64,
     /// The bench's own cost.
     pub bench: BenchCost,
+    /// Open loop (--rate): the target requests per second; latency is then from each
+    /// request's intended send time. Null for the closed loop.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Open loop: requests per second that went out (the schedule's span over the span it
+    /// took).
+    #[serde(default)]
+    pub achieved_rate: Option<f64>,
+    /// Open loop: the most a request went out after its intended time, ms.
+    #[serde(default)]
+    pub max_lag_ms: Option<f64>,
 }
 
 /// A resolved `http` run (also used by `ramp`).
@@ -119,6 +150,8 @@ pub struct Setup {
     pub c: u64,
     /// Reuse connections.
     pub keep_alive: bool,
+    /// Open loop: requests per second.
+    pub rate: Option<f64>,
     /// Bound of one request.
     pub timeout: Duration,
     /// Bound of the run.
@@ -136,6 +169,14 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.n == 0 || opts.c == 0 {
         bail!("--n and --c must be at least 1");
     }
+    if opts.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        bail!("--rate must be a positive number of requests per second");
+    }
+    let n = match (opts.rate, opts.duration) {
+        (Some(r), Some(d)) if d > 0.0 => ((r * d).round() as u64).max(1),
+        (_, Some(_)) => bail!("--duration must be positive"),
+        _ => opts.n,
+    };
     let paths = if opts.paths.is_empty() {
         vec!["/1/matches".to_owned()]
     } else {
@@ -144,9 +185,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     execute(&Setup {
         api: Url::parse(&opts.api)?,
         paths,
-        n: opts.n,
+        n,
         c: opts.c,
         keep_alive: opts.keep_alive,
+        rate: opts.rate,
         timeout: Duration::from_secs_f64(opts.timeout.max(0.001)),
         time_limit: Duration::from_secs_f64(opts.time_limit.max(0.1)),
         source_ips: opts.source_ips.clone(),
@@ -161,12 +203,39 @@ struct Load<'a> {
     latency: Latency,
     report: Report,
     live: Arc<Live>,
+    /// Open loop: t0, each slot's request's intended send time, the last request's, and the
+    /// most a request went out after it.
+    t0: Instant,
+    intended: Vec<Option<Instant>>,
+    last_sent: Option<(Instant, Instant)>,
+    max_lag: Duration,
+}
+
+impl Load<'_> {
+    /// The latency of `slot`'s request: from its intended time (open loop) or its start.
+    fn latency_of(&mut self, slot: usize, measured: Duration) -> Duration {
+        match self.intended.get_mut(slot).and_then(Option::take) {
+            Some(t) => t.elapsed(),
+            None => measured,
+        }
+    }
 }
 
 impl Source for Load<'_> {
-    fn next(&mut self, _slot: usize, _now: Instant, out: &mut Vec<u8>) -> Next {
+    fn next(&mut self, slot: usize, now: Instant, out: &mut Vec<u8>) -> Next {
         if self.issued >= self.setup.n {
             return Next::Done;
+        }
+        if let Some(rate) = self.setup.rate {
+            let due = self.t0 + Duration::from_secs_f64(self.issued as f64 / rate);
+            if now < due {
+                return Next::Wait(due);
+            }
+            if let Some(i) = self.intended.get_mut(slot) {
+                *i = Some(due);
+            }
+            self.last_sent = Some((due, now));
+            self.max_lag = self.max_lag.max(now.saturating_duration_since(due));
         }
         let path = &self.setup.paths[(self.issued % self.setup.paths.len() as u64) as usize];
         self.issued += 1;
@@ -184,7 +253,8 @@ impl Source for Load<'_> {
         Next::Send
     }
 
-    fn reply(&mut self, _slot: usize, reply: &Reply, latency: Duration) {
+    fn reply(&mut self, slot: usize, reply: &Reply, latency: Duration) {
+        let latency = self.latency_of(slot, latency);
         self.latency.record(latency);
         self.report.answered += 1;
         self.report.bytes_received += reply.bytes as u64;
@@ -202,7 +272,8 @@ impl Source for Load<'_> {
         }
     }
 
-    fn error(&mut self, _slot: usize, kind: ErrorKind, _latency: Duration) {
+    fn error(&mut self, slot: usize, kind: ErrorKind, _latency: Duration) {
+        self.latency_of(slot, Duration::ZERO);
         *self.report.errors.entry(kind.key().to_owned()).or_default() += 1;
         self.report.error_total += 1;
         self.live.failed.fetch_add(1, Ordering::Relaxed);
@@ -235,9 +306,14 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
             c: setup.c,
             keep_alive: setup.keep_alive,
             paths: setup.paths.clone(),
+            rate: setup.rate,
             ..Report::default()
         },
         live,
+        t0: Instant::now(),
+        intended: vec![None; setup.c.min(setup.n).max(1) as usize],
+        last_sent: None,
+        max_lag: Duration::ZERO,
     };
     let opts = requests::Options {
         addr: setup.api.addr,
@@ -249,6 +325,7 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
         source_ips: setup.source_ips.clone(),
     };
     let started = Instant::now();
+    load.t0 = started;
     let connections = requests::run(&opts, &mut load);
     let seconds = started.elapsed().as_secs_f64();
     progress.finish();
@@ -258,6 +335,16 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
     r.seconds = seconds;
     r.requests_per_second = r.answered as f64 / seconds.max(1e-9);
     r.connections = connections;
+    if let (Some(rate), Some((due, sent))) = (setup.rate, load.last_sent) {
+        // The schedule's span against the span it took to send (wrk2's achieved rate).
+        let period = 1.0 / rate;
+        let nominal = due.duration_since(started).as_secs_f64() + period;
+        let actual = sent.duration_since(started).as_secs_f64() + period;
+        let share = load.issued as f64 / setup.n.max(1) as f64;
+        let achieved = rate * share * (nominal / actual).min(1.0);
+        r.achieved_rate = Some(achieved);
+        r.max_lag_ms = Some(load.max_lag.as_secs_f64() * 1000.0);
+    }
     r.bench = BenchCost {
         cpu_seconds: crate::sysstat::own_cpu_seconds() - cpu_start,
         shards: 1,
@@ -292,6 +379,16 @@ impl Report {
                 "{} of {} requests were answered",
                 self.answered, self.n
             ));
+        }
+        if let (Some(target), Some(got)) = (self.rate, self.achieved_rate) {
+            if got < 0.95 * target {
+                out.push(format!(
+                    "{got:.1} of {target:.1} requests/s went out ({:.1} %, below 95 %: all {} \
+                     connections were busy; raise --c)",
+                    100.0 * got / target,
+                    self.c
+                ));
+            }
         }
         out
     }
@@ -332,12 +429,24 @@ impl Report {
             ),
         ]);
         t.row(["bench cost".into(), report::cost_line(&self.bench)]);
-        t.row([
-            "closed loop".to_owned(),
-            "each connection sends its next request after the last answer: latency is from the \
-             actual send, and a slow server lowers the load it is offered"
-                .to_owned(),
-        ]);
+        match (self.rate, self.achieved_rate) {
+            (Some(target), achieved) => t.row([
+                "open loop".to_owned(),
+                format!(
+                    "target {target:.1} req/s, {:.1} went out (lag max {} ms); latency from each \
+                     request's intended send time",
+                    achieved.unwrap_or(0.0),
+                    report::ms(self.max_lag_ms.unwrap_or(0.0))
+                ),
+            ]),
+            (None, _) => t.row([
+                "closed loop".to_owned(),
+                "each connection sends its next request after the last answer: latency is from \
+                 the actual send, and a slow server lowers the load it is offered (--rate for \
+                 an open loop)"
+                    .to_owned(),
+            ]),
+        }
         t.render()
     }
 }

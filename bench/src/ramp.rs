@@ -242,6 +242,7 @@ fn step(
     let (alone_id, alone_play) = prepare("a")?;
     let (both_id, both_play) = prepare("b")?;
     let http_setup = |match_id: &str, label: &str, mode: Mode| http::Setup {
+        rate: None,
         api: api.clone(),
         paths: paths
             .iter()

@@ -242,8 +242,14 @@ impl Shard<'_> {
         p(&self.live.open, open);
         // Live percentiles over the last second or so of deliveries.
         if self.recent.count() > 0 {
-            p(&self.live.p50_us, (self.recent.quantile_ms(0.5) * 1000.0) as u64);
-            p(&self.live.p99_us, (self.recent.quantile_ms(0.99) * 1000.0) as u64);
+            p(
+                &self.live.p50_us,
+                (self.recent.quantile_ms(0.5) * 1000.0) as u64,
+            );
+            p(
+                &self.live.p99_us,
+                (self.recent.quantile_ms(0.99) * 1000.0) as u64,
+            );
         }
         if self.recent_since.elapsed() >= RECENT {
             self.recent.reset();

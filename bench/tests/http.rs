@@ -71,3 +71,47 @@ fn socket_errors_are_counted_by_kind() {
     assert_eq!(num(&doc, &["errors", "connect_refused"]), 20);
     assert_eq!(num(&doc, &["answered"]), 0);
 }
+
+#[test]
+fn the_open_loop_measures_from_the_intended_send_time() {
+    let server = Server::start();
+    let url = server.url();
+    let (run, doc) = bench_json(&[
+        "http",
+        "--api",
+        &url,
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--c",
+        "4",
+        "--keep-alive",
+    ]);
+    assert_eq!(num(&doc, &["n"]), 100, "N = R x D");
+    assert_eq!(num(&doc, &["ok"]), 100);
+    assert_eq!(float(&doc, &["rate"]), 100.0);
+    assert!(float(&doc, &["achieved_rate"]) >= 95.0, "{}", run.stdout);
+    assert!(run.stdout.contains("open loop"), "{}", run.stdout);
+    // One connection cannot carry 20,000 requests a second: the run fails and says why.
+    let (run, doc) = bench_json_status(
+        &[
+            "http",
+            "--api",
+            &url,
+            "--rate",
+            "20000",
+            "--duration",
+            "0.5",
+            "--c",
+            "1",
+            "--keep-alive",
+        ],
+        1,
+    );
+    assert!(run.stderr.contains("below 95 %"), "{}", run.stderr);
+    assert!(
+        float(&doc, &["latency", "max_ms"]) > 50.0,
+        "the backlog shows as latency"
+    );
+}
