@@ -116,6 +116,19 @@ pub fn environment_warnings(a: &Value, b: &Value) -> Vec<String> {
         }
         kept
     };
+    let servers = |d: &Value| -> Vec<Value> {
+        d["report"]["servers"]
+            .as_array()
+            .map(|s| s.iter().map(|p| p["command"].clone()).collect())
+            .unwrap_or_default()
+    };
+    if servers(a) != servers(b) {
+        out.push(format!(
+            "server command lines differ: {:?} vs {:?}",
+            servers(a),
+            servers(b)
+        ));
+    }
     if args(ea) != args(eb) {
         out.push(format!(
             "arguments differ: {:?} vs {:?}",

@@ -97,7 +97,7 @@ impl Environment {
                 .to_owned(),
             git_sha,
             git_dirty,
-            args: std::env::args().collect(),
+            args: redact(std::env::args()),
         }
     }
 
@@ -212,9 +212,62 @@ pub fn utc_now() -> String {
     format!("{text}Z")
 }
 
+/// Flags whose value is a secret, hidden in reports.
+const SECRET_FLAGS: [&str; 5] = ["--token", "--requirepass", "--pass", "--password", "--auth"];
+
+/// A command line with the values of secret flags (`--token T`, `--token=T`) replaced by
+/// `***`, fit for a report.
+pub fn redact(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut hide_next = false;
+    for a in args {
+        if hide_next {
+            out.push("***".to_owned());
+            hide_next = false;
+            continue;
+        }
+        match a.split_once('=') {
+            Some((flag, _)) if SECRET_FLAGS.contains(&flag) => out.push(format!("{flag}=***")),
+            _ => {
+                hide_next = SECRET_FLAGS.contains(&a.as_str());
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_hidden_from_reports() {
+        let args = [
+            "fanout",
+            "--token",
+            "T0k3n",
+            "--api",
+            "x",
+            "--token=abc",
+            "--tokenish",
+            "y",
+        ];
+        let got = redact(args.iter().map(|s| (*s).to_owned()));
+        assert_eq!(
+            got,
+            [
+                "fanout",
+                "--token",
+                "***",
+                "--api",
+                "x",
+                "--token=***",
+                "--tokenish",
+                "y"
+            ]
+        );
+    }
 
     #[test]
     fn the_environment_is_captured() {

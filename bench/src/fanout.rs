@@ -226,6 +226,17 @@ pub struct FlowControl {
     pub description: String,
 }
 
+/// A server process the run sampled.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerProcess {
+    /// `matchstream`, `redis` or `nats`.
+    pub system: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Its command line (`/proc/PID/cmdline`).
+    pub command: Vec<String>,
+}
+
 /// The figures of a `fanout` invocation.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
@@ -247,6 +258,9 @@ pub struct Report {
     pub runs: u32,
     /// CPUs of the machine.
     pub cores: usize,
+    /// The sampled server processes (--server-pid, --baseline-pid) and their command lines
+    /// (the server's version and flags, as they ran).
+    pub servers: Vec<ServerProcess>,
     /// matchstream first, then each baseline: every run and the medians.
     pub systems: Vec<SystemRuns>,
     /// Why the invocation failed (empty when it passed): the exit status is 1 unless empty.
@@ -285,6 +299,16 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         )
     };
     let flow = opts.flow();
+    let servers = std::iter::once(("matchstream", &opts.server_pids))
+        .chain(baselines.iter().map(|b| (b.name(), &b.pids)))
+        .flat_map(|(system, pids)| {
+            pids.iter().map(move |&pid| ServerProcess {
+                system: system.to_owned(),
+                pid,
+                command: crate::env::redact(crate::sysstat::cmdline(pid)),
+            })
+        })
+        .collect();
     let mut client = ApiClient::new(&api, Some(&opts.token));
     let mut all: Vec<Vec<Figures>> = vec![Vec::new(); 1 + baselines.len()];
     let mut warnings = Vec::new();
@@ -386,6 +410,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         frame_bytes,
         runs: opts.runs,
         cores: crate::sysstat::cores(),
+        servers,
         systems,
         problems,
         warnings,

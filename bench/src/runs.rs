@@ -242,6 +242,17 @@ impl Report {
             fc.description,
             fc.publishers
         );
+        for p in &self.servers {
+            out.push_str(&format!(
+                "server: {} pid {}: {}\n",
+                p.system,
+                p.pid,
+                p.command.join(" ")
+            ));
+        }
+        if !self.servers.is_empty() {
+            out.push('\n');
+        }
         let mut t = Table::new([
             "run",
             "system",
@@ -405,6 +416,7 @@ mod tests {
             frame_bytes: 10,
             runs: 3,
             cores: 2,
+            servers: Vec::new(),
             systems: vec![s],
             problems: vec!["matchstream run 2: 1 deliveries lost".into()],
             warnings: Vec::new(),

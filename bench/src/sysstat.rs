@@ -90,6 +90,18 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The command line of process `pid` (empty if unreadable).
+pub fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether process `pid` exists (its `/proc/PID/stat` is readable).
 pub fn process_exists(pid: u32) -> bool {
     cpu_seconds(&pid.to_string()).is_some()
