@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Produces the figures of bench/RESULTS.md on one machine: each measurement is repeated
-# (RUNS, default 3) against a fresh release server; outputs go to OUT (default
-# ./measure-out). Needs redis-server for the baseline and the multi-node run. Every process
-# it starts is stopped by PID; sysctls it changes (somaxconn for the tuned connect burst) are
-# restored. Usage: bench/scripts/measure.sh [step ...]   (steps: fanout latency memory hold
+# (RUNS, default 3; the fanout steps use the bench's own --runs, LAT_RUNS default 5) against a
+# fresh release server; outputs go to OUT (default ./measure-out). Needs redis-server and
+# nats-server for the baselines (and Redis for the multi-node run). Every process it starts
+# is stopped by PID; sysctls it changes (somaxconn for the tuned connect burst) are restored.
+# A run that fails (the bench exits 1) is recorded, not fatal: its exit status goes to
+# <name>.status. Usage: bench/scripts/measure.sh [step ...]   (steps: fanout latency hold
 # burst http ramp nodes; default all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
+LAT_RUNS=${LAT_RUNS:-5}
 OUT=${OUT:-measure-out}
 BIN=target/release
 TOKEN=measure
@@ -18,6 +21,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+# shellcheck disable=SC2120,SC2119 # extra server flags are optional
 start_server() { # extra args...
   "$BIN/matchstream" serve --store memory --api 127.0.0.1:8888 --stream-port 9100 --token "$TOKEN" "$@" \
     >"$OUT/server.log" 2>&1 &
@@ -34,38 +38,59 @@ start_redis() { # port
   pids+=("$REDIS")
   for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
 }
+start_nats() { # port; max_connections above the largest subscriber count
+  printf 'max_connections: 65536\nmax_payload: 1048576\n' >"$OUT/nats-$1.conf"
+  nats-server -c "$OUT/nats-$1.conf" -a 127.0.0.1 -p "$1" >"$OUT/nats-$1.log" 2>&1 &
+  NATS=$!
+  pids+=("$NATS")
+  sleep 0.5
+}
 bench() { "$BIN/matchstream-bench" "$@"; }
-
-step_fanout() { # max rate, 1 match, 15,000 subscribers, against Redis pub/sub in the same run
-  start_redis 6390
-  for i in $(seq "$RUNS"); do
-    start_server
-    bench fanout --api http://127.0.0.1:8888 --token "$TOKEN" --subscribers 15000 --matches 1 \
-      --events 200 --rate max --server-pid "$SERVER" --baseline redis://127.0.0.1:6390 \
-      --baseline-pid "$REDIS" --json "$OUT/fanout-max-$i.json" >"$OUT/fanout-max-$i.txt" 2>&1
-    stop_server
-  done
-  kill "$REDIS"
+# measured NAME bench-args...: runs the bench, its table in NAME.txt, its exit status in
+# NAME.status (a failed run is a figure too).
+measured() {
+  local name=$1
+  shift
+  local rc=0
+  "$BIN/matchstream-bench" "$@" >"$OUT/$name.txt" 2>&1 || rc=$?
+  echo "$rc" >"$OUT/$name.status"
 }
 
-step_latency() { # 15,000 subscribers at 20 events/s, and lighter loads
-  for load in "15000 20" "15000 5" "5000 20" "2000 20"; do
-    set -- $load
-    for i in $(seq "$RUNS"); do
-      start_server
-      bench fanout --api http://127.0.0.1:8888 --token "$TOKEN" --subscribers "$1" --matches 1 \
-        --events 100 --rate "$2" --server-pid "$SERVER" --json "$OUT/fanout-$1-$2-$i.json" \
-        >"$OUT/fanout-$1-$2-$i.txt" 2>&1
-      stop_server
-    done
+step_fanout() { # max rate, 1 match, 15,000 subscribers; window 64 then 8; Redis and NATS
+  # driven by the same flow control in the same runs
+  start_redis 6390
+  start_nats 4223
+  for w in 64 8; do
+    start_server
+    measured "fanout-max-w$w" fanout --api http://127.0.0.1:8888 --token "$TOKEN" \
+      --subscribers 15000 --matches 1 --events 200 --rate max --window "$w" --runs "$LAT_RUNS" \
+      --server-pid "$SERVER" --baseline redis://127.0.0.1:6390 --baseline-pid "$REDIS" \
+      --baseline nats://127.0.0.1:4223 --baseline-pid "$NATS" --json "$OUT/fanout-max-w$w.json"
+    stop_server
   done
+  kill "$REDIS" "$NATS"
+}
+
+step_latency() { # 15,000 subscribers at 20 events/s, and lighter loads; every run shown
+  start_redis 6390
+  start_nats 4223
+  for load in "15000 20" "15000 5" "5000 20" "2000 20"; do
+    read -r subs rate <<<"$load"
+    start_server
+    measured "fanout-$subs-$rate" fanout --api http://127.0.0.1:8888 --token "$TOKEN" \
+      --subscribers "$subs" --matches 1 --events 100 --rate "$rate" --runs "$LAT_RUNS" \
+      --server-pid "$SERVER" --baseline redis://127.0.0.1:6390 --baseline-pid "$REDIS" \
+      --baseline nats://127.0.0.1:4223 --baseline-pid "$NATS" --json "$OUT/fanout-$subs-$rate.json"
+    stop_server
+  done
+  kill "$REDIS" "$NATS"
 }
 
 step_hold() { # one node at its 20,000-fd cap, every event delivered
   for i in $(seq "$RUNS"); do
     start_server
-    bench fanout --api http://127.0.0.1:8888 --token "$TOKEN" --subscribers 19500 --matches 1 \
-      --events 20 --rate 5 --server-pid "$SERVER" --json "$OUT/hold-$i.json" >"$OUT/hold-$i.txt" 2>&1
+    measured "hold-$i" fanout --api http://127.0.0.1:8888 --token "$TOKEN" --subscribers 19500 \
+      --matches 1 --events 20 --rate 5 --server-pid "$SERVER" --json "$OUT/hold-$i.json"
     stop_server
   done
 }
@@ -102,10 +127,10 @@ step_http() { # the original's ApacheBench paths at c=128
   for path in /1/checkin /1/matches /1/match/elp-tig-2011-09-10/history; do
     name=$(echo "$path" | tr '/' '_')
     for i in $(seq "$RUNS"); do
-      bench http --api http://127.0.0.1:8888 --path "$path" --n 300000 --c 128 --keep-alive \
-        --json "$OUT/http-ka$name-$i.json" >"$OUT/http-ka$name-$i.txt" 2>&1
-      bench http --api http://127.0.0.1:8888 --path "$path" --n 60000 --c 128 \
-        --source-ips 127.0.0.2-127.0.0.254 --json "$OUT/http-new$name-$i.json" >"$OUT/http-new$name-$i.txt" 2>&1
+      measured "http-ka$name-$i" http --api http://127.0.0.1:8888 --path "$path" --n 300000 \
+        --c 128 --keep-alive --json "$OUT/http-ka$name-$i.json"
+      measured "http-new$name-$i" http --api http://127.0.0.1:8888 --path "$path" --n 60000 \
+        --c 128 --source-ips 127.0.0.2-127.0.0.254 --json "$OUT/http-new$name-$i.json"
     done
   done
   stop_server
