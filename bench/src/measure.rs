@@ -22,6 +22,8 @@ use crate::sysstat::{self, ServerSample};
 pub const LATE_MS: u64 = 100;
 /// Deliveries later than this count as stalled (ms).
 pub const STALLED_MS: u64 = 1000;
+/// How long subscribers may wait for a stop whose publish was not acknowledged.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Server-side figures from `--server-pid` (or `--baseline-pid`).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -259,15 +261,19 @@ pub fn measure(shape: &Shape<'_>) -> anyhow::Result<Figures> {
         &board,
         &sent,
     );
-    if published
-        .as_ref()
-        .map_or(true, |p| p.stalled.is_some() || p.unsent > 0)
-    {
-        // No stop will come for some subscribers: do not wait for the time limit.
-        shards.abort();
+    // Subscribers end with their match's stop. When some stop may not have gone out, do
+    // not wait for the time limit: give up now (nothing more will be sent) or after a grace.
+    let mut until = limit;
+    match &published {
+        Err(_) => shards.abort(),
+        Ok(p) if p.stalled.is_some() || p.unsent > 0 => shards.abort(),
+        Ok(p) if p.stops_ok < shape.channels.len() as u64 => {
+            until = until.min(Instant::now() + STOP_GRACE);
+        }
+        Ok(_) => {}
     }
     let (shard_count, processes) = shards.describe();
-    let outcome = shards.finish(limit);
+    let outcome = shards.finish(until);
     let window = t0.elapsed().as_secs_f64();
     let own_window = sysstat::process_cpu_seconds() - own_t0;
     progress.finish();
