@@ -221,7 +221,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         }
         _ => bail!("give --match ID (a match someone plays) or --play SCRIPT (the bench plays)"),
     };
-    execute(Setup {
+    let created = play.as_ref().map(|_| match_id.clone());
+    let report = execute(Setup {
         target,
         match_id,
         n: opts.n,
@@ -235,7 +236,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         label: "clients".into(),
         user_prefix: format!("b{run}u"),
         play,
-    })
+    })?;
+    // The match the bench created (--play) is deleted once played, so runs do not pile up
+    // matches on the server (best effort).
+    if let (Some(id), Some(url), Some(token)) = (created, &api, &opts.token) {
+        let _ = ApiClient::new(url, Some(token)).cancel_match(&id);
+    }
+    Ok(report)
 }
 
 /// `host:port` to an address.
