@@ -312,7 +312,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let mut client = ApiClient::new(&api, Some(&opts.token));
     let mut all: Vec<Vec<Figures>> = vec![Vec::new(); 1 + baselines.len()];
     let mut warnings = Vec::new();
+    let mut interrupted = None;
     for k in 1..=opts.runs {
+        if crate::interrupt::requested() {
+            break;
+        }
         let run = watcher::run_id();
         let ids = create_matches(&mut client, &run, opts.matches)
             .with_context(|| format!("creating the matches of run {k}"))?;
@@ -340,6 +344,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         }
         all[0].push(m?);
         for (i, b) in baselines.iter().enumerate() {
+            if crate::interrupt::requested() {
+                break;
+            }
             let f = measure::measure(&Shape {
                 opts,
                 system: b.name(),
@@ -356,7 +363,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             .with_context(|| format!("the {} baseline, run {k}", b.name()))?;
             all[1 + i].push(f);
         }
+        if crate::interrupt::requested() {
+            interrupted = Some(k);
+        }
     }
+    // Systems without a single run (interrupted before theirs) are left out.
+    let keep = all.iter().take_while(|r| !r.is_empty()).count().max(1);
+    all.truncate(keep);
     let targets = std::iter::once(api_label(&api))
         .chain(baselines.iter().map(|b| b.url.clone()))
         .collect::<Vec<_>>();
@@ -365,10 +378,20 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         .zip(targets)
         .map(|(runs, target)| SystemRuns::new(runs, target))
         .collect();
-    let mut problems: Vec<String> = systems
-        .iter()
-        .flat_map(|s| s.runs.iter().flat_map(Figures::problems))
+    let mut problems: Vec<String> = interrupted
+        .map(|k| {
+            format!(
+                "interrupted (Ctrl-C) in run {k} of {}: this report is partial",
+                opts.runs
+            )
+        })
+        .into_iter()
         .collect();
+    problems.extend(
+        systems
+            .iter()
+            .flat_map(|s| s.runs.iter().flat_map(Figures::problems)),
+    );
     if let Some(criteria) = &opts.fail_on {
         for f in &systems[0].runs {
             problems.extend(criteria.check(f));

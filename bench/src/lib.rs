@@ -17,7 +17,8 @@
 //!   addresses, non-blocking connects, error kinds);
 //! - protocol checking: [`framing`] (the stream protocol), [`resp`] (Redis), [`nats`] (NATS),
 //!   [`httpc`] (HTTP responses), [`outcome`] (how a subscriber ends, seq order);
-//! - [`preflight`]: what is refused before any load starts;
+//! - [`preflight`]: what is refused before any load starts; [`interrupt`]: Ctrl-C for a
+//!   partial report;
 //! - the watcher: [`api`] (blocking API client), [`watcher`] (unique matches, scripts, play);
 //! - figures: [`latency`] (hdrhistogram), [`report`] (JSON documents, tables, the bench's own
 //!   cost), [`env`](mod@env) (the environment), [`sysstat`] (/proc figures), [`progress`] (live line);
@@ -39,6 +40,7 @@ pub mod flow;
 pub mod framing;
 pub mod http;
 pub mod httpc;
+pub mod interrupt;
 pub mod latency;
 pub mod measure;
 pub mod nats;

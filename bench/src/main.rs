@@ -54,6 +54,8 @@ fn run(cli: Cli, soft_initial: u64) -> anyhow::Result<Vec<String>> {
             Ok(r.problems())
         }
         Command::Fanout(o) => {
+            // Ctrl-C: a partial report rather than none.
+            matchstream_bench::interrupt::install();
             let r = fanout::run(o).context("fanout")?;
             finish(&env, "fanout", &o.output, &r, &r.table())?;
             Ok(r.problems())

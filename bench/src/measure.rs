@@ -235,7 +235,9 @@ pub fn measure(shape: &Shape<'_>) -> anyhow::Result<Figures> {
             crate::report::ms(s.p99_us as f64 / 1000.0)
         )
     });
-    shards.wait_ready(limit);
+    if !shards.wait_ready(limit) && crate::interrupt::requested() {
+        shards.abort();
+    }
     let connect_seconds = started.elapsed().as_secs_f64();
     let connected_sample = sysstat::sample_servers(shape.pids);
     let mut schedule = Schedule::new(shape.flow, shape.channels.len(), opts.warmup, opts.events);

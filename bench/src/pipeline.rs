@@ -144,6 +144,10 @@ pub fn run(
             lp.out.stalled = Some("the time limit (--timeout) passed".into());
             break;
         }
+        if crate::interrupt::requested() {
+            lp.out.stalled = Some("interrupted (Ctrl-C)".into());
+            break;
+        }
         if wait != Wait::Done {
             batch.clear();
             let frontier = |m: usize| board.frontier(m);

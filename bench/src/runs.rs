@@ -293,7 +293,8 @@ impl Report {
                 ]);
             }
         }
-        if self.runs > 1 {
+        let done = self.systems.first().map_or(0, |s| s.runs.len());
+        if done > 1 {
             for s in &self.systems {
                 let m = &s.median;
                 t.row([
@@ -316,8 +317,8 @@ impl Report {
         }
         out.push_str(&t.render());
         out.push('\n');
-        let title = if self.runs > 1 {
-            format!("median of {} runs", self.runs)
+        let title = if done > 1 {
+            format!("median of {done} runs")
         } else {
             "fanout".to_owned()
         };

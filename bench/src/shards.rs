@@ -214,7 +214,9 @@ impl Shards {
     /// Waits until every shard is ready (every attempt ended) or `limit`; true if all are.
     pub fn wait_ready(&mut self, limit: Instant) -> bool {
         while !self.ready.iter().all(|r| *r) {
-            if !self.receive(limit) {
+            // Short waits, so that Ctrl-C is heard while subscribers connect.
+            let until = limit.min(Instant::now() + Duration::from_millis(100));
+            if !self.receive(until) && (Instant::now() >= limit || crate::interrupt::requested()) {
                 return false;
             }
         }
@@ -323,6 +325,7 @@ fn read_worker(
 
 /// The hidden `worker` subcommand: reads a [`Plan`] from stdin, runs it, reports on stdout.
 pub fn worker_main() -> anyhow::Result<()> {
+    crate::interrupt::ignore();
     let mut stdin = BufReader::new(std::io::stdin());
     let mut first = String::new();
     stdin.read_line(&mut first).context("reading the plan")?;

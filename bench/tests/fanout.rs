@@ -305,3 +305,72 @@ fn what_would_make_a_run_meaningless_is_refused_before_the_load() {
     let run = bench_status(&args, 2);
     assert!(run.stderr.contains("does not answer"), "{}", run.stderr);
 }
+
+#[test]
+fn ctrl_c_leaves_a_partial_report() {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let server = Server::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("partial.json");
+    // 20 s of publishing over two worker processes; Ctrl-C (to the whole process group, as a
+    // terminal sends it) after 2.5 s.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_matchstream-bench"))
+        .args([
+            "fanout",
+            "--api",
+            &url,
+            "--token",
+            TOKEN,
+            "--subscribers",
+            "40",
+            "--matches",
+            "1",
+            "--events",
+            "400",
+            "--rate",
+            "20",
+            "--runs",
+            "2",
+            "--workers",
+            "2",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the bench starts");
+    std::thread::sleep(Duration::from_millis(2500));
+    let group = i32::try_from(child.id()).expect("pid");
+    // SAFETY: signals our own child's process group (the bench and its workers).
+    unsafe { libc::kill(-group, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the bench did not stop within 30 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("a report")).expect("json");
+    let problems = doc["report"]["problems"].as_array().expect("problems");
+    assert!(
+        problems[0].as_str().is_some_and(|p| p.contains("partial")),
+        "{problems:?}"
+    );
+    let runs = doc["report"]["systems"][0]["runs"]
+        .as_array()
+        .expect("runs");
+    assert_eq!(runs.len(), 1, "the second run never started");
+    assert!(runs[0]["delivered"].as_u64().expect("delivered") > 0);
+}
