@@ -178,6 +178,10 @@ pub struct Options {
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<PathBuf>,
 
+    /// Also write every run of every system as CSV to FILE (one line per run).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
     /// Keep the matches the bench created (default: deleted after each run).
     #[arg(long)]
     pub keep_matches: bool,
@@ -408,7 +412,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if let Some(path) = &opts.hgrm {
         write_hgrms(path, &systems)?;
     }
-    Ok(Report {
+    let report = Report {
         subscribers: opts.subscribers,
         matches: opts.matches,
         events: opts.events,
@@ -437,7 +441,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         systems,
         problems,
         warnings,
-    })
+    };
+    if let Some(path) = &opts.csv {
+        std::fs::write(path, report.csv())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report)
 }
 
 fn api_label(api: &Url) -> String {

@@ -135,6 +135,9 @@ pub struct Report {
     /// Open loop: the most a request went out after its intended time, ms.
     #[serde(default)]
     pub max_lag_ms: Option<f64>,
+    /// With several paths: the latency of each (answered requests).
+    #[serde(default)]
+    pub path_latency: BTreeMap<String, Summary>,
 }
 
 /// A resolved `http` run (also used by `ramp`).
@@ -209,6 +212,9 @@ struct Load<'a> {
     intended: Vec<Option<Instant>>,
     last_sent: Option<(Instant, Instant)>,
     max_lag: Duration,
+    /// Per path: its latencies; per slot: the path of its request.
+    per_path: Vec<Latency>,
+    slot_path: Vec<usize>,
 }
 
 impl Load<'_> {
@@ -237,7 +243,11 @@ impl Source for Load<'_> {
             self.last_sent = Some((due, now));
             self.max_lag = self.max_lag.max(now.saturating_duration_since(due));
         }
-        let path = &self.setup.paths[(self.issued % self.setup.paths.len() as u64) as usize];
+        let which = (self.issued % self.setup.paths.len() as u64) as usize;
+        if let Some(p) = self.slot_path.get_mut(slot) {
+            *p = which;
+        }
+        let path = &self.setup.paths[which];
         self.issued += 1;
         self.live.started.fetch_add(1, Ordering::Relaxed);
         let full = format!("{}{path}", self.setup.api.prefix);
@@ -256,6 +266,13 @@ impl Source for Load<'_> {
     fn reply(&mut self, slot: usize, reply: &Reply, latency: Duration) {
         let latency = self.latency_of(slot, latency);
         self.latency.record(latency);
+        if let Some(h) = self
+            .slot_path
+            .get(slot)
+            .and_then(|&p| self.per_path.get_mut(p))
+        {
+            h.record(latency);
+        }
         self.report.answered += 1;
         self.report.bytes_received += reply.bytes as u64;
         *self
@@ -314,6 +331,8 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
         intended: vec![None; setup.c.min(setup.n).max(1) as usize],
         last_sent: None,
         max_lag: Duration::ZERO,
+        per_path: vec![Latency::new(); setup.paths.len()],
+        slot_path: vec![0; setup.c.min(setup.n).max(1) as usize],
     };
     let opts = requests::Options {
         addr: setup.api.addr,
@@ -332,6 +351,14 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
     let connections = connections?;
     let mut r = load.report;
     r.latency = load.latency.summary();
+    if setup.paths.len() > 1 {
+        r.path_latency = setup
+            .paths
+            .iter()
+            .zip(&load.per_path)
+            .map(|(p, h)| (p.clone(), h.summary()))
+            .collect();
+    }
     r.seconds = seconds;
     r.requests_per_second = r.answered as f64 / seconds.max(1e-9);
     r.connections = connections;
@@ -421,6 +448,9 @@ impl Report {
         t.row(["status".into(), report::counts(&self.status)]);
         t.row(["socket errors".into(), report::counts(&self.errors)]);
         report::latency_rows(&mut t, "latency", &self.latency);
+        for (path, s) in &self.path_latency {
+            report::latency_rows(&mut t, &format!("  {path}"), s);
+        }
         t.row([
             "run".into(),
             format!(

@@ -114,6 +114,9 @@ pub fn fanout(
     if let Some(p) = &opts.hgrm {
         writable(p, "--hgrm")?;
     }
+    if let Some(p) = &opts.csv {
+        writable(p, "--csv")?;
+    }
     pids(&opts.server_pids, "--server-pid")?;
     pids(&opts.baseline_pids, "--baseline-pid")?;
     if let Some(ips) = &opts.spread.source_ips {

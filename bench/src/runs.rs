@@ -221,6 +221,49 @@ pub fn rows(systems: &[SystemRuns]) -> Vec<Vec<String>> {
 }
 
 impl Report {
+    /// Every run of every system as CSV (`--csv`): one line per run, the figures of the
+    /// per-run table.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "system,run,p50_ms,p95_ms,p99_ms,p99_9_ms,max_ms,over_100ms,over_1s,expected,\
+             delivered,lost,duplicated,out_of_order,deliveries_per_second,\
+             target_events_per_second,achieved_events_per_second,accepted_events_per_second,\
+             server_share,bench_share,idle_but_slow\n",
+        );
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+        for s in &self.systems {
+            for f in &s.runs {
+                let l = &f.latency;
+                let p = &f.publish;
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                    f.system,
+                    f.run,
+                    l.p50_ms,
+                    l.p95_ms,
+                    l.p99_ms,
+                    l.p99_9_ms,
+                    l.max_ms,
+                    f.over_100ms,
+                    f.over_1s,
+                    f.expected,
+                    f.delivered,
+                    f.lost,
+                    f.duplicated,
+                    f.out_of_order,
+                    f.deliveries_per_second,
+                    opt(p.target_events_per_second),
+                    p.achieved_events_per_second,
+                    p.accepted_events_per_second,
+                    opt(f.cpu.server_share),
+                    f.cpu.bench_share,
+                    f.idle_but_slow
+                ));
+            }
+        }
+        out
+    }
+
     /// The table printed at the end: the setup, one line per run, the medians side by side,
     /// then failures, warnings and problems.
     pub fn table(&self) -> String {
@@ -431,6 +474,15 @@ mod tests {
         assert!(text.contains("median"), "{text}");
         assert!(text.contains("result: FAIL"), "{text}");
         assert!(text.contains("window W=64"), "{text}");
+        let csv = report.csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4, "{csv}");
+        let columns = lines[0].split(',').count();
+        assert!(
+            lines.iter().all(|l| l.split(',').count() == columns),
+            "{csv}"
+        );
+        assert!(lines[2].starts_with("matchstream,2,0,0,4000,"), "{csv}");
     }
 
     #[test]

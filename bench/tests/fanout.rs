@@ -117,6 +117,8 @@ fn runs_repeat_on_fresh_matches_that_are_deleted_after() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hgrm = dir.path().join("lat.hgrm");
     let hgrm_arg = hgrm.to_str().expect("utf-8").to_owned();
+    let csv = dir.path().join("runs.csv");
+    let csv_arg = csv.to_str().expect("utf-8").to_owned();
     let args = [
         "fanout",
         "--api",
@@ -135,6 +137,8 @@ fn runs_repeat_on_fresh_matches_that_are_deleted_after() {
         "3",
         "--hgrm",
         &hgrm_arg,
+        "--csv",
+        &csv_arg,
     ];
     let (run, doc) = bench_json(&args);
     let runs = doc["report"]["systems"][0]["runs"]
@@ -172,6 +176,16 @@ fn runs_repeat_on_fresh_matches_that_are_deleted_after() {
         "{text}"
     );
     assert!(text.contains("Total count    =         1800"), "{text}");
+    let table = std::fs::read_to_string(&csv).expect("csv written");
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "a header and one line per run: {table}"
+    );
+    assert!(table
+        .lines()
+        .nth(3)
+        .is_some_and(|l| l.starts_with("matchstream,3,")));
     // compare: the same report against itself differs in nothing.
     let json = dir.path().join("a.json");
     std::fs::write(&json, doc.to_string()).expect("write");

@@ -45,6 +45,9 @@ fn non_2xx_answers_are_counted_with_and_without_keep_alive() {
         } else {
             assert_eq!(connections, 400);
         }
+        for path in ["/1/matches", "/1/nothing-here"] {
+            assert_eq!(num(&doc, &["path_latency", path, "count"]), 200, "{path}");
+        }
         let p50 = float(&doc, &["latency", "p50_ms"]);
         let p99 = float(&doc, &["latency", "p99_ms"]);
         assert!(p50 > 0.0 && p50 <= p99, "{p50} {p99}");
