@@ -44,7 +44,9 @@ Flow control, the same for matchstream and every baseline, one publisher loop fo
               answer (requests pipelined on keep-alive connections; replies are read and
               checked as they come). Latency runs from each event's *scheduled* send time, so a
               publisher or server that falls behind shows (no coordinated omission). The run
-              fails when the achieved publish rate is below 95 % of R x M.
+              fails when the achieved publish rate is below 95 % of R x M; the rate the
+              server accepted (answered) is reported beside it (a warning below 95 %,
+              --fail-on accepted>=95 to fail).
   --rate max  event k of a match is published as soon as every live subscriber of that match
               has received event k - W (--window W, default 64), pipelined. Latency runs from
               the actual send time.
@@ -63,8 +65,9 @@ whose p99 is over 1 s while the server used under half of the cores.
 
 Exit status: 0 when every run delivered everything, in order, at the target rate; 1 when a
 run failed (loss, failed subscribers, refused or unanswered publishes, rate below 95 %, a
-broken --fail-on criterion), the reasons on stderr; 2 when the run could not start (pre-flight:
-API, baselines, --server-pid, --source-ips, --json path).";
+broken --fail-on criterion, Ctrl-C), the reasons on stderr; 2 when the run could not start
+(pre-flight: API, baselines, --server-pid, --source-ips, --json/--hgrm/--csv paths). Ctrl-C
+stops where the run is and still writes a partial report; a second Ctrl-C exits at once.";
 
 /// Events per second per match, or as fast as the window allows.
 #[derive(Debug, Clone, Copy, PartialEq)]
