@@ -1324,7 +1324,10 @@ impl LocalExecutor {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
-            if self.need_preempt() {
+            // matchstream patch (vendor/README.md): a preemption seen before anything ran
+            // must not read as "nothing to run", or `run` parks in io_uring with runnable
+            // task queues and only an outside event brings it back. Run one queue first.
+            if ran && self.need_preempt() {
                 break;
             }
             if !self.run_one_task_queue() {
@@ -1373,7 +1376,9 @@ impl LocalExecutor {
             let mut tasks_executed_this_loop = 0;
             loop {
                 let mut queue_ref = queue.borrow_mut();
-                if self.need_preempt() || queue_ref.yielded() {
+                // matchstream patch: the queue picked runs at least one task, so a preempt
+                // timer that fired before the queue was picked cannot starve it for good.
+                if tasks_executed_this_loop > 0 && (self.need_preempt() || queue_ref.yielded()) {
                     break;
                 }
 
