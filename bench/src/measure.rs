@@ -22,6 +22,8 @@ use crate::sysstat::{self, ServerSample};
 pub const LATE_MS: u64 = 100;
 /// Deliveries later than this count as stalled (ms).
 pub const STALLED_MS: u64 = 1000;
+/// A server thread busy this share of the publish window counts as saturated.
+pub const SATURATED_THREAD: f64 = 0.9;
 /// How long subscribers may wait for a stop whose publish was not acknowledged.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -59,13 +61,23 @@ pub struct CpuShare {
     pub bench_cpu_seconds: f64,
     /// `bench_cpu_seconds / (window_seconds × cores)`.
     pub bench_share: f64,
+    /// The busiest single server thread's CPU seconds over the window: near 1.0, that thread
+    /// was saturated (null without a pid).
+    #[serde(default)]
+    pub server_busiest_thread: Option<f64>,
 }
 
 impl CpuShare {
-    /// p99 over a second while the server used under half of the machine: the time went
-    /// somewhere other than work (a stall, a timer, a lock), not to CPU contention.
+    /// p99 over a second while the server used under half of the machine and none of its
+    /// threads was saturated: the time went somewhere other than work (a stall, a timer, a
+    /// lock), not to CPU. (A single-threaded server such as Redis is saturated at one core:
+    /// its busiest thread shows it, whatever share of the machine that is.)
     pub fn idle_but_slow(&self, p99_ms: f64) -> bool {
-        p99_ms > STALLED_MS as f64 && self.server_share.is_some_and(|s| s < 0.5)
+        p99_ms > STALLED_MS as f64
+            && self.server_share.is_some_and(|s| s < 0.5)
+            && self
+                .server_busiest_thread
+                .is_none_or(|t| t < SATURATED_THREAD)
     }
 }
 
@@ -240,6 +252,7 @@ pub fn measure(shape: &Shape<'_>) -> anyhow::Result<Figures> {
     }
     let connect_seconds = started.elapsed().as_secs_f64();
     let connected_sample = sysstat::sample_servers(shape.pids);
+    let threads_before = sysstat::server_thread_cpu_seconds(shape.pids);
     let mut schedule = Schedule::new(shape.flow, shape.channels.len(), opts.warmup, opts.events);
     let board = shards.board();
     let t0 = Instant::now();
@@ -280,6 +293,7 @@ pub fn measure(shape: &Shape<'_>) -> anyhow::Result<Figures> {
     let own_window = sysstat::process_cpu_seconds() - own_t0;
     progress.finish();
     let after = sysstat::sample_servers(shape.pids);
+    let threads_after = sysstat::server_thread_cpu_seconds(shape.pids);
     let published = published?;
     let o = outcome?;
     let expected = o.connected * opts.events;
@@ -300,6 +314,9 @@ pub fn measure(shape: &Shape<'_>) -> anyhow::Result<Figures> {
         server_share: server.as_ref().map(|s| s.cpu_seconds_publishing / machine),
         bench_cpu_seconds: bench_window,
         bench_share: bench_window / machine,
+        server_busiest_thread: server.as_ref().map(|_| {
+            sysstat::busiest_thread_delta(&threads_before, &threads_after) / window.max(1e-9)
+        }),
     };
     let latency = o.delivery.summary();
     Ok(Figures {
@@ -375,21 +392,24 @@ mod tests {
 
     #[test]
     fn idle_but_slow_needs_a_slow_p99_and_an_idle_server() {
-        let share = |s: Option<f64>| CpuShare {
+        let share = |s: Option<f64>, t: Option<f64>| CpuShare {
             server_share: s,
+            server_busiest_thread: t,
             ..CpuShare::default()
         };
-        // (server share, p99 ms, flagged)
+        // (server share, busiest thread, p99 ms, flagged)
         let cases = [
-            (Some(0.1), 1500.0, true),
-            (Some(0.49), 1001.0, true),
-            (Some(0.5), 5000.0, false), // busy: contention explains it
-            (Some(0.1), 1000.0, false), // not over a second
-            (Some(0.1), 20.0, false),
-            (None, 5000.0, false), // no pid: cannot tell
+            (Some(0.1), Some(0.1), 1500.0, true),
+            (Some(0.49), Some(0.6), 1001.0, true),
+            (Some(0.1), None, 1500.0, true), // threads unreadable: the share decides
+            (Some(0.5), Some(0.5), 5000.0, false), // busy: the machine explains it
+            (Some(0.48), Some(0.95), 1500.0, false), // one thread saturated (Redis)
+            (Some(0.1), Some(0.1), 1000.0, false), // not over a second
+            (Some(0.1), Some(0.1), 20.0, false),
+            (None, None, 5000.0, false), // no pid: cannot tell
         ];
-        for (s, p99, want) in cases {
-            assert_eq!(share(s).idle_but_slow(p99), want, "{s:?} {p99}");
+        for (s, t, p99, want) in cases {
+            assert_eq!(share(s, t).idle_but_slow(p99), want, "{s:?} {t:?} {p99}");
         }
     }
 

@@ -103,13 +103,14 @@ impl SystemRuns {
 /// The warning line of an idle-but-slow run.
 pub fn idle_but_slow_line(f: &Figures) -> String {
     format!(
-        "IDLE-BUT-SLOW: {} run {}: p99 {} ms while the server used {} of {} cores: the time \
-         went to waiting (a stall, a timer, a lock), not to CPU contention",
+        "IDLE-BUT-SLOW: {} run {}: p99 {} ms while the server used {} of {} cores (busiest \
+         thread {}): the time went to waiting (a stall, a timer, a lock), not to CPU",
         f.system,
         f.run,
         ms(f.latency.p99_ms),
         pct(f.cpu.server_share),
-        f.cpu.cores
+        f.cpu.cores,
+        pct(f.cpu.server_busiest_thread)
     )
 }
 

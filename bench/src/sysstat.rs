@@ -154,6 +154,37 @@ pub struct ServerSample {
     pub cpu_seconds: f64,
 }
 
+/// CPU seconds of every thread of the processes `pids`, keyed by thread id (threads that
+/// cannot be read are left out). The busiest thread's share tells a single-threaded server
+/// that is saturated (Redis at one core of many) from one that is idle.
+pub fn server_thread_cpu_seconds(pids: &[u32]) -> BTreeMap<u64, f64> {
+    let mut out = BTreeMap::new();
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let name = task.file_name();
+            let Some(tid) = name.to_str().and_then(|t| t.parse::<u64>().ok()) else {
+                continue;
+            };
+            if let Some(secs) = cpu_seconds(&format!("{pid}/task/{tid}")) {
+                out.insert(tid, secs);
+            }
+        }
+    }
+    out
+}
+
+/// The largest CPU-seconds increase of one thread between two
+/// samples (threads that appeared in between count from 0); see [`server_thread_cpu_seconds`].
+pub fn busiest_thread_delta(before: &BTreeMap<u64, f64>, after: &BTreeMap<u64, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(tid, secs)| secs - before.get(tid).copied().unwrap_or(0.0))
+        .fold(0.0, f64::max)
+}
+
 /// Samples every pid (those that cannot be read count 0).
 pub fn sample_servers(pids: &[u32]) -> ServerSample {
     pids.iter().fold(ServerSample::default(), |acc, pid| {
@@ -181,6 +212,23 @@ mod tests {
         let d = netstat_delta(&before, &after);
         assert_eq!(d.get("ListenOverflows"), Some(&4));
         assert_eq!(d.get("TCPMemoryPressures"), Some(&0));
+    }
+
+    #[test]
+    fn the_busiest_thread_is_the_largest_increase() {
+        let before: BTreeMap<u64, f64> = [(1, 5.0), (2, 1.0)].into();
+        // Thread 2 ran 2.5 s, thread 1 only 0.5 s, thread 3 (new) 1.0 s.
+        let after: BTreeMap<u64, f64> = [(1, 5.5), (2, 3.5), (3, 1.0)].into();
+        assert_eq!(busiest_thread_delta(&before, &after), 2.5);
+        assert_eq!(busiest_thread_delta(&after, &after), 0.0);
+    }
+
+    #[test]
+    fn own_threads_are_readable() {
+        let pid = std::process::id();
+        let threads = server_thread_cpu_seconds(&[pid]);
+        assert!(threads.contains_key(&u64::from(pid)), "{threads:?}");
+        assert!(server_thread_cpu_seconds(&[u32::MAX]).is_empty());
     }
 
     #[test]
