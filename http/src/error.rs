@@ -1,4 +1,5 @@
-//! Why a request could not be parsed, with the HTTP status each reason maps to.
+//! Why a request could not be parsed, with the HTTP status each reason maps to; and why a
+//! response head could not be (the client side).
 
 use std::fmt;
 
@@ -64,6 +65,56 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// A response head that cannot be read, so the connection cannot be framed any further: the
+/// client should give up on the connection (and say why).
+///
+/// "Need more bytes" is not an error: it is [`crate::ParsedHead::Partial`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseError {
+    /// Not an HTTP/1.0 or HTTP/1.1 status line and header block.
+    Malformed,
+    /// The head did not end within `max_head_bytes`.
+    HeadTooLarge,
+    /// More header fields than [`crate::request::MAX_HEADERS_CAP`].
+    TooManyHeaders,
+    /// An invalid `Content-Length`, or several that disagree.
+    BadContentLength,
+    /// `Content-Length` exceeds `max_body`.
+    BodyTooLarge,
+    /// A `Transfer-Encoding` header: chunked bodies are not accepted (the API never sends
+    /// them).
+    TransferEncoding,
+}
+
+impl ResponseError {
+    /// A short lowercase description, for an error message.
+    ///
+    /// ```
+    /// use matchstream_http::ResponseError;
+    /// assert_eq!(ResponseError::HeadTooLarge.reason(), "response head too large");
+    /// ```
+    pub fn reason(self) -> &'static str {
+        match self {
+            ResponseError::Malformed => "malformed response",
+            ResponseError::HeadTooLarge => "response head too large",
+            ResponseError::TooManyHeaders => "too many response headers",
+            ResponseError::BadContentLength => "bad or conflicting Content-Length",
+            ResponseError::BodyTooLarge => "response body too large",
+            ResponseError::TransferEncoding => {
+                "unsupported Transfer-Encoding (chunked bodies are not accepted)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for ResponseError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +140,28 @@ mod tests {
         ];
         for (err, status, reason) in cases {
             assert_eq!(err.status(), status, "{err:?}");
+            assert_eq!(err.reason(), reason, "{err:?}");
+            assert_eq!(err.to_string(), reason, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn response_reasons_per_variant() {
+        let cases = [
+            (ResponseError::Malformed, "malformed response"),
+            (ResponseError::HeadTooLarge, "response head too large"),
+            (ResponseError::TooManyHeaders, "too many response headers"),
+            (
+                ResponseError::BadContentLength,
+                "bad or conflicting Content-Length",
+            ),
+            (ResponseError::BodyTooLarge, "response body too large"),
+            (
+                ResponseError::TransferEncoding,
+                "unsupported Transfer-Encoding (chunked bodies are not accepted)",
+            ),
+        ];
+        for (err, reason) in cases {
             assert_eq!(err.reason(), reason, "{err:?}");
             assert_eq!(err.to_string(), reason, "{err:?}");
         }

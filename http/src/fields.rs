@@ -1,4 +1,6 @@
-//! Interpretation of the few header fields the parser cares about (length, connection, auth).
+//! Interpretation of the few header fields the parsers care about: those that frame a message
+//! (length, transfer coding, connection), for requests and responses alike, and a request's
+//! authorization and content type.
 
 use crate::error::ParseError;
 
@@ -14,8 +16,24 @@ pub(crate) struct Fields {
 }
 
 impl Fields {
-    /// Folds one header field into the summary; errors on invalid or conflicting values.
+    /// Folds one header field of a request into the summary; errors on invalid or
+    /// conflicting values.
     pub(crate) fn record(&mut self, name: &str, value: &[u8]) -> Result<(), ParseError> {
+        if self.record_framing(name, value)? {
+            return Ok(());
+        }
+        if name.eq_ignore_ascii_case("authorization") {
+            set_once(&mut self.authorization, value)?;
+        } else if name.eq_ignore_ascii_case("content-type") {
+            set_once(&mut self.content_type, value)?;
+        }
+        Ok(())
+    }
+
+    /// Folds one of the fields that frame a message (`Content-Length`, `Transfer-Encoding`,
+    /// `Connection`), the same for requests and responses: `Ok(false)` for any other field.
+    /// The only error is an invalid or conflicting `Content-Length`.
+    pub(crate) fn record_framing(&mut self, name: &str, value: &[u8]) -> Result<bool, ParseError> {
         if name.eq_ignore_ascii_case("content-length") {
             let len = parse_content_length(value)?;
             if self.content_length.is_some_and(|prev| prev != len) {
@@ -29,12 +47,10 @@ impl Fields {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
-        } else if name.eq_ignore_ascii_case("authorization") {
-            set_once(&mut self.authorization, value)?;
-        } else if name.eq_ignore_ascii_case("content-type") {
-            set_once(&mut self.content_type, value)?;
+        } else {
+            return Ok(false);
         }
-        Ok(())
+        Ok(true)
     }
 }
 

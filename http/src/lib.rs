@@ -1,4 +1,5 @@
-//! Server-side HTTP/1.1 for matchstream: incremental request parsing, responses, routing.
+//! HTTP/1.1 for matchstream: on the server side incremental request parsing, responses and
+//! routing; on the client side incremental parsing of response heads.
 //!
 //! The crate does no I/O: every function works on byte slices, so the engine owns the
 //! sockets and buffers and this crate stays fully unit-testable. It knows nothing about the
@@ -10,10 +11,15 @@
 //!   ([`Parsed::Complete`], with the bytes `consumed`) or asks for more ([`Parsed::Partial`]),
 //!   enforcing [`Limits`]. Bodies are framed by `Content-Length` only.
 //! - [`method`]: [`Method`] and [`MethodSet`] (the allocation-free value of an `Allow` header).
-//! - [`error`]: [`ParseError`], each variant with its status code and a short reason.
+//! - [`error`]: [`ParseError`], each variant with its status code and a short reason;
+//!   [`ResponseError`] for response heads.
 //! - [`response`]: [`Response`] and its serialization with [`Response::write_to`].
 //! - [`router`]: [`Router`] maps method + path pattern (`/1/match/:id`) to a handler value.
 //! - [`query`]: [`query::query_param`] and [`query::percent_decode`].
+//! - [`response_head`]: the client side: [`parse_response_head`] reads a response's status,
+//!   body framing ([`Framing`]: `Content-Length`, none, or until the close; chunked is refused)
+//!   and keep-alive from the start of a read buffer, or asks for more
+//!   ([`ParsedHead::Partial`]), within [`ResponseLimits`].
 //!
 //! # Example
 //!
@@ -60,10 +66,13 @@ pub mod method;
 pub mod query;
 pub mod request;
 pub mod response;
+pub mod response_head;
 pub mod router;
 
+pub use error::ResponseError;
 pub use method::MethodSet;
 pub use query::{percent_decode, query_param};
 pub use request::{parse_request, Limits, Method, ParseError, Parsed, Request};
 pub use response::{reason_phrase, Response};
+pub use response_head::{parse_response_head, Framing, ParsedHead, ResponseHead, ResponseLimits};
 pub use router::{Params, RouteError, Router};

@@ -1,8 +1,11 @@
 //! Randomized robustness of the request parser: mutated and split requests never panic, a
 //! complete request never claims more bytes than it was given, and a valid request parses
-//! the same however it is split. (A stand-in for cargo-fuzz, which needs nightly.)
+//! the same however it is split; likewise mutated response heads. (A stand-in for
+//! cargo-fuzz, which needs nightly.)
 
-use matchstream_http::{parse_request, Limits, Parsed};
+use matchstream_http::{
+    parse_request, parse_response_head, Limits, Parsed, ParsedHead, ResponseLimits,
+};
 
 struct Rng(u64);
 
@@ -24,25 +27,49 @@ const SEEDS: [&[u8]; 3] = [
     b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
 ];
 
+/// `seed` with up to six random edits (a byte changed, inserted or removed, a truncation).
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut input = seed.to_vec();
+    for _ in 0..=rng.below(5) {
+        let at = rng.below(input.len() + 1);
+        match rng.below(4) {
+            0 if at < input.len() => input[at] = rng.next() as u8,
+            1 => input.insert(at, [b'\r', b'\n', b':', b' ', b'0', 0x80][rng.below(6)]),
+            2 if at < input.len() => {
+                input.remove(at);
+            }
+            _ => input.truncate(at),
+        }
+    }
+    input
+}
+
 #[test]
 fn mutated_requests_never_panic_or_overrun() {
     let limits = Limits::default();
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     for i in 0..50_000 {
-        let mut input = SEEDS[i % SEEDS.len()].to_vec();
-        for _ in 0..=rng.below(5) {
-            let at = rng.below(input.len() + 1);
-            match rng.below(4) {
-                0 if at < input.len() => input[at] = rng.next() as u8,
-                1 => input.insert(at, [b'\r', b'\n', b':', b' ', b'0', 0x80][rng.below(6)]),
-                2 if at < input.len() => {
-                    input.remove(at);
-                }
-                _ => input.truncate(at),
-            }
-        }
+        let input = mutate(&mut rng, SEEDS[i % SEEDS.len()]);
         if let Ok(Parsed::Complete { consumed, .. }) = parse_request(&input, &limits) {
             assert!(consumed <= input.len());
+        }
+    }
+}
+
+const RESPONSE_SEEDS: [&[u8]; 3] = [
+    b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"seq\":2}",
+    b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n[]",
+];
+
+#[test]
+fn mutated_response_heads_never_panic_or_overrun() {
+    let limits = ResponseLimits::default();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for i in 0..50_000 {
+        let input = mutate(&mut rng, RESPONSE_SEEDS[i % RESPONSE_SEEDS.len()]);
+        if let Ok(ParsedHead::Complete(head)) = parse_response_head(&input, &limits) {
+            assert!(head.len <= input.len());
         }
     }
 }
