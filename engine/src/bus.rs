@@ -1,6 +1,6 @@
 //! The cross-core bus: one inbound channel per core carrying committed events and control.
 //!
-//! Senders live on any thread (the store thread, later the Redis subscriber); each core owns
+//! Senders live on any thread (the store thread, or the Redis feed of a node); each core owns
 //! its [`Inbox`]. A send pushes onto the core's crossbeam channel and then wakes the task
 //! parked on the inbox through an [`AtomicWaker`]; glommio lets a foreign thread wake a task
 //! (the waker is queued to the owning executor, which is notified), so a core sleeps in
@@ -15,6 +15,16 @@ use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender};
 use matchstream_protocol::{Event, Match, MatchId};
 
+/// A match with its whole history: what a core's table is seeded with at start, and what a
+/// node that catches up on Redis takes whole ([`BusMsg::Snapshot`]).
+#[derive(Debug, Clone)]
+pub struct MatchRecord {
+    /// The current state.
+    pub state: Arc<Match>,
+    /// Every event, seq 1..=state.last_seq, in order.
+    pub history: Vec<Arc<Event>>,
+}
+
 /// What travels on the bus.
 #[derive(Debug, Clone)]
 pub enum BusMsg {
@@ -28,7 +38,7 @@ pub enum BusMsg {
         state: Arc<Match>,
     },
     /// A whole match taken from the store (a node catching up): added, or brought up to date.
-    Snapshot(crate::store::MatchRecord),
+    Snapshot(MatchRecord),
     /// A match was cancelled: disconnect its subscribers and forget it.
     Cancelled(MatchId),
     /// The server is shutting down.
@@ -81,11 +91,6 @@ impl BusHandle {
             let _ = lane.tx.send(msg.clone());
             lane.waker.wake();
         }
-    }
-
-    /// Number of cores on the bus.
-    pub fn cores(&self) -> usize {
-        self.lanes.len()
     }
 }
 

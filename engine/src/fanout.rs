@@ -16,10 +16,9 @@ use std::sync::Arc;
 use matchstream_protocol::frame::{render_event, render_status, Version};
 use matchstream_protocol::{Event, EventKind, Match, MatchId, Period};
 
-use crate::bus::BusMsg;
+use crate::bus::{BusMsg, MatchRecord};
 use crate::outbox::{End, Frame, Outbox};
 use crate::stats::CoreStats;
-use crate::store::MatchRecord;
 
 /// One stored event with its frames.
 pub struct Entry {
@@ -347,15 +346,5 @@ impl Fanout {
             outbox.finish(End::Finished);
             Some(Subscribed::Done)
         }
-    }
-
-    /// Number of matches.
-    pub fn len(&self) -> usize {
-        self.views.len()
-    }
-
-    /// True when there is no match.
-    pub fn is_empty(&self) -> bool {
-        self.views.is_empty()
     }
 }

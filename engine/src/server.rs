@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_lite::future;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
-use crate::bus::{bus, BusHandle, BusMsg, Inbox};
+use crate::bus::{bus, BusHandle, BusMsg, Inbox, MatchRecord};
 use crate::cluster::feed::Feed;
 use crate::cluster::registry::Registry;
 use crate::cluster::store::RedisStore;
@@ -26,7 +26,7 @@ use crate::shard::Shard;
 use crate::stats::NodeStats;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
-use crate::store::{MatchRecord, Store, StoreHandle, StoreService};
+use crate::store::{Store, StoreHandle, StoreService};
 use crate::{api, limits, session};
 
 /// How long a task may run before the executor polls io_uring again: bounds how long a large

@@ -19,8 +19,7 @@ use matchstream_protocol::{Event, Match, MatchId};
 
 use super::store::load_record;
 use super::{connect, history_key, seq_key, Backoff, Delivered, Worker, CHANNEL, MATCHES};
-use crate::bus::{BusHandle, BusMsg};
-use crate::store::MatchRecord;
+use crate::bus::{BusHandle, BusMsg, MatchRecord};
 
 /// How often a blocked read wakes to check for shutdown.
 const POLL: Duration = Duration::from_millis(200);

@@ -20,7 +20,8 @@ use matchstream_protocol::{Event, Match, MatchId};
 use super::{
     connect, history_key, match_key, seq_key, Backoff, Delivered, CHANNEL, MATCHES, VISITS,
 };
-use crate::store::{MatchRecord, Op, Outcome, Store, StoreError};
+use crate::bus::MatchRecord;
+use crate::store::{Op, Outcome, Store, StoreError};
 
 /// Longest a batch waits for the feed to deliver its writes on this node.
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use matchstream_protocol::state::{apply, validate};
 use matchstream_protocol::{Event, Match, MatchId, NewMatch, PostedEvent};
 
-use super::{MatchRecord, Op, Outcome, StoreError, Visits};
+use super::{Op, Outcome, StoreError, Visits};
+use crate::bus::MatchRecord;
 
 /// One persistent change a batch made, in the order it was made: what a backend must write.
 #[derive(Debug, Clone)]

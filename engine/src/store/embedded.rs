@@ -33,7 +33,8 @@ use redb::{
 };
 
 use super::catalog::{Catalog, Change};
-use super::{MatchRecord, Op, Outcome, Store, StoreError, Visits};
+use super::{Op, Outcome, Store, StoreError, Visits};
+use crate::bus::MatchRecord;
 
 /// The log target of the store.
 const LOG_TARGET: &str = "matchstream::store";

@@ -2,7 +2,8 @@
 //! and benchmarks, where it measures the server without the cost of a disk.
 
 use super::catalog::Catalog;
-use super::{MatchRecord, Op, Outcome, Store, StoreError};
+use super::{Op, Outcome, Store, StoreError};
+use crate::bus::MatchRecord;
 
 /// A store that keeps everything in memory and never fails.
 #[derive(Debug, Default)]

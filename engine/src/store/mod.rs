@@ -20,16 +20,9 @@ use std::sync::Arc;
 use matchstream_protocol::state::EventError;
 use matchstream_protocol::{Event, Match, MatchId, NewMatch, PostedEvent};
 
-pub use service::{StoreHandle, StoreService};
+use crate::bus::MatchRecord;
 
-/// A match with its whole history, as loaded at start.
-#[derive(Debug, Clone)]
-pub struct MatchRecord {
-    /// The current state.
-    pub state: Arc<Match>,
-    /// Every event, seq 1..=state.last_seq, in order.
-    pub history: Vec<Arc<Event>>,
-}
+pub use service::{StoreHandle, StoreService};
 
 /// One operation the store thread asks a backend to carry out.
 #[derive(Debug, Clone)]

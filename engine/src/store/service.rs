@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use futures_channel::oneshot;
 
-use super::{MatchRecord, Op, Outcome, Store, StoreError};
-use crate::bus::{BusHandle, BusMsg};
+use super::{Op, Outcome, Store, StoreError};
+use crate::bus::{BusHandle, BusMsg, MatchRecord};
 
 /// Most operations committed together.
 pub const MAX_BATCH: usize = 4096;
@@ -57,11 +57,6 @@ impl StoreHandle {
         };
         // If the store thread is gone the server is stopping; a lost visit count is harmless.
         let _ = self.tx.send(Request { op, reply: None });
-    }
-
-    /// Requests waiting for the store thread.
-    pub fn depth(&self) -> usize {
-        self.tx.len()
     }
 }
 
