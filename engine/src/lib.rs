@@ -30,6 +30,7 @@ pub mod shard;
 pub mod signals;
 pub mod stats;
 pub mod store;
+pub mod tasks;
 pub mod watch;
 
 pub use config::Config;

@@ -4,18 +4,20 @@
 //! count; subscribers only queue pointers to it. The core appends an event's frame to every
 //! subscriber's outbox, then flushes each outbox once with a single non-blocking `sendmsg`
 //! over all its queued frames, so the cost is one system call per subscriber per batch of
-//! events, not per event. Only when the socket is full does the session task take over and
+//! events, not per event. Only when the socket is full does a tend task take over and
 //! wait for writability through io_uring. Unsent bytes are bounded by `max_queue`: past it
 //! the subscriber is ended as too slow (SPEC §3) and the shared frames are released.
 //!
 //! An outbox owns its subscriber's socket. A healthy subscriber has no task at all: the
-//! outbox in its core's fanout table is all it costs. A task ([`crate::session::tend`]) exists
-//! only while the socket is full or the stream ends with something left to say; the outbox
-//! closes the socket when it is dropped (or when that task closes it).
+//! outbox in its core's fanout table is all it costs. A task ([`tend`]) exists only while the
+//! socket is full or the stream ends with something left to say; the outbox closes the socket
+//! when it is dropped (or when that task closes it).
+
+pub mod tend;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::os::unix::io::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
@@ -57,6 +59,7 @@ impl End {
 pub struct Outbox {
     socket: RefCell<Option<OwnedFd>>,
     fd: RawFd,
+    /// The core's counters: bytes and frames sent, subscribers, slow disconnects ([`tend`]).
     stats: Arc<CoreStats>,
     /// The stream protocol version the subscriber speaks.
     pub version: Version,
@@ -66,7 +69,7 @@ pub struct Outbox {
     /// Unsent bytes across the queue.
     queued: Cell<usize>,
     max_queue: usize,
-    /// The socket was full: the session task is waiting for writability and owns the writes.
+    /// The socket was full: the tend task is waiting for writability and owns the writes.
     blocked: Cell<bool>,
     /// Queued for the end-of-batch flush already.
     dirty: Cell<bool>,
@@ -174,7 +177,7 @@ impl Outbox {
     }
 
     /// Sets how the stream ends (the first abrupt end wins over a graceful one) and wakes
-    /// the session task. An abrupt end drops the queued frames.
+    /// the tend task. An abrupt end drops the queued frames.
     pub fn finish(&self, end: End) {
         match self.end.get() {
             Some(current) if !current.is_graceful() => return,
@@ -212,28 +215,12 @@ impl Outbox {
         self.queue.borrow().is_empty()
     }
 
-    /// Unsent bytes.
-    pub fn queued_bytes(&self) -> usize {
-        self.queued.get()
-    }
-
-    /// True while the session task waits for the socket to become writable.
+    /// True while the tend task waits for the socket to become writable.
     pub fn is_blocked(&self) -> bool {
         self.blocked.get()
     }
 
-    /// What the session task must act on now: a full socket, an abrupt end, or a graceful end
-    /// with nothing left to send.
-    pub fn needs_task(&self) -> bool {
-        self.blocked.get()
-            || match self.end.get() {
-                Some(end) if end.is_graceful() => self.is_empty(),
-                Some(_) => true,
-                None => false,
-            }
-    }
-
-    /// Registers the session task's waker.
+    /// Registers the tend task's waker.
     pub fn register(&self, waker: &Waker) {
         let mut slot = self.waker.borrow_mut();
         match slot.as_ref() {
@@ -249,7 +236,7 @@ impl Outbox {
     }
 
     /// Sends as much of the queue as the socket takes now, without blocking. Leaves the rest
-    /// to the session task (marked blocked) when the socket is full.
+    /// to the tend task (marked blocked) when the socket is full.
     pub fn flush(&self) {
         self.dirty.set(false);
         if self.blocked.get() || self.socket.borrow().is_none() {
@@ -304,7 +291,7 @@ impl Outbox {
         }
     }
 
-    /// The unsent rest of the first frame, for the session task's awaited write.
+    /// The unsent rest of the first frame, for the tend task's awaited write.
     pub fn head(&self) -> Option<Frame> {
         self.queue.borrow().front().cloned()
     }
@@ -314,7 +301,7 @@ impl Outbox {
         self.offset.get()
     }
 
-    /// Records that `sent` bytes left through the session task's write, clears the blocked
+    /// Records that `sent` bytes left through the tend task's write, clears the blocked
     /// mark and flushes whatever else fits.
     pub fn resume(&self, sent: usize) {
         self.consume(sent);
@@ -366,6 +353,19 @@ pub fn send_now(fd: RawFd, bytes: &[u8]) -> bool {
     matches!(send_vectored(fd, &iov), Ok(n) if n == bytes.len())
 }
 
+/// A second descriptor for the same socket (close-on-exec): how a socket moves out of glommio
+/// into an outbox, and how a tend task gets a glommio stream on an outbox's socket.
+pub fn duplicate(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor the caller owns; the new one is owned by the result.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        // SAFETY: `new` is a fresh descriptor nobody else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    }
+}
+
 /// One non-blocking vectored send (`MSG_DONTWAIT`, so the socket's own mode does not matter;
 /// `MSG_NOSIGNAL`, so a closed peer is an error, not a SIGPIPE).
 fn send_vectored(fd: RawFd, iov: &[libc::iovec]) -> std::io::Result<usize> {
@@ -374,7 +374,7 @@ fn send_vectored(fd: RawFd, iov: &[libc::iovec]) -> std::io::Result<usize> {
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = iov.len();
-    // SAFETY: fd is a socket owned by the session; msg is valid for the duration of the call.
+    // SAFETY: fd is a socket owned by the caller; msg is valid for the duration of the call.
     let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
     if n < 0 {
         Err(std::io::Error::last_os_error())

@@ -279,7 +279,7 @@ async fn run_core(setup: CoreSetup) {
     bus_task.await;
     streams.await;
     apis.await;
-    future::or(shard.idle(), async {
+    future::or(shard.tasks.idle(), async {
         glommio::timer::sleep(grace).await;
         log::warn!(target: "matchstream::server",
             "core {core}: connections still open after the grace period; closing them");

@@ -5,21 +5,22 @@
 //! it when woken, and request handlers call it before reading so that a client who got a 201
 //! from any core reads its own write on this one (the store publishes before it answers).
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 
 use crate::bus::{BusMsg, Inbox};
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::latch::Latch;
+use crate::outbox::tend;
 use crate::stats::{CoreStats, NodeStats};
 use crate::store::StoreHandle;
+use crate::tasks::Tasks;
 
-/// Bus messages applied before their frames are flushed; bounds the latency a burst adds.
+/// Bus messages applied per borrow of the match table. [`Shard::sync`] still drains the inbox
+/// to empty, a chunk at a time, recording the bus depth before each chunk.
 const MAX_DRAIN: usize = 1024;
 
 /// Subscribers written to between two yields of the bus task.
@@ -47,8 +48,8 @@ pub struct Shard {
     pub token: Arc<str>,
     /// Set when the server starts shutting down.
     pub shutdown: Latch,
-    tasks: Cell<usize>,
-    idle_waiter: RefCell<Option<Waker>>,
+    /// The connection tasks that shutdown waits for.
+    pub tasks: Rc<Tasks>,
     /// The bus task's waker, for handlers that queued frames.
     flusher: RefCell<Option<Waker>>,
 }
@@ -74,8 +75,7 @@ impl Shard {
             config,
             token,
             shutdown: Latch::default(),
-            tasks: Cell::new(0),
-            idle_waiter: RefCell::new(None),
+            tasks: Rc::default(),
             flusher: RefCell::new(None),
         }
     }
@@ -138,9 +138,9 @@ impl Shard {
             loop {
                 chunks += 1;
                 let more = self.fanout.borrow_mut().flush(FLUSH_CHUNK);
-                let tend = self.fanout.borrow_mut().take_tend();
-                for outbox in tend {
-                    crate::session::spawn_tend(&self, outbox);
+                let needy = self.fanout.borrow_mut().take_tend();
+                for outbox in needy {
+                    tend::spawn(&self.tasks, outbox);
                 }
                 if !more {
                     break;
@@ -178,54 +178,6 @@ impl Shard {
             if dropped > 0 {
                 log::debug!(target: "matchstream::shard", "core {}: swept {dropped} ended subscribers", self.core);
             }
-        }
-    }
-
-    /// Counts a connection task until the guard drops (shutdown waits for them).
-    pub fn task(self: &Rc<Self>) -> TaskGuard {
-        self.tasks.set(self.tasks.get() + 1);
-        TaskGuard {
-            shard: self.clone(),
-        }
-    }
-
-    /// Resolves when no connection task is left.
-    pub fn idle(&self) -> Idle<'_> {
-        Idle { shard: self }
-    }
-}
-
-/// Keeps a connection task counted.
-pub struct TaskGuard {
-    shard: Rc<Shard>,
-}
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        let left = self.shard.tasks.get() - 1;
-        self.shard.tasks.set(left);
-        if left == 0 {
-            if let Some(w) = self.shard.idle_waiter.borrow_mut().take() {
-                w.wake();
-            }
-        }
-    }
-}
-
-/// Future of [`Shard::idle`].
-pub struct Idle<'a> {
-    shard: &'a Shard,
-}
-
-impl Future for Idle<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.shard.tasks.get() == 0 {
-            Poll::Ready(())
-        } else {
-            *self.shard.idle_waiter.borrow_mut() = Some(cx.waker().clone());
-            Poll::Pending
         }
     }
 }

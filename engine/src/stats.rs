@@ -98,7 +98,7 @@ impl CoreStats {
     pub fn add_http_request(&self) {
         self.http_requests.fetch_add(1, Relaxed);
     }
-    /// Current subscriber count (checkin's load measure).
+    /// Subscribers streaming now (checkin measures [`CoreStats::load`] instead).
     pub fn subscribers(&self) -> u64 {
         self.subscribers.load(Relaxed)
     }

@@ -36,7 +36,7 @@ enum Input {
 
 /// Serves one HTTP connection until the client closes, an error, or shutdown.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
-    let _task = shard.task();
+    let _task = shard.tasks.enter();
     let local = stream.local_addr().ok();
     let limits = Limits::default();
     let mut buf: Vec<u8> = Vec::new();
