@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use matchstream_protocol::api::{match_body, write_history};
 use matchstream_protocol::frame::{render_event, render_status, Version};
 use matchstream_protocol::{Event, EventKind, Match, MatchId, Period};
 
@@ -56,11 +57,11 @@ pub struct MatchView {
     pub state: Arc<Match>,
     /// Every event in seq order (`history[i].event.seq == i + 1`).
     pub history: Vec<Entry>,
+    /// Renderings of the current state, made when first asked for and dropped on every change:
+    /// the status frames (v1, v2), the match's JSON, the whole history's JSON.
     status: RefCell<Option<[Frame; 2]>>,
-    /// Cached JSON bodies (match, full history), dropped on every change.
-    pub json: RefCell<Option<Rc<[u8]>>>,
-    /// Cached `GET .../history` body for since=0.
-    pub history_json: RefCell<Option<Rc<[u8]>>>,
+    json: RefCell<Option<Rc<[u8]>>>,
+    history_json: RefCell<Option<Rc<[u8]>>>,
     subscribers: Vec<Rc<Outbox>>,
 }
 
@@ -89,6 +90,38 @@ impl MatchView {
             Version::V1 => frames[0].clone(),
             Version::V2 => frames[1].clone(),
         }
+    }
+
+    /// The body of `GET /1/match/<id>`, rendered once per state.
+    pub fn json(&self) -> Rc<[u8]> {
+        let mut cache = self.json.borrow_mut();
+        cache
+            .get_or_insert_with(|| Rc::from(match_body(&self.state)))
+            .clone()
+    }
+
+    /// The body of `GET /1/match/<id>/history` (the whole history), rendered once per event.
+    pub fn history_json(&self) -> Rc<[u8]> {
+        let mut cache = self.history_json.borrow_mut();
+        cache
+            .get_or_insert_with(|| Rc::from(self.history_json_since(0)))
+            .clone()
+    }
+
+    /// The body of `GET /1/match/<id>/history?since=<seq>`: the events after `seq`, rendered
+    /// on each call.
+    pub fn history_json_since(&self, seq: u64) -> Vec<u8> {
+        let events: Vec<_> = self.since(seq).iter().map(|e| &*e.event).collect();
+        let mut out = Vec::with_capacity(64 + events.len() * 96);
+        write_history(&events, &mut out);
+        out
+    }
+
+    /// Drops the renderings of the state before a change.
+    fn forget_renderings(&self) {
+        self.status.replace(None);
+        self.json.replace(None);
+        self.history_json.replace(None);
     }
 
     /// Events after `seq`.
@@ -144,16 +177,17 @@ impl Fanout {
         self.views.get(id)
     }
 
-    /// Match ids, sorted.
-    pub fn ids(&self) -> Vec<&MatchId> {
-        let mut ids: Vec<&MatchId> = self.views.keys().collect();
-        ids.sort();
-        ids
-    }
-
-    /// The cached body of `GET /1/matches`, if any.
-    pub fn listing(&self) -> &RefCell<Option<Rc<[u8]>>> {
-        &self.listing
+    /// The body of `GET /1/matches` (the match ids, sorted), rendered once per change of the
+    /// table.
+    pub fn listing(&self) -> Rc<[u8]> {
+        let mut cache = self.listing.borrow_mut();
+        cache
+            .get_or_insert_with(|| {
+                let mut ids: Vec<&str> = self.views.keys().map(MatchId::as_str).collect();
+                ids.sort_unstable();
+                Rc::from(serde_json::to_vec(&ids).unwrap_or_default())
+            })
+            .clone()
     }
 
     /// Applies one bus message; queues frames but does not send them ([`Fanout::flush`]).
@@ -249,9 +283,7 @@ impl Fanout {
         let entry = Entry::new(event);
         let is_stop = entry.event.kind == EventKind::Stop;
         view.state = state;
-        view.status.replace(None);
-        view.json.replace(None);
-        view.history_json.replace(None);
+        view.forget_renderings();
         let dirty = &mut self.dirty;
         view.subscribers.retain(|sub| {
             if sub.end().is_some() {

@@ -6,9 +6,7 @@ use std::rc::Rc;
 use std::sync::LazyLock;
 
 use matchstream_http::{query_param, Method, Request, Response, RouteError, Router};
-use matchstream_protocol::api::{
-    match_body, parse_new_match, parse_posted_event, stored_event_body, write_history,
-};
+use matchstream_protocol::api::{parse_new_match, parse_posted_event, stored_event_body};
 use matchstream_protocol::MatchId;
 
 use super::error;
@@ -139,12 +137,7 @@ struct Checkin<'a> {
 
 fn matches(shard: &Rc<Shard>) -> Response {
     shard.sync();
-    let fanout = shard.fanout.borrow();
-    let mut cache = fanout.listing().borrow_mut();
-    let body = cache.get_or_insert_with(|| {
-        let ids: Vec<&str> = fanout.ids().into_iter().map(MatchId::as_str).collect();
-        Rc::from(serde_json::to_vec(&ids).unwrap_or_default())
-    });
+    let body = shard.fanout.borrow().listing();
     Response::json(200, body.to_vec())
 }
 
@@ -154,9 +147,7 @@ fn one_match(shard: &Rc<Shard>, id: &str) -> Response {
     let Some(view) = fanout.get(id) else {
         return error(404, "unknown match");
     };
-    let mut cache = view.json.borrow_mut();
-    let body = cache.get_or_insert_with(|| Rc::from(match_body(&view.state)));
-    Response::json(200, body.to_vec())
+    Response::json(200, view.json().to_vec())
 }
 
 fn history(shard: &Rc<Shard>, id: &str, query: Option<&str>) -> Response {
@@ -172,18 +163,10 @@ fn history(shard: &Rc<Shard>, id: &str, query: Option<&str>) -> Response {
     let Some(view) = fanout.get(id) else {
         return error(404, "unknown match");
     };
-    let render = || {
-        let events: Vec<_> = view.since(since).iter().map(|e| &*e.event).collect();
-        let mut out = Vec::with_capacity(64 + events.len() * 96);
-        write_history(&events, &mut out);
-        out
-    };
     if since == 0 {
-        let mut cache = view.history_json.borrow_mut();
-        let body = cache.get_or_insert_with(|| Rc::from(render()));
-        Response::json(200, body.to_vec())
+        Response::json(200, view.history_json().to_vec())
     } else {
-        Response::json(200, render())
+        Response::json(200, view.history_json_since(since))
     }
 }
 
