@@ -16,7 +16,6 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use crate::bus::{bus, BusHandle, BusMsg, Inbox, MatchRecord};
 use crate::cluster::feed::Feed;
 use crate::cluster::registry::Registry;
-use crate::cluster::store::RedisStore;
 use crate::cluster::Delivered;
 use crate::config::{Config, StoreSpec};
 use crate::error::Error;
@@ -26,6 +25,7 @@ use crate::shard::Shard;
 use crate::stats::NodeStats;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
 use crate::store::{Store, StoreHandle, StoreService};
 use crate::{api, limits, session};
 

@@ -17,8 +17,9 @@ use matchstream_protocol::codec::{decode_event, decode_match};
 use matchstream_protocol::state::apply;
 use matchstream_protocol::{Event, Match, MatchId};
 
-use super::store::load_record;
-use super::{connect, history_key, seq_key, Backoff, Delivered, Worker, CHANNEL, MATCHES};
+use super::{
+    connect, history_key, load_record, seq_key, Backoff, Delivered, Worker, CHANNEL, MATCHES,
+};
 use crate::bus::{BusHandle, BusMsg, MatchRecord};
 
 /// How often a blocked read wakes to check for shutdown.

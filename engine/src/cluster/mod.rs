@@ -1,4 +1,6 @@
-//! Many nodes on one Redis: the Redis store backend, the node's event feed, the node registry.
+//! Many nodes on one Redis: the key layout and connection helpers that the Redis store backend
+//! ([`crate::store::redis`]) shares with the node's event feed ([`feed`]) and the node registry
+//! ([`registry`]).
 //!
 //! Key layout (one Redis database, prefix `ms:`):
 //!
@@ -22,7 +24,6 @@
 
 pub mod feed;
 pub mod registry;
-pub mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +31,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use matchstream_protocol::codec::{decode_event, decode_match};
 use matchstream_protocol::MatchId;
+
+use crate::bus::MatchRecord;
 
 /// The set of all match ids.
 pub const MATCHES: &str = "ms:matches";
@@ -183,6 +187,40 @@ impl Delivered {
             }
         }
     }
+}
+
+/// Reads one match and its history; `None` if it vanished meanwhile.
+pub fn load_record(
+    con: &mut redis::Connection,
+    id: &str,
+) -> redis::RedisResult<Option<MatchRecord>> {
+    let (state, history): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+        .cmd("GET")
+        .arg(match_key(id))
+        .cmd("LRANGE")
+        .arg(history_key(id))
+        .arg(0)
+        .arg(-1)
+        .query(con)?;
+    let Some(state) = state else {
+        return Ok(None);
+    };
+    let bad =
+        |what: String| redis::RedisError::from((redis::ErrorKind::TypeError, "bad data", what));
+    let state = decode_match(&state).map_err(|e| bad(format!("{}: {}", match_key(id), e.0)))?;
+    let mut events = Vec::with_capacity(history.len());
+    for raw in history {
+        events.push(Arc::new(
+            decode_event(&raw).map_err(|e| bad(format!("{}: {}", history_key(id), e.0)))?,
+        ));
+    }
+    // The history is written before the state in the same script, so they agree; keep only
+    // what the state covers in case of a concurrent append between the two reads.
+    events.truncate(usize::try_from(state.last_seq).unwrap_or(usize::MAX));
+    Ok(Some(MatchRecord {
+        state: Arc::new(state),
+        history: events,
+    }))
 }
 
 #[cfg(test)]

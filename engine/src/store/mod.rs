@@ -5,13 +5,15 @@
 //! writes with one transaction and one fsync (group commit). Backends:
 //! - [`memory`]: nothing persisted, for tests and benchmarks;
 //! - [`embedded`]: durable on local disk (redb), the default;
-//! - `redis://...`: shared by many nodes, in [`crate::cluster::store`];
+//! - [`redis`]: `redis://...`, shared by many nodes (with [`crate::cluster`]'s feed).
 //!
-//! [`catalog`] is the in-memory write model (validation, seq assignment, state) that both share.
+//! [`catalog`] is the in-memory write model (validation, seq assignment, state) that the
+//! memory and embedded backends share.
 
 pub mod catalog;
 pub mod embedded;
 pub mod memory;
+pub mod redis;
 pub mod service;
 
 use std::collections::HashMap;

@@ -13,15 +13,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use matchstream_protocol::codec::{decode_event, decode_match, encode_event, encode_match};
+use matchstream_protocol::codec::{decode_match, encode_event, encode_match};
 use matchstream_protocol::state::{apply, validate};
 use matchstream_protocol::{Event, Match, MatchId};
 
-use super::{
-    connect, history_key, match_key, seq_key, Backoff, Delivered, CHANNEL, MATCHES, VISITS,
-};
+use super::{Op, Outcome, Store, StoreError};
 use crate::bus::MatchRecord;
-use crate::store::{Op, Outcome, Store, StoreError};
+use crate::cluster::{
+    connect, history_key, load_record, match_key, seq_key, Backoff, Delivered, CHANNEL, MATCHES,
+    VISITS,
+};
 
 /// Longest a batch waits for the feed to deliver its writes on this node.
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
@@ -475,38 +476,4 @@ fn contention_pause(attempt: u32) -> Duration {
             .map_or(0, |d| d.subsec_nanos()),
     );
     Duration::from_micros(nanos % max.max(1))
-}
-
-/// Reads one match and its history; `None` if it vanished meanwhile.
-pub fn load_record(
-    con: &mut redis::Connection,
-    id: &str,
-) -> redis::RedisResult<Option<MatchRecord>> {
-    let (state, history): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
-        .cmd("GET")
-        .arg(match_key(id))
-        .cmd("LRANGE")
-        .arg(history_key(id))
-        .arg(0)
-        .arg(-1)
-        .query(con)?;
-    let Some(state) = state else {
-        return Ok(None);
-    };
-    let bad =
-        |what: String| redis::RedisError::from((redis::ErrorKind::TypeError, "bad data", what));
-    let state = decode_match(&state).map_err(|e| bad(format!("{}: {}", match_key(id), e.0)))?;
-    let mut events = Vec::with_capacity(history.len());
-    for raw in history {
-        events.push(Arc::new(
-            decode_event(&raw).map_err(|e| bad(format!("{}: {}", history_key(id), e.0)))?,
-        ));
-    }
-    // The history is written before the state in the same script, so they agree; keep only
-    // what the state covers in case of a concurrent append between the two reads.
-    events.truncate(usize::try_from(state.last_seq).unwrap_or(usize::MAX));
-    Ok(Some(MatchRecord {
-        state: Arc::new(state),
-        history: events,
-    }))
 }
