@@ -87,8 +87,11 @@ pub struct Config {
     #[arg(long, env = "MATCHSTREAM_STREAM_PORT", default_value_t = 9100)]
     pub stream_port: u16,
 
-    /// The host that checkin tells clients to connect to (default: the address the API
-    /// request came in on).
+    /// The host that checkin sends clients to for this node's stream ports. Without it, this
+    /// node's own checkin answers with the address the request came in on, and with a Redis
+    /// store the node advertises the address its API listens on to the other nodes' checkins:
+    /// 127.0.0.1 when that is a wildcard such as 0.0.0.0 (a warning at start), which reaches it
+    /// only from its own host. Set it when nodes run on more than one host.
     #[arg(long, env = "MATCHSTREAM_ADVERTISE")]
     pub advertise: Option<String>,
 
