@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod bus;
+pub mod checkin;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -145,20 +145,6 @@ pub struct RemotePort {
     pub load: u64,
 }
 
-/// Where checkin sends a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// A core of this node.
-    Local(usize),
-    /// A port of another node.
-    Remote {
-        /// Its host.
-        host: String,
-        /// Its port.
-        port: u16,
-    },
-}
-
 impl NodeStats {
     /// A node's stats with no remote ports yet.
     pub fn new(
@@ -180,41 +166,6 @@ impl NodeStats {
         if let Ok(mut remote) = self.remote.write() {
             *remote = ports;
         }
-    }
-
-    /// The least-loaded stream port of the cluster (this node's cores win ties).
-    pub fn checkin(&self) -> Target {
-        let core = self.least_loaded_core();
-        let local = self.cores.get(core).map_or(0, |c| c.load());
-        // Remote loads are as old as the last heartbeat (up to a second): count every client
-        // sent there since, so a connect burst spreads over the cluster instead of all going
-        // to the port that looked emptiest a second ago.
-        let remote = self.remote.write().ok().and_then(|mut r| {
-            let best = r
-                .iter_mut()
-                .filter(|p| p.load < local)
-                .min_by_key(|p| p.load)?;
-            best.load += 1;
-            Some(Target::Remote {
-                host: best.host.clone(),
-                port: best.port,
-            })
-        });
-        remote.unwrap_or_else(|| {
-            if let Some(c) = self.cores.get(core) {
-                c.add_pending();
-            }
-            Target::Local(core)
-        })
-    }
-
-    /// The index of the core with the fewest subscribers (ties: lowest index).
-    pub fn least_loaded_core(&self) -> usize {
-        self.cores
-            .iter()
-            .enumerate()
-            .min_by_key(|(i, c)| (c.load(), *i))
-            .map_or(0, |(i, _)| i)
     }
 }
 
@@ -403,37 +354,6 @@ mod tests {
             "127.0.0.1:8888".parse().expect("addr"),
             vec![9100, 9101],
         )
-    }
-
-    #[test]
-    fn checkin_prefers_a_less_loaded_remote_port_and_local_on_ties() {
-        let n = node();
-        n.cores[0].subscribers_delta(true);
-        n.cores[1].subscribers_delta(true);
-        let remote = |load| RemotePort {
-            node: "n2".into(),
-            host: "10.0.0.2".into(),
-            port: 9200,
-            load,
-        };
-        n.set_remote(vec![remote(1)]);
-        assert_eq!(n.checkin(), Target::Local(0));
-        n.set_remote(vec![remote(0)]);
-        assert_eq!(
-            n.checkin(),
-            Target::Remote {
-                host: "10.0.0.2".into(),
-                port: 9200
-            }
-        );
-    }
-
-    #[test]
-    fn least_loaded_core_picks_fewest_subscribers() {
-        let n = node();
-        assert_eq!(n.least_loaded_core(), 0);
-        n.cores[0].subscribers_delta(true);
-        assert_eq!(n.least_loaded_core(), 1);
     }
 
     #[test]

@@ -10,8 +10,9 @@ use matchstream_protocol::api::{parse_new_match, parse_posted_event, stored_even
 use matchstream_protocol::MatchId;
 
 use super::error;
+use crate::checkin::{self, Target};
 use crate::shard::Shard;
-use crate::stats::{metrics_text, stats_json, Target};
+use crate::stats::{metrics_text, stats_json};
 use crate::store::{Op, Outcome};
 
 #[derive(Debug, Clone, Copy)]
@@ -113,7 +114,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn checkin(shard: &Shard, local: Option<SocketAddr>) -> Response {
-    let (host, port) = match shard.node.checkin() {
+    let (host, port) = match checkin::pick(&shard.node) {
         Target::Remote { host, port } => (host, port),
         Target::Local(core) => {
             let port = shard.node.stream_ports.get(core).copied().unwrap_or(0);

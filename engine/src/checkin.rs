@@ -1,0 +1,114 @@
+//! Checkin's policy: which stream port `GET /1/checkin` sends a new subscriber to.
+//!
+//! The least-loaded port of the cluster, where a core's load is its subscribers plus the
+//! clients checkin sent it that have not connected yet ([`CoreStats::load`]): so a connect
+//! burst spreads instead of piling onto the core that looked emptiest. This node's cores win
+//! ties; another node's port is chosen only when it carries strictly less.
+//!
+//! [`CoreStats::load`]: crate::stats::CoreStats::load
+
+use crate::stats::NodeStats;
+
+/// Where checkin sends a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A core of this node.
+    Local(usize),
+    /// A port of another node.
+    Remote {
+        /// Its host.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
+}
+
+/// The least-loaded stream port of the cluster (this node's cores win ties); counts the
+/// client as pending there.
+pub fn pick(node: &NodeStats) -> Target {
+    let core = least_loaded_core(node);
+    let local = node.cores.get(core).map_or(0, |c| c.load());
+    // Remote loads are as old as the last heartbeat (up to a second): count every client
+    // sent there since, so a connect burst spreads over the cluster instead of all going
+    // to the port that looked emptiest a second ago.
+    let remote = node.remote.write().ok().and_then(|mut r| {
+        let best = r
+            .iter_mut()
+            .filter(|p| p.load < local)
+            .min_by_key(|p| p.load)?;
+        best.load += 1;
+        Some(Target::Remote {
+            host: best.host.clone(),
+            port: best.port,
+        })
+    });
+    remote.unwrap_or_else(|| {
+        if let Some(c) = node.cores.get(core) {
+            c.add_pending();
+        }
+        Target::Local(core)
+    })
+}
+
+/// The index of the core with the lowest load (ties: lowest index).
+fn least_loaded_core(node: &NodeStats) -> usize {
+    node.cores
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, c)| (c.load(), *i))
+        .map_or(0, |(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::RemotePort;
+
+    fn node() -> NodeStats {
+        NodeStats::new(
+            "n1".into(),
+            "127.0.0.1:8888".parse().expect("addr"),
+            vec![9100, 9101],
+        )
+    }
+
+    #[test]
+    fn checkin_prefers_a_less_loaded_remote_port_and_local_on_ties() {
+        let n = node();
+        n.cores[0].subscribers_delta(true);
+        n.cores[1].subscribers_delta(true);
+        let remote = |load| RemotePort {
+            node: "n2".into(),
+            host: "10.0.0.2".into(),
+            port: 9200,
+            load,
+        };
+        n.set_remote(vec![remote(1)]);
+        assert_eq!(pick(&n), Target::Local(0));
+        n.set_remote(vec![remote(0)]);
+        assert_eq!(
+            pick(&n),
+            Target::Remote {
+                host: "10.0.0.2".into(),
+                port: 9200
+            }
+        );
+    }
+
+    #[test]
+    fn least_loaded_core_picks_fewest_subscribers() {
+        let n = node();
+        assert_eq!(least_loaded_core(&n), 0);
+        n.cores[0].subscribers_delta(true);
+        assert_eq!(least_loaded_core(&n), 1);
+    }
+
+    #[test]
+    fn a_client_sent_to_a_core_counts_there_until_it_connects() {
+        let n = node();
+        assert_eq!(pick(&n), Target::Local(0));
+        assert_eq!(pick(&n), Target::Local(1));
+        n.cores[0].add_session();
+        assert_eq!(pick(&n), Target::Local(0));
+    }
+}
