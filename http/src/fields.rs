@@ -94,20 +94,19 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
 }
 
 /// httparse reports any bad version token the same way; tell "HTTP/2.0" (505) from junk (400).
-pub(crate) fn version_error(window: &[u8]) -> ParseError {
-    let line_end = window
-        .iter()
-        .position(|b| *b == b'\r' || *b == b'\n')
-        .unwrap_or(window.len());
+/// `None` while the request line has not ended: the bytes still to come could change the
+/// token, and the answer must not depend on where a read ended.
+pub(crate) fn version_error(window: &[u8]) -> Option<ParseError> {
+    let line_end = window.iter().position(|b| *b == b'\r' || *b == b'\n')?;
     let line = &window[..line_end];
     let token = line.rsplit(|b| *b == b' ').next().unwrap_or_default();
-    match token.strip_prefix(b"HTTP/") {
+    Some(match token.strip_prefix(b"HTTP/") {
         Some([major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit() => {
             ParseError::UnsupportedVersion
         }
         Some([major]) if major.is_ascii_digit() => ParseError::UnsupportedVersion,
         _ => ParseError::Malformed,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -174,7 +173,7 @@ mod tests {
 
     #[test]
     fn version_tokens() {
-        let cases: [(&str, &[u8], ParseError); 5] = [
+        let cases: [(&str, &[u8], ParseError); 6] = [
             (
                 "http 2.0",
                 b"GET / HTTP/2.0\r\n",
@@ -192,10 +191,16 @@ mod tests {
             ),
             ("junk protocol", b"GET / FOO/1.1\r\n", ParseError::Malformed),
             ("junk version", b"GET / HTTP/one\r\n", ParseError::Malformed),
+            (
+                "ended by a cr alone",
+                b"GET / HTTP/2\r",
+                ParseError::UnsupportedVersion,
+            ),
         ];
         for (name, line, expected) in cases {
-            assert_eq!(version_error(line), expected, "{name}");
+            assert_eq!(version_error(line), Some(expected), "{name}");
         }
+        assert_eq!(version_error(b"GET / HTTP/2"), None, "line not ended");
     }
 
     #[test]

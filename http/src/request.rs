@@ -78,7 +78,8 @@ pub enum Parsed {
 ///   arrives);
 /// - [`ParseError::NotImplemented`] for any `Transfer-Encoding` (chunked bodies are not accepted);
 /// - [`ParseError::LengthRequired`] for `POST`/`PUT`/`PATCH` without `Content-Length`;
-/// - [`ParseError::UnsupportedVersion`] for versions other than HTTP/1.0 and HTTP/1.1.
+/// - [`ParseError::UnsupportedVersion`] for versions other than HTTP/1.0 and HTTP/1.1 (told
+///   from a malformed version once the request line has ended: until then, `Partial`).
 ///
 /// Other methods without `Content-Length` have an empty body. `consumed` counts header and body
 /// bytes so the caller drains them and parses the next pipelined request.
@@ -112,7 +113,13 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
         }
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
-        Err(httparse::Error::Version) => return Err(version_error(window)),
+        Err(httparse::Error::Version) => match version_error(window) {
+            Some(e) => return Err(e),
+            None if window.len() >= limits.max_header_bytes => {
+                return Err(ParseError::HeadersTooLarge)
+            }
+            None => return Ok(Parsed::Partial),
+        },
         Err(_) => return Err(ParseError::Malformed),
     };
 
@@ -418,6 +425,43 @@ mod tests {
                 "{name}: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn version_errors_wait_for_the_end_of_the_request_line() {
+        // Found by fuzzing (fuzz/fuzz_targets/http_request.rs): the error was decided from the
+        // line's last token as far as it had arrived, so "G 0  HTTP/1" read whole said 505
+        // while its first 5 bytes, read alone, had already said 400; and "HTTP/2" said 505
+        // before the "x" that makes "HTTP/2x" junk arrived.
+        use ParseError::*;
+        #[rustfmt::skip]
+        let cases: [(&str, &[u8], Result<Parsed, ParseError>); 6] = [
+            ("double space, line not ended", b"G 0  HTTP/1", Ok(Parsed::Partial)),
+            ("http 2, line not ended", b"GET / HTTP/2", Ok(Parsed::Partial)),
+            ("http 2 then junk", b"GET / HTTP/2x\r\n", Err(Malformed)),
+            ("http 2.0", b"GET / HTTP/2.0\r\n\r\n", Err(UnsupportedVersion)),
+            ("http 2.0, bare lf", b"GET / HTTP/2.0\n", Err(UnsupportedVersion)),
+            ("junk protocol, line ended by cr", b"GET / XTTP/1.1\r", Err(Malformed)),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(parse(input), want, "{name}");
+            for end in 0..input.len() {
+                let got = parse(&input[..end]);
+                assert!(
+                    got == Ok(Parsed::Partial) || got == want,
+                    "{name}: the first {end} bytes gave {got:?}"
+                );
+            }
+        }
+        // A request line that cannot end within the header limit is too large, not Partial.
+        let limits = Limits {
+            max_header_bytes: 12,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse_request(b"GET / HTTP/2.0\r\n\r\n", &limits),
+            Err(HeadersTooLarge)
+        );
     }
 
     #[test]
