@@ -1,7 +1,9 @@
-//! The engine's error type: each variant carries the context needed to act on it.
+//! The engine's error type: each variant carries the context needed to act on it, and the
+//! error that caused it as its source (`main` prints the chain: `{e:#}`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+
+use crate::store::StoreError;
 
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -14,31 +16,45 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// The store could not be opened.
-    #[error("cannot open store {spec}: {reason}")]
+    /// The store could not be opened or read.
+    #[error("cannot open store {spec}")]
     Store {
         /// The store spec as configured.
         spec: String,
-        /// What went wrong.
-        reason: String,
+        /// The cause.
+        source: StoreError,
+    },
+    /// A Redis URL is unusable.
+    #[error("bad redis url {url}")]
+    RedisUrl {
+        /// The URL as configured.
+        url: String,
+        /// The cause.
+        source: redis::RedisError,
+    },
+    /// A background thread (store, feed, registry) could not be started.
+    #[error("cannot start thread {name}")]
+    Thread {
+        /// The thread's name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
     },
     /// An executor could not be started.
-    #[error("cannot start core {core}: {reason}")]
+    #[error("cannot start core {core}")]
     Executor {
         /// Which core.
         core: usize,
-        /// What went wrong.
-        reason: String,
+        /// The cause (glommio's error as an `io::Error`, which is `Sync`, unlike glommio's own).
+        source: std::io::Error,
+    },
+    /// An executor ended before it was ready (it logged why, if it could).
+    #[error("cannot start core {core}: core stopped while starting")]
+    CoreStopped {
+        /// Which core.
+        core: usize,
     },
     /// A configuration value is unusable.
     #[error("bad configuration: {0}")]
     Config(String),
-    /// A file could not be read or written.
-    #[error("{path}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
 }

@@ -26,8 +26,8 @@ use crate::stats::NodeStats;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::store::{Store, StoreHandle, StoreService};
-use crate::{api, limits, session};
+use crate::store::{Store, StoreError, StoreHandle, StoreService};
+use crate::{api, limits, session, store};
 
 /// How long a task may run before the executor polls io_uring again: bounds how long a large
 /// fanout keeps a core from answering requests and reading new events.
@@ -64,21 +64,114 @@ struct CoreSetup {
     ready: std::sync::mpsc::Sender<()>,
 }
 
-/// Opens the configured store.
-fn open_store(spec: &StoreSpec, delivered: &Arc<Delivered>) -> Result<Box<dyn Store>, Error> {
-    let fail = |reason: String| Error::Store {
-        spec: spec.to_string(),
-        reason,
-    };
-    match spec {
-        StoreSpec::Memory => Ok(Box::new(MemoryStore::new())),
-        StoreSpec::Embedded(dir) => Ok(Box::new(
-            EmbeddedStore::open(dir).map_err(|e| fail(e.to_string()))?,
-        )),
-        StoreSpec::Redis(url) => Ok(Box::new(
-            RedisStore::open(url, delivered.clone()).map_err(|e| fail(e.to_string()))?,
-        )),
+/// The listening sockets of every core.
+struct Listeners {
+    /// The API listener of core i at index i (one port, shared with SO_REUSEPORT).
+    api: Vec<std::net::TcpListener>,
+    /// The stream listener of core i at index i.
+    stream: Vec<std::net::TcpListener>,
+    /// The API address as bound.
+    api_addr: SocketAddr,
+    /// The stream port of core i at index i, as bound.
+    stream_ports: Vec<u16>,
+}
+
+/// Binds every core's listeners: the API port shared by all, one stream port each (with a
+/// base port, consecutive from it). Done first, so a port in use fails before anything starts.
+fn bind_listeners(config: &Config, cores: usize) -> Result<Listeners, Error> {
+    let first_api = bind(config.api, config.backlog, true)?;
+    let api_addr = first_api.local_addr().map_err(|e| Error::Bind {
+        addr: config.api,
+        source: e,
+    })?;
+    let mut api = vec![first_api];
+    for _ in 1..cores {
+        api.push(bind(api_addr, config.backlog, true)?);
     }
+    let mut stream = Vec::with_capacity(cores);
+    let mut stream_ports = Vec::with_capacity(cores);
+    for i in 0..cores {
+        let port = match config.stream_port {
+            0 => 0,
+            base => u16::try_from(usize::from(base) + i)
+                .map_err(|_| Error::Config(format!("stream port {base}+{i} exceeds 65535")))?,
+        };
+        let addr = SocketAddr::new(config.api.ip(), port);
+        let listener = bind(addr, config.backlog, false)?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::Bind { addr, source: e })?;
+        stream_ports.push(bound.port());
+        stream.push(listener);
+    }
+    Ok(Listeners {
+        api,
+        stream,
+        api_addr,
+        stream_ports,
+    })
+}
+
+/// The store, opened and running.
+struct OpenStore {
+    /// The store thread.
+    service: StoreService,
+    /// The way to it, for the cores.
+    handle: StoreHandle,
+    /// Every match it holds, with its history: what the cores' tables start from.
+    records: Vec<MatchRecord>,
+    /// The store's one-line description, for the `listening` line.
+    describe: String,
+}
+
+/// Opens the configured store, loads its matches and starts the store thread publishing on
+/// `bus`.
+fn open_store(
+    spec: &StoreSpec,
+    bus: &BusHandle,
+    delivered: &Arc<Delivered>,
+) -> Result<OpenStore, Error> {
+    let fail = |source: StoreError| Error::Store {
+        spec: spec.to_string(),
+        source,
+    };
+    let mut store: Box<dyn Store> = match spec {
+        StoreSpec::Memory => Box::new(MemoryStore::new()),
+        StoreSpec::Embedded(dir) => Box::new(EmbeddedStore::open(dir).map_err(fail)?),
+        StoreSpec::Redis(url) => Box::new(RedisStore::open(url, delivered.clone()).map_err(fail)?),
+    };
+    let records = store.load().map_err(fail)?;
+    let describe = store.describe();
+    log::info!(target: "matchstream::store", "store {describe} holds {} matches", records.len());
+    let (service, handle) =
+        StoreService::start(store, bus.clone()).map_err(|source| Error::Thread {
+            name: store::service::THREAD_NAME.into(),
+            source,
+        })?;
+    Ok(OpenStore {
+        service,
+        handle,
+        records,
+        describe,
+    })
+}
+
+/// On a Redis store, joins the cluster: starts the node's feed of the Redis event channel
+/// (from the state of `records`) and its heartbeat into the node registry.
+fn join_cluster(
+    config: &Config,
+    node: &Arc<NodeStats>,
+    records: &[MatchRecord],
+    bus: &BusHandle,
+    delivered: &Arc<Delivered>,
+) -> Result<(Option<Feed>, Option<Registry>), Error> {
+    let StoreSpec::Redis(url) = &config.store else {
+        return Ok((None, None));
+    };
+    let feed = Feed::start(url, records, bus.clone(), delivered.clone())?;
+    let host = advertised_host(config, node.api_addr);
+    let registry = Registry::start(url, node.clone(), host)?;
+    Ok((Some(feed), Some(registry)))
 }
 
 /// The host other nodes' checkins send clients to: `--advertise`, else the API's address.
@@ -120,32 +213,9 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
     let nofile = limits::raise_open_files_limit();
     log::debug!(target: "matchstream::server", "open-files limit {nofile}");
 
-    // Listeners first: a port in use fails fast, before anything else starts.
-    let first_api = bind(config.api, config.backlog, true)?;
-    let api_addr = first_api.local_addr().map_err(|e| Error::Bind {
-        addr: config.api,
-        source: e,
-    })?;
-    let mut api_listeners = vec![first_api];
-    for _ in 1..cores {
-        api_listeners.push(bind(api_addr, config.backlog, true)?);
-    }
-    let mut stream_listeners = Vec::with_capacity(cores);
-    let mut stream_ports = Vec::with_capacity(cores);
-    for i in 0..cores {
-        let port = match config.stream_port {
-            0 => 0,
-            base => u16::try_from(usize::from(base) + i)
-                .map_err(|_| Error::Config(format!("stream port {base}+{i} exceeds 65535")))?,
-        };
-        let addr = SocketAddr::new(config.api.ip(), port);
-        let listener = bind(addr, config.backlog, false)?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| Error::Bind { addr, source: e })?;
-        stream_ports.push(bound.port());
-        stream_listeners.push(listener);
-    }
+    let listeners = bind_listeners(&config, cores)?;
+    let api_addr = listeners.api_addr;
+    let stream_ports = listeners.stream_ports.clone();
     limits::check(config.backlog, &stream_ports, api_addr.port());
 
     let (token, generated) = match &config.token {
@@ -159,13 +229,7 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
 
     let (bus, inboxes) = bus(cores);
     let delivered = Arc::new(Delivered::default());
-    let store = open_store(&config.store, &delivered)?;
-    let describe = store.describe();
-    let (service, store_handle, records) =
-        StoreService::start(store, bus.clone()).map_err(|e| Error::Store {
-            spec: config.store.to_string(),
-            reason: e.to_string(),
-        })?;
+    let store = open_store(&config.store, &bus, &delivered)?;
 
     let node = Arc::new(NodeStats::new(
         config
@@ -175,25 +239,64 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         api_addr,
         stream_ports.clone(),
     ));
-    let (feed, registry) = match &config.store {
-        StoreSpec::Redis(url) => {
-            let fail = |reason: String| Error::Store {
-                spec: url.clone(),
-                reason,
-            };
-            let feed = Feed::start(url, &records, bus.clone(), delivered.clone()).map_err(fail)?;
-            let host = advertised_host(&config, api_addr);
-            let registry = Registry::start(url, node.clone(), host).map_err(fail)?;
-            (Some(feed), Some(registry))
-        }
-        _ => (None, None),
+    let (feed, registry) = join_cluster(&config, &node, &store.records, &bus, &delivered)?;
+    let cores = Cores {
+        cpus,
+        config: Arc::new(config),
+        token: Arc::from(token.as_str()),
+        store: store.handle,
+        node: node.clone(),
+        records: Arc::new(store.records),
     };
-    let config = Arc::new(config);
-    let token_arc: Arc<str> = Arc::from(token.as_str());
-    let records = Arc::new(records);
+    let executors = spawn_cores(cores, inboxes, listeners)?;
+    log::info!(target: "matchstream::server",
+        "listening api={api_addr} stream={} cores={} store={} node={}",
+        stream_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
+        executors.len(), store.describe, node.node_id);
+    Ok(ServerHandle {
+        api_addr,
+        stream_ports,
+        token,
+        node,
+        bus,
+        executors,
+        store: Some(store.service),
+        feed,
+        registry,
+    })
+}
+
+/// What every core shares, handed to [`spawn_cores`].
+struct Cores {
+    /// The CPUs cores are pinned to, core i on CPU i (modulo their number).
+    cpus: Vec<core_affinity::CoreId>,
+    config: Arc<Config>,
+    token: Arc<str>,
+    /// The way to the store thread (dropped here once every core has its own).
+    store: StoreHandle,
+    node: Arc<NodeStats>,
+    /// The matches every core's table starts from.
+    records: Arc<Vec<MatchRecord>>,
+}
+
+/// Starts one executor per core (pinned unless `--no-pin`), each with its inbox and listeners,
+/// and returns once every core has built its match table and serves.
+fn spawn_cores(
+    shared: Cores,
+    inboxes: Vec<Inbox>,
+    listeners: Listeners,
+) -> Result<Vec<ExecutorJoinHandle<()>>, Error> {
+    let Cores {
+        cpus,
+        config,
+        token,
+        store,
+        node,
+        records,
+    } = shared;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let mut executors = Vec::with_capacity(cores);
-    let listeners = api_listeners.into_iter().zip(stream_listeners);
+    let mut executors = Vec::with_capacity(inboxes.len());
+    let listeners = listeners.api.into_iter().zip(listeners.stream);
     for (core, (inbox, (api, stream))) in inboxes.into_iter().zip(listeners).enumerate() {
         let placement = match cpus.get(core % cpus.len().max(1)) {
             Some(cpu) if !config.no_pin => Placement::Fixed(cpu.id),
@@ -202,10 +305,10 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         let setup = CoreSetup {
             core,
             inbox,
-            store: store_handle.clone(),
+            store: store.clone(),
             node: node.clone(),
             config: config.clone(),
-            token: token_arc.clone(),
+            token: token.clone(),
             records: records.clone(),
             api,
             stream,
@@ -217,35 +320,18 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
             .spawn(move || run_core(setup))
             .map_err(|e| Error::Executor {
                 core,
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         executors.push(handle);
     }
     drop(ready_tx);
-    drop(store_handle);
-    for core in 0..cores {
+    drop(store);
+    for core in 0..executors.len() {
         if ready_rx.recv().is_err() {
-            return Err(Error::Executor {
-                core,
-                reason: "core stopped while starting".into(),
-            });
+            return Err(Error::CoreStopped { core });
         }
     }
-    log::info!(target: "matchstream::server",
-        "listening api={api_addr} stream={} cores={cores} store={describe} node={}",
-        stream_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
-        node.node_id);
-    Ok(ServerHandle {
-        api_addr,
-        stream_ports,
-        token,
-        node,
-        bus,
-        executors,
-        store: Some(service),
-        feed,
-        registry,
-    })
+    Ok(executors)
 }
 
 async fn run_core(setup: CoreSetup) {

@@ -13,7 +13,7 @@ use super::error;
 use crate::checkin::{self, Target};
 use crate::shard::Shard;
 use crate::stats::{metrics_text, stats_json};
-use crate::store::{Op, Outcome};
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy)]
 enum Endpoint {
@@ -63,21 +63,14 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
         Endpoint::Metrics => {
             Response::text(200, metrics_text(&shard.node)).with_header("Cache-Control", "no-store")
         }
-        Endpoint::User => match shard
-            .store
-            .call(Op::GetVisits {
-                user: id.to_owned(),
-            })
-            .await
-        {
-            Ok(Outcome::Visits(n)) => read(Response::json(
+        Endpoint::User => match shard.store.visits(id).await {
+            Ok(n) => read(Response::json(
                 200,
                 serde_json::json!({"user": id, "visits": n})
                     .to_string()
                     .into_bytes(),
             )),
-            Ok(_) => error(500, "unexpected store answer"),
-            Err(e) => error(e.status(), &e.to_string()),
+            Err(e) => store_error(&e),
         },
         Endpoint::CreateMatch | Endpoint::PostEvent | Endpoint::CancelMatch => {
             if let Err(denied) = authorize(shard, req) {
@@ -176,23 +169,15 @@ async fn create_match(shard: &Shard, body: &[u8]) -> Response {
         Ok(new) => new,
         Err(e) => return error(400, &e.0),
     };
-    match shard
-        .store
-        .call(Op::Create {
-            new,
-            now_ms: now_ms(),
-        })
-        .await
-    {
-        Ok(Outcome::Created(m)) => Response::json(
+    match shard.store.create(new, now_ms()).await {
+        Ok(m) => Response::json(
             201,
             serde_json::json!({"id": m.id.as_str()})
                 .to_string()
                 .into_bytes(),
         )
         .with_header("Location", format!("/1/match/{}", m.id)),
-        Ok(_) => error(500, "unexpected store answer"),
-        Err(e) => error(e.status(), &e.to_string()),
+        Err(e) => store_error(&e),
     }
 }
 
@@ -204,18 +189,9 @@ async fn post_event(shard: &Shard, id: &str, body: &[u8]) -> Response {
         Ok(event) => event,
         Err(e) => return error(400, &e.0),
     };
-    match shard
-        .store
-        .call(Op::Apply {
-            id,
-            event,
-            now_ms: now_ms(),
-        })
-        .await
-    {
-        Ok(Outcome::Applied { event, .. }) => Response::json(201, stored_event_body(&event)),
-        Ok(_) => error(500, "unexpected store answer"),
-        Err(e) => error(e.status(), &e.to_string()),
+    match shard.store.apply(id, event, now_ms()).await {
+        Ok(event) => Response::json(201, stored_event_body(&event)),
+        Err(e) => store_error(&e),
     }
 }
 
@@ -223,10 +199,15 @@ async fn cancel_match(shard: &Shard, id: &str) -> Response {
     let Ok(id) = MatchId::parse(id) else {
         return error(404, "unknown match");
     };
-    match shard.store.call(Op::Cancel { id }).await {
-        Ok(_) => Response::new(204),
-        Err(e) => error(e.status(), &e.to_string()),
+    match shard.store.cancel(id).await {
+        Ok(()) => Response::new(204),
+        Err(e) => store_error(&e),
     }
+}
+
+/// The answer to a failed store call: its status, and its text as the reason.
+fn store_error(e: &StoreError) -> Response {
+    error(e.status(), &e.to_string())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -18,9 +18,11 @@ use matchstream_protocol::state::apply;
 use matchstream_protocol::{Event, Match, MatchId};
 
 use super::{
-    connect, history_key, load_record, seq_key, Backoff, Delivered, Worker, CHANNEL, MATCHES,
+    client, connect, history_key, load_record, seq_key, Backoff, Delivered, Worker, CHANNEL,
+    MATCHES,
 };
 use crate::bus::{BusHandle, BusMsg, MatchRecord};
+use crate::error::Error;
 
 /// How often a blocked read wakes to check for shutdown.
 const POLL: Duration = Duration::from_millis(200);
@@ -44,8 +46,8 @@ impl Feed {
         records: &[MatchRecord],
         bus: BusHandle,
         delivered: Arc<Delivered>,
-    ) -> Result<Feed, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad redis url {url}: {e}"))?;
+    ) -> Result<Feed, Error> {
+        let client = client(url)?;
         let view: HashMap<MatchId, Arc<Match>> = records
             .iter()
             .map(|r| (r.state.id.clone(), r.state.clone()))

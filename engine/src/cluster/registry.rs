@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{connect, node_key, Backoff, Worker, NODES};
+use super::{client, connect, node_key, Backoff, Worker, NODES};
+use crate::error::Error;
 use crate::stats::{NodeStats, RemotePort};
 
 /// How often a node heartbeats.
@@ -34,8 +35,8 @@ pub struct Registry(Worker);
 
 impl Registry {
     /// Starts heartbeating `node` (reachable at `host`) into `url`.
-    pub fn start(url: &str, node: Arc<NodeStats>, host: String) -> Result<Registry, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad redis url {url}: {e}"))?;
+    pub fn start(url: &str, node: Arc<NodeStats>, host: String) -> Result<Registry, Error> {
+        let client = client(url)?;
         let url = url.to_owned();
         Worker::spawn("matchstream-registry", move |stop| {
             run(&client, &url, &node, &host, stop)

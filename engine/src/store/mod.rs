@@ -96,9 +96,13 @@ pub enum StoreError {
     /// The event was refused by validation.
     #[error("{}", .0.reason())]
     Invalid(EventError),
-    /// The backend could not be reached or failed to commit; nothing was stored.
+    /// The backend could not be reached or failed to commit; nothing was stored. The text
+    /// is what clients are told (503): rendered once, it is cloned to every op of a batch.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A backend answered an op with another op's kind of outcome (a bug; 500).
+    #[error("unexpected store answer")]
+    Unexpected,
 }
 
 impl StoreError {
@@ -109,6 +113,7 @@ impl StoreError {
             StoreError::Exists(_) => 409,
             StoreError::Invalid(e) => e.status(),
             StoreError::Unavailable(_) => 503,
+            StoreError::Unexpected => 500,
         }
     }
 }
@@ -120,7 +125,9 @@ pub trait Store: Send {
 
     /// Carries out `ops` in order, each seeing the effects of the ones before it, and makes
     /// the successful ones durable before returning (one commit for the whole batch). Returns
-    /// one result per op, in the same order. If the commit fails, every write op of the batch
+    /// one result per op, in the same order, each of its op's kind (`Create` → `Created`,
+    /// `Apply` → `Applied`, `Cancel` → `Cancelled`, `Visit` → `Visited`, `GetVisits` →
+    /// `Visits`). If the commit fails, every write op of the batch
     /// fails with [`StoreError::Unavailable`] and the store is as before the batch.
     fn execute(&mut self, ops: Vec<Op>) -> Vec<Result<Outcome, StoreError>>;
 

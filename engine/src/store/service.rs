@@ -1,7 +1,8 @@
 //! The store thread: the only place a [`Store`] runs, so a core never blocks on storage.
 //!
-//! Cores send [`Op`]s through a [`StoreHandle`] and await the answer on a oneshot channel whose
-//! waker the store thread fires (glommio accepts wakes from foreign threads). The thread takes
+//! Cores call the typed operations of a [`StoreHandle`] ([`StoreHandle::create`], ...), which
+//! send an [`Op`] and await its answer on a oneshot channel whose waker the store thread fires
+//! (glommio accepts wakes from foreign threads). The thread takes
 //! every request waiting in its channel as one batch (group commit: one transaction and one
 //! fsync however many events arrived together), then publishes what was committed on the bus
 //! *before* answering, so a client that got its 201 finds the event on every core. Connect
@@ -9,14 +10,19 @@
 //! later), so a connect burst costs a handful of commits.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use futures_channel::oneshot;
+use matchstream_protocol::{Event, Match, MatchId, NewMatch, PostedEvent};
 
 use super::{Op, Outcome, Store, StoreError};
-use crate::bus::{BusHandle, BusMsg, MatchRecord};
+use crate::bus::{BusHandle, BusMsg};
+
+/// The store thread's name.
+pub const THREAD_NAME: &str = "matchstream-store";
 
 /// Most operations committed together.
 pub const MAX_BATCH: usize = 4096;
@@ -35,8 +41,54 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Runs `op` on the store thread and waits for its result without blocking the core.
-    pub async fn call(&self, op: Op) -> Result<Outcome, StoreError> {
+    /// Creates a match (409 if it exists); returns it as stored.
+    pub async fn create(&self, new: NewMatch, now_ms: u64) -> Result<Arc<Match>, StoreError> {
+        self.call(Op::Create { new, now_ms }, |outcome| match outcome {
+            Outcome::Created(m) => Some(m),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Validates and stores an event; returns it as stored (with its seq and timestamp).
+    pub async fn apply(
+        &self,
+        id: MatchId,
+        event: PostedEvent,
+        now_ms: u64,
+    ) -> Result<Arc<Event>, StoreError> {
+        self.call(Op::Apply { id, event, now_ms }, |outcome| match outcome {
+            Outcome::Applied { event, .. } => Some(event),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Cancels a match: removes it and its history.
+    pub async fn cancel(&self, id: MatchId) -> Result<(), StoreError> {
+        self.call(Op::Cancel { id }, |outcome| match outcome {
+            Outcome::Cancelled(_) => Some(()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// A user's visit count.
+    pub async fn visits(&self, user: &str) -> Result<u64, StoreError> {
+        let op = Op::GetVisits {
+            user: user.to_owned(),
+        };
+        self.call(op, |outcome| match outcome {
+            Outcome::Visits(n) => Some(n),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Runs `op` on the store thread and waits for its result without blocking the core;
+    /// `take` picks the answer out of the outcome. A backend answers each op with its own kind
+    /// of outcome ([`Store::execute`]); any other is a backend's bug, [`StoreError::Unexpected`].
+    async fn call<T>(&self, op: Op, take: fn(Outcome) -> Option<T>) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request {
@@ -44,9 +96,10 @@ impl StoreHandle {
                 reply: Some(reply),
             })
             .map_err(|_| StoreError::Unavailable("store thread stopped".into()))?;
-        answer
+        let outcome = answer
             .await
-            .map_err(|_| StoreError::Unavailable("store thread stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("store thread stopped".into()))??;
+        take(outcome).ok_or(StoreError::Unexpected)
     }
 
     /// Counts one connect of `user`, without waiting (visits ride along with the next batch).
@@ -66,26 +119,21 @@ pub struct StoreService {
 }
 
 impl StoreService {
-    /// Loads every match from `store`, then starts the store thread publishing on `bus`.
-    /// Returns the service, the handle cores use, and the loaded matches that seed the cores.
+    /// Starts the store thread running `store` (loaded already) and publishing on `bus`.
+    /// Returns the service and the handle cores use.
     pub fn start(
-        mut store: Box<dyn Store>,
+        store: Box<dyn Store>,
         bus: BusHandle,
-    ) -> Result<(StoreService, StoreHandle, Vec<MatchRecord>), StoreError> {
-        let records = store.load()?;
-        log::info!(target: "matchstream::store",
-            "store {} holds {} matches", store.describe(), records.len());
+    ) -> std::io::Result<(StoreService, StoreHandle)> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
-            .name("matchstream-store".into())
-            .spawn(move || run(store, rx, bus))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start store thread: {e}")))?;
+            .name(THREAD_NAME.into())
+            .spawn(move || run(store, rx, bus))?;
         Ok((
             StoreService {
                 thread: Some(thread),
             },
             StoreHandle { tx },
-            records,
         ))
     }
 
