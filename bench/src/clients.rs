@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use matchstream_client::player::load_script;
+use matchstream_client::HttpClient;
 use matchstream_protocol::script::Step;
+use matchstream_protocol::MatchId;
 
-use crate::api::ApiClient;
 use crate::cli::{Output, Spread};
-use crate::httpc::Url;
 use crate::latency::Summary;
-use crate::net::{self, SourceIps};
+use crate::net::{self, Api, SourceIps};
 use crate::outcome::FailureCounts;
 use crate::plan::{Outcome, Plan, Protocol, Target};
 use crate::progress::{self, Live, Mode, Progress};
@@ -175,7 +176,9 @@ pub struct Setup {
 #[derive(Debug)]
 pub struct Play {
     /// The API client (with the token).
-    pub api: ApiClient,
+    pub api: HttpClient,
+    /// The match (created by the bench).
+    pub id: MatchId,
     /// Steps after `start`.
     pub steps: Vec<Step>,
     /// Speed factor.
@@ -187,12 +190,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.n == 0 {
         bail!("--n must be at least 1");
     }
-    let api = opts.api.as_deref().map(Url::parse).transpose()?;
+    let api = opts.api.as_deref().map(Api::parse).transpose()?;
     let target = match (&api, opts.targets.is_empty()) {
         (_, false) => Target::Direct(
             opts.targets
                 .iter()
-                .map(|t| parse_target(t))
+                .map(|t| net::parse_target(t))
                 .collect::<anyhow::Result<_>>()?,
         ),
         (Some(url), true) => Target::Checkin(url.clone()),
@@ -202,10 +205,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let (match_id, play) = match (&opts.match_id, &opts.play) {
         (Some(id), None) => (id.clone(), None),
         (None, Some(script)) => {
-            let url = api.as_ref().context("--play needs --api")?;
+            let api = api.as_ref().context("--play needs --api")?;
             let token = opts.token.as_deref().context("--play needs --token")?;
-            let mut client = ApiClient::new(url, Some(token));
-            let script = watcher::load_script(script)?;
+            let mut client = HttpClient::for_url(api.url.clone()).with_token(token);
+            let script = load_script(script)?;
             let renamed = watcher::rename(
                 &script,
                 &watcher::team(&format!("b{run}"))?,
@@ -214,14 +217,15 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             let prepared = watcher::prepare(&mut client, &renamed)?;
             let play = Play {
                 api: client,
+                id: prepared.id.clone(),
                 steps: prepared.rest,
                 speed: opts.speed,
             };
-            (prepared.id, Some(play))
+            (prepared.id.to_string(), Some(play))
         }
         _ => bail!("give --match ID (a match someone plays) or --play SCRIPT (the bench plays)"),
     };
-    let created = play.as_ref().map(|_| match_id.clone());
+    let created = play.as_ref().map(|p| p.id.clone());
     let report = execute(Setup {
         target,
         match_id,
@@ -239,21 +243,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     })?;
     // The match the bench created (--play) is deleted once played, so runs do not pile up
     // matches on the server (best effort).
-    if let (Some(id), Some(url), Some(token)) = (created, &api, &opts.token) {
-        let _ = ApiClient::new(url, Some(token)).cancel_match(&id);
+    if let (Some(id), Some(api), Some(token)) = (created, &api, &opts.token) {
+        let _ = HttpClient::for_url(api.url.clone())
+            .with_token(token)
+            .cancel_match(&id);
     }
     Ok(report)
-}
-
-/// `host:port` to an address.
-pub fn parse_target(t: &str) -> anyhow::Result<std::net::SocketAddr> {
-    let (host, port) = t
-        .rsplit_once(':')
-        .with_context(|| format!("target {t:?}: expected host:port"))?;
-    let port: u16 = port
-        .parse()
-        .with_context(|| format!("target {t:?}: bad port"))?;
-    net::resolve(host, port).with_context(|| format!("resolving {t}"))
 }
 
 /// Runs a resolved `clients` run.
@@ -294,7 +289,7 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
     let connect_phase = started.elapsed().as_secs_f64();
     let (mut played, mut play_error) = (None, None);
     if let Some(play) = &mut setup.play {
-        match watcher::play(&mut play.api, &setup.match_id, &play.steps, play.speed) {
+        match watcher::play(&mut play.api, &play.id, &play.steps, play.speed) {
             Ok(p) => played = Some(p),
             Err(e) => {
                 play_error = Some(format!("{e:#}"));
@@ -344,7 +339,7 @@ fn report_of(
         version: setup.version,
         match_id: setup.match_id.clone(),
         target: match &setup.target {
-            Target::Checkin(u) => format!("checkin via http://{}", u.host),
+            Target::Checkin(api) => format!("checkin via http://{}", api.url.host_header()),
             Target::Direct(a) => a
                 .iter()
                 .map(ToString::to_string)

@@ -15,15 +15,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use matchstream_client::{match_id, HttpClient};
 use matchstream_protocol::frame::{render_event, Version};
 use matchstream_protocol::{Event, EventData, EventKind, MatchId, PostedEvent};
 
-use crate::api::ApiClient;
 use crate::baseline::Baseline;
 use crate::cli::{Output, Spread};
 use crate::flow::Flow;
-use crate::httpc::Url;
 use crate::measure::{self, Figures, Shape};
+use crate::net::{self, Api};
 use crate::plan::{Protocol, Target};
 use crate::publish::{self, Sink};
 use crate::runs::{self, SystemRuns};
@@ -292,7 +292,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.rate == Rate::Max && opts.window == 0 {
         bail!("--window must be at least 1 (W = 0 would never publish)");
     }
-    let api = Url::parse(&opts.api)?;
+    let api = Api::parse(&opts.api)?;
     let baselines = Baseline::parse_all(&opts.baselines, &opts.baseline_pids)?;
     crate::preflight::fanout(opts, &api, &baselines)?;
     let frame_bytes = frame_size(opts.warmup + opts.events + 1, opts.payload);
@@ -302,7 +302,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         Target::Direct(
             opts.targets
                 .iter()
-                .map(|t| crate::clients::parse_target(t))
+                .map(|t| net::parse_target(t))
                 .collect::<anyhow::Result<_>>()?,
         )
     };
@@ -317,7 +317,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             })
         })
         .collect();
-    let mut client = ApiClient::new(&api, Some(&opts.token));
+    let mut client = HttpClient::for_url(api.url.clone()).with_token(&opts.token);
     let mut all: Vec<Vec<Figures>> = vec![Vec::new(); 1 + baselines.len()];
     let mut warnings = Vec::new();
     let mut interrupted = None;
@@ -328,15 +328,16 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         let run = watcher::run_id();
         let ids = create_matches(&mut client, &run, opts.matches)
             .with_context(|| format!("creating the matches of run {k}"))?;
+        let channels: Vec<String> = ids.iter().map(MatchId::to_string).collect();
         let m = measure::measure(&Shape {
             opts,
             system: "matchstream",
             run: (k, opts.runs),
             protocol: Protocol::Stream { version: 2 },
             target: target.clone(),
-            channels: ids.clone(),
+            channels,
             sink: Sink::Matchstream {
-                api: api.clone(),
+                api: api.url.clone(),
                 token: opts.token.clone(),
                 comment_len: opts.payload,
             },
@@ -378,7 +379,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     // Systems without a single run (interrupted before theirs) are left out.
     let keep = all.iter().take_while(|r| !r.is_empty()).count().max(1);
     all.truncate(keep);
-    let targets = std::iter::once(api_label(&api))
+    let targets = std::iter::once(api.url.to_string())
         .chain(baselines.iter().map(|b| b.url.clone()))
         .collect::<Vec<_>>();
     let systems: Vec<SystemRuns> = all
@@ -453,12 +454,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-fn api_label(api: &Url) -> String {
-    format!("http://{}{}", api.host, api.prefix)
-}
-
 /// Creates and starts `count` matches with ids unique to `run`.
-fn create_matches(client: &mut ApiClient, run: &str, count: u64) -> anyhow::Result<Vec<String>> {
+fn create_matches(client: &mut HttpClient, run: &str, count: u64) -> anyhow::Result<Vec<MatchId>> {
     let home = watcher::team(&format!("b{run}"))?;
     let start_date = matchstream_protocol::Date::parse(watcher::DATE).context("date")?;
     let mut ids = Vec::new();
@@ -471,7 +468,9 @@ fn create_matches(client: &mut ApiClient, run: &str, count: u64) -> anyhow::Resu
             home_players: Vec::new(),
             visit_players: Vec::new(),
         };
-        let id = client.create_match(&m)?;
+        let id = client
+            .create_match(&m)?
+            .with_context(|| format!("creating the match {}: it exists already", match_id(&m)))?;
         client.post_event(&id, &PostedEvent::new(EventKind::Start))?;
         ids.push(id);
     }
@@ -479,7 +478,7 @@ fn create_matches(client: &mut ApiClient, run: &str, count: u64) -> anyhow::Resu
 }
 
 /// `DELETE /1/match/<id>` for each (so `/1/matches` does not grow run after run).
-fn delete_matches(client: &mut ApiClient, ids: &[String]) -> anyhow::Result<()> {
+fn delete_matches(client: &mut HttpClient, ids: &[MatchId]) -> anyhow::Result<()> {
     for id in ids {
         client.cancel_match(id)?;
     }

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
+use matchstream_client::write_request;
 
 use crate::cli::Output;
-use crate::httpc::{write_request, Url};
 use crate::latency::{Latency, Summary};
-use crate::net::SourceIps;
+use crate::net::{Api, SourceIps};
 use crate::progress::{self, Live, Mode, Progress};
 use crate::report::{self, BenchCost, Table};
 use crate::requests::{self, Codec, ErrorKind, Next, Reply, Source};
@@ -144,7 +144,7 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct Setup {
     /// The API.
-    pub api: Url,
+    pub api: Api,
     /// Paths, round-robin.
     pub paths: Vec<String>,
     /// N.
@@ -186,7 +186,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         opts.paths.clone()
     };
     execute(&Setup {
-        api: Url::parse(&opts.api)?,
+        api: Api::parse(&opts.api)?,
         paths,
         n,
         c: opts.c,
@@ -250,10 +250,10 @@ impl Source for Load<'_> {
         let path = &self.setup.paths[which];
         self.issued += 1;
         self.live.started.fetch_add(1, Ordering::Relaxed);
-        let full = format!("{}{path}", self.setup.api.prefix);
+        let full = format!("{}{path}", self.setup.api.url.prefix());
         write_request(
             "GET",
-            self.setup.api.host_header(),
+            self.setup.api.url.host_header(),
             &full,
             None,
             None,

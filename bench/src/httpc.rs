@@ -1,105 +1,17 @@
-//! The client side of HTTP/1.1, as small as the bench needs: `http://host:port` URLs,
-//! request writing, and an incremental response parser (httparse for the head, bodies by
-//! `Content-Length` or until close) that keeps at most a bounded prefix of each body.
+//! Reading HTTP responses in the bench's non-blocking load loops: a streaming parser of one
+//! response at a time that keeps at most a bounded prefix of each body (the request loop of
+//! `http`, the subscribers' checkins), and the parser of pipelined responses (fanout's
+//! publisher). Heads are read by [`matchstream_http::parse_response_head`]; bodies go by
+//! `Content-Length` or until the close. (The blocking client of the control work is
+//! [`matchstream_client::HttpClient`].)
 
-use std::net::SocketAddr;
+use matchstream_http::{parse_response_head, Framing, ParsedHead, ResponseError, ResponseLimits};
 
-use anyhow::{bail, Context};
-
-/// Largest response head accepted.
-pub const MAX_HEAD: usize = 16 * 1024;
-
-/// A parsed `http://host[:port][/prefix]` URL (no TLS: the API is plain HTTP).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Url {
-    /// Host as written (for the `Host` header).
-    pub host: String,
-    /// Port (80 when not given).
-    pub port: u16,
-    /// The resolved address.
-    pub addr: SocketAddr,
-    /// Path prefix without a trailing `/` (usually empty).
-    pub prefix: String,
-}
-
-impl Url {
-    /// Parses and resolves `http://host:port[/prefix]`; a bare `host:port` is accepted too.
-    pub fn parse(url: &str) -> anyhow::Result<Url> {
-        let rest = match url.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some((scheme, _)) => bail!("{url}: only http:// is supported, not {scheme}://"),
-            None => url,
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .with_context(|| format!("{url}: bad port {p:?}"))?,
-            ),
-            _ => (authority, 80),
-        };
-        if host.is_empty() {
-            bail!("{url}: no host");
-        }
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let addr = crate::net::resolve(bare, port).with_context(|| format!("resolving {url}"))?;
-        Ok(Url {
-            host: if port == 80 {
-                host.to_owned()
-            } else {
-                format!("{host}:{port}")
-            },
-            port,
-            addr,
-            prefix: path.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// The `Host` header value.
-    pub fn host_header(&self) -> &str {
-        &self.host
-    }
-}
-
-/// Appends a request. `body` is sent with `Content-Type: application/json`; `token` as a
-/// bearer `Authorization`; `keep_alive = false` adds `Connection: close`.
-pub fn write_request(
-    method: &str,
-    host: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&[u8]>,
-    keep_alive: bool,
-    out: &mut Vec<u8>,
-) {
-    use std::io::Write as _;
-    // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: matchstream-bench\r\n"
-    );
-    if let Some(t) = token {
-        let _ = write!(out, "Authorization: Bearer {t}\r\n");
-    }
-    if let Some(b) = body {
-        let _ = write!(
-            out,
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        );
-    }
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    if let Some(b) = body {
-        out.extend_from_slice(b);
-    }
-}
+/// Largest response head accepted; bodies are not bounded (only a prefix is kept).
+const LIMITS: ResponseLimits = ResponseLimits {
+    max_head_bytes: 16 * 1024,
+    max_body: usize::MAX,
+};
 
 /// A complete response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,22 +70,24 @@ impl ResponseParser {
 
     /// Feeds received bytes: `Ok(Some(response))` once it is complete (bytes past its end,
     /// which a server may not send before the next request, are ignored).
-    pub fn feed(&mut self, data: &[u8]) -> Result<Option<Response>, &'static str> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<Option<Response>, ResponseError> {
         let mut data = data;
         self.bytes += data.len();
         if self.state == State::Head {
-            let from = self.head.len().saturating_sub(3);
             self.head.extend_from_slice(data);
-            let Some(end) = find(&self.head[from..], b"\r\n\r\n").map(|i| from + i + 4) else {
-                if self.head.len() > MAX_HEAD {
-                    return Err("response head too large");
-                }
-                return Ok(None);
+            let head = match parse_response_head(&self.head, &LIMITS)? {
+                ParsedHead::Partial => return Ok(None),
+                ParsedHead::Complete(head) => head,
             };
-            let head = std::mem::take(&mut self.head);
-            self.parse_head(&head[..end])?;
-            let rest = &head[end..];
-            self.take_body(rest);
+            let buf = std::mem::take(&mut self.head);
+            self.status = head.status;
+            self.close = !head.keep_alive;
+            self.state = match head.framing {
+                Framing::Empty => State::Body { left: 0 },
+                Framing::Length(n) => State::Body { left: n },
+                Framing::UntilClose => State::ToClose,
+            };
+            self.take_body(&buf[head.len..]);
             return Ok(self.complete());
         }
         if let State::Body { left } = self.state {
@@ -191,43 +105,6 @@ impl ResponseParser {
         } else {
             None
         }
-    }
-
-    fn parse_head(&mut self, head: &[u8]) -> Result<(), &'static str> {
-        let mut headers = [httparse::EMPTY_HEADER; 48];
-        let mut r = httparse::Response::new(&mut headers);
-        match r.parse(head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) | Err(_) => return Err("malformed response head"),
-        }
-        let status = r.code.ok_or("response without status")?;
-        let mut length = None;
-        let mut close = r.version == Some(0);
-        for h in r.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
-                let v = std::str::from_utf8(h.value).map_err(|_| "bad content-length")?;
-                length = Some(
-                    v.trim()
-                        .parse::<usize>()
-                        .map_err(|_| "bad content-length")?,
-                );
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err("chunked bodies are not supported");
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-                close = v.contains("close") || (close && !v.contains("keep-alive"));
-            }
-        }
-        self.status = status;
-        self.close = close;
-        self.state = match length {
-            _ if status == 204 || status == 304 || (100..200).contains(&status) => {
-                State::Body { left: 0 }
-            }
-            Some(n) => State::Body { left: n },
-            None => State::ToClose,
-        };
-        Ok(())
     }
 
     fn take_body(&mut self, data: &[u8]) {
@@ -274,86 +151,30 @@ pub struct Pipelined {
 /// Parses the response at the start of `buf` (responses to pipelined requests follow one
 /// another): `Ok(None)` until it is whole. Bodies must have a `Content-Length` (or none by
 /// status): a body delimited by the close cannot be told from the next response.
-pub fn parse_pipelined(buf: &[u8]) -> Result<Option<Pipelined>, &'static str> {
-    let mut headers = [httparse::EMPTY_HEADER; 48];
-    let mut r = httparse::Response::new(&mut headers);
-    let head = match r.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-            return Err("response head too large")
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err("malformed response head"),
+pub fn parse_pipelined(buf: &[u8]) -> Result<Option<Pipelined>, ResponseError> {
+    let head = match parse_response_head(buf, &LIMITS)? {
+        ParsedHead::Partial => return Ok(None),
+        ParsedHead::Complete(head) => head,
     };
-    let status = r.code.ok_or("response without status")?;
-    let mut length = None;
-    let mut close = r.version == Some(0);
-    for h in r.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value).map_err(|_| "bad content-length")?;
-            length = Some(
-                v.trim()
-                    .parse::<usize>()
-                    .map_err(|_| "bad content-length")?,
-            );
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err("chunked bodies are not supported");
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            close = v.contains("close") || (close && !v.contains("keep-alive"));
-        }
-    }
-    let body = match length {
-        _ if status == 204 || status == 304 || (100..200).contains(&status) => 0,
-        Some(n) => n,
-        None => return Err("a pipelined response without Content-Length"),
+    let body = match head.framing {
+        Framing::Empty => 0,
+        Framing::Length(n) => n,
+        // No way to tell where it ends: as unreadable as a malformed head.
+        Framing::UntilClose => return Err(ResponseError::Malformed),
     };
-    if buf.len() < head + body {
+    if buf.len() < head.len + body {
         return Ok(None);
     }
     Ok(Some(Pipelined {
-        status,
-        used: head + body,
-        close,
+        status: head.status,
+        used: head.len + body,
+        close: !head.keep_alive,
     }))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_parse() {
-        let u = Url::parse("http://127.0.0.1:8888").expect("url");
-        assert_eq!((u.host.as_str(), u.port), ("127.0.0.1:8888", 8888));
-        assert_eq!(u.prefix, "");
-        let u = Url::parse("127.0.0.1:9/api/").expect("bare");
-        assert_eq!((u.port, u.prefix.as_str()), (9, "/api"));
-        assert!(Url::parse("https://127.0.0.1").is_err());
-        assert!(Url::parse("http://127.0.0.1:x").is_err());
-    }
-
-    #[test]
-    fn requests_carry_token_body_and_close() {
-        let mut out = Vec::new();
-        write_request(
-            "POST",
-            "h:1",
-            "/1/matches",
-            Some("T"),
-            Some(b"{}"),
-            false,
-            &mut out,
-        );
-        let text = String::from_utf8(out).expect("utf8");
-        assert!(text.starts_with("POST /1/matches HTTP/1.1\r\nHost: h:1\r\n"));
-        assert!(text.contains("Authorization: Bearer T\r\n"));
-        assert!(text.contains("Content-Length: 2\r\nConnection: close\r\n\r\n{}"));
-    }
 
     #[test]
     fn responses_parse_in_any_split() {

@@ -16,17 +16,17 @@
 //! - spreading: [`shards`] (worker processes beyond the open-files limit), [`net`] (source
 //!   addresses, non-blocking connects, error kinds);
 //! - protocol checking: [`framing`] (the stream protocol), [`resp`] (Redis), [`nats`] (NATS),
-//!   [`httpc`] (HTTP responses), [`outcome`] (how a subscriber ends, seq order);
+//!   [`httpc`] (HTTP responses of the load loops), [`outcome`] (how a subscriber ends, seq order);
 //! - [`preflight`]: what is refused before any load starts; [`interrupt`]: Ctrl-C for a
 //!   partial report;
-//! - the watcher: [`api`] (blocking API client), [`watcher`] (unique matches, scripts, play);
+//! - the watcher: [`watcher`] (unique matches, scripts renamed, played with
+//!   [`matchstream_client`], whose blocking client does all the control work);
 //! - figures: [`latency`] (hdrhistogram), [`report`] (JSON documents, tables, the bench's own
 //!   cost), [`env`](mod@env) (the environment), [`sysstat`] (/proc figures), [`progress`] (live line);
 //! - [`cli`]: the command line.
 
 #![warn(missing_docs)]
 
-pub mod api;
 pub mod baseline;
 pub mod chart;
 pub mod cli;

@@ -12,7 +12,27 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 
 use anyhow::{bail, Context};
+use matchstream_client::Url;
 use socket2::{Domain, Protocol, Socket, Type};
+
+/// The API under test: its URL, and the address its host resolved to, once, at the start of
+/// a run (every load connection goes there, in this process and in the workers).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Api {
+    /// The URL as given (`Host` header, path prefix).
+    pub url: Url,
+    /// Its host's first address.
+    pub addr: SocketAddr,
+}
+
+impl Api {
+    /// Parses `http://host:port[/prefix]` (or a bare `host:port`) and resolves the host.
+    pub fn parse(text: &str) -> anyhow::Result<Api> {
+        let url = Url::parse(text)?;
+        let addr = url.socket_addrs()?[0];
+        Ok(Api { url, addr })
+    }
+}
 
 /// File descriptors a process keeps for itself (stdio, epoll, pipes, control connections)
 /// when it computes how many connections it may open.
@@ -196,6 +216,17 @@ pub fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address")))
+}
+
+/// `host:port` (a `--targets` entry) to an address.
+pub fn parse_target(t: &str) -> anyhow::Result<SocketAddr> {
+    let (host, port) = t
+        .rsplit_once(':')
+        .with_context(|| format!("target {t:?}: expected host:port"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("target {t:?}: bad port"))?;
+    resolve(host, port).with_context(|| format!("resolving {t}"))
 }
 
 #[cfg(test)]

@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::httpc::Url;
 use crate::latency::Latency;
-use crate::net::SourceIps;
+use crate::net::{Api, SourceIps};
 use crate::outcome::FailureCounts;
 
 /// What the subscribers speak.
@@ -28,7 +27,7 @@ pub enum Protocol {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// Ask `GET /1/checkin` of this API, once per subscriber.
-    Checkin(Url),
+    Checkin(Api),
     /// Connect straight to these addresses, subscriber `i` to `addrs[i % len]`.
     Direct(Vec<SocketAddr>),
 }

@@ -9,11 +9,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use matchstream_client::HttpClient;
 
 use crate::baseline::Baseline;
 use crate::cli::Output;
-use crate::httpc::Url;
-use crate::net::SourceIps;
+use crate::net::{Api, SourceIps};
 
 /// How long an API or baseline may take to answer a pre-flight probe.
 const PROBE: Duration = Duration::from_secs(5);
@@ -84,21 +84,21 @@ pub fn pids(pids: &[u32], flag: &str) -> anyhow::Result<()> {
 }
 
 /// The API answers `GET /1/matches` with 200.
-pub fn api(api: &Url) -> anyhow::Result<()> {
+pub fn api(api: &Api) -> anyhow::Result<()> {
     let s = std::net::TcpStream::connect_timeout(&api.addr, PROBE)
         .with_context(|| format!("the API at {} does not answer", api.addr))?;
     s.set_read_timeout(Some(PROBE))?;
     s.set_write_timeout(Some(PROBE))?;
     drop(s);
-    let mut client = crate::api::ApiClient::new(api, None);
-    let (status, body) = client
-        .request("GET", "/1/matches", None)
+    let response = HttpClient::for_url(api.url.clone())
+        .get("/1/matches")
         .with_context(|| format!("the API at {} does not answer", api.addr))?;
-    if status != 200 {
+    if response.status != 200 {
         bail!(
-            "the API at {} answered GET /1/matches with {status}: {}",
+            "the API at {} answered GET /1/matches with {}: {}",
             api.addr,
-            String::from_utf8_lossy(&body[..body.len().min(200)])
+            response.status,
+            String::from_utf8_lossy(&response.body[..response.body.len().min(200)])
         );
     }
     Ok(())
@@ -107,7 +107,7 @@ pub fn api(api: &Url) -> anyhow::Result<()> {
 /// Everything `fanout` needs before its load starts.
 pub fn fanout(
     opts: &crate::fanout::Options,
-    api_url: &Url,
+    api_url: &Api,
     baselines: &[Baseline],
 ) -> anyhow::Result<()> {
     output(&opts.output)?;
@@ -169,7 +169,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr").port()
         };
-        let url = Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
+        let url = Api::parse(&format!("http://127.0.0.1:{port}")).expect("url");
         let e = api(&url).expect_err("down");
         assert!(format!("{e:#}").contains("does not answer"), "{e:#}");
     }

@@ -9,12 +9,12 @@
 
 use std::collections::BTreeMap;
 
+use matchstream_client::{write_request, Url};
 use matchstream_protocol::api::posted_event_body;
 use matchstream_protocol::{EventKind, PostedEvent};
 
 use crate::flow::{Kind, Publish};
 use crate::framing::STAMP_PREFIX;
-use crate::httpc::{write_request, Url};
 use crate::latency::Summary;
 use crate::{nats, resp};
 
@@ -75,7 +75,7 @@ impl Sink {
                     Kind::Warmup => e.comment = Some(warmup_comment(p.stamp_ns, *comment_len)),
                     Kind::Stop => {}
                 }
-                let path = format!("{}/1/match/{channel}/events", api.prefix);
+                let path = format!("{}/1/match/{channel}/events", api.prefix());
                 let body = posted_event_body(&e);
                 write_request(
                     "POST",

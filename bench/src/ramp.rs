@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use matchstream_client::player::load_script;
+use matchstream_client::HttpClient;
 
-use crate::api::ApiClient;
 use crate::cli::{Output, Spread};
 use crate::clients::{self, percent, Play};
 use crate::diagnose;
 use crate::http;
-use crate::httpc::Url;
+use crate::net::Api;
 use crate::plan::Target;
 use crate::progress::Mode;
 use crate::report::{self, BenchCost, Table};
@@ -151,8 +152,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.start == 0 || opts.max < opts.start {
         bail!("need 1 <= --start <= --max");
     }
-    let api = Url::parse(&opts.api)?;
-    let script = watcher::load_script(&opts.script)?;
+    let api = Api::parse(&opts.api)?;
+    let script = load_script(&opts.script)?;
     let run = watcher::run_id();
     let paths = if opts.paths.is_empty() {
         vec![
@@ -218,7 +219,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 
 fn step(
     opts: &Options,
-    api: &Url,
+    api: &Api,
     script: &matchstream_protocol::script::Script,
     run: &str,
     paths: &[String],
@@ -227,20 +228,23 @@ fn step(
     let c = n.min(opts.max_c).max(1);
     let timeout = Duration::from_secs_f64(opts.phase_timeout.max(1.0));
     let mode = opts.output.mode();
-    let mut client = ApiClient::new(api, Some(&opts.token));
+    let client = || HttpClient::for_url(api.url.clone()).with_token(&opts.token);
+    let mut control = client();
     let home = watcher::team(&format!("b{run}"))?;
     let mut prepare = |tag: &str| -> anyhow::Result<(String, Play)> {
         let renamed = watcher::rename(script, &home, &watcher::team(&format!("s{n}{tag}"))?)?;
-        let p = watcher::prepare(&mut client, &renamed)?;
+        let p = watcher::prepare(&mut control, &renamed)?;
         let play = Play {
-            api: ApiClient::new(api, Some(&opts.token)),
+            api: client(),
+            id: p.id.clone(),
             steps: p.rest,
             speed: opts.speed,
         };
-        Ok((p.id, play))
+        Ok((p.id.to_string(), play))
     };
     let (alone_id, alone_play) = prepare("a")?;
     let (both_id, both_play) = prepare("b")?;
+    let created = [alone_play.id.clone(), both_play.id.clone()];
     let http_setup = |match_id: &str, label: &str, mode: Mode| http::Setup {
         rate: None,
         api: api.clone(),
@@ -298,8 +302,8 @@ fn step(
     // The step's matches are played out: delete them, so /1/matches (which the next step's
     // HTTP test reads) does not grow step after step. Best effort: a failure here is no
     // failure of the step.
-    for id in [&alone_id, &both_id] {
-        let _ = ApiClient::new(api, Some(&opts.token)).cancel_match(id);
+    for id in &created {
+        let _ = client().cancel_match(id);
     }
 
     let ok = http_alone.ok + clients_alone.ok + both_http.ok + both_clients.ok;

@@ -1,15 +1,15 @@
-//! The bench as a watcher: unique match ids per run, match scripts (the built-in sample or a
-//! file) renamed onto those ids, and playing them through the API (the original's
+//! The bench as a watcher: unique match ids per run, match scripts renamed onto those ids,
+//! and playing them through the API with [`matchstream_client::player`] (the original's
 //! fake_watcher), split in two parts: up to the `start` event before the subscribers connect
 //! (so that version 1 subscribers find the match live), the rest while they watch.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
-use matchstream_protocol::script::{parse_script, Script, Step, SAMPLE};
-use matchstream_protocol::{Date, EventKind, TeamCode};
-
-use crate::api::ApiClient;
+use anyhow::{anyhow, Context};
+use matchstream_client::player::play_steps;
+use matchstream_client::HttpClient;
+use matchstream_protocol::script::{Script, Step};
+use matchstream_protocol::{Date, EventKind, MatchId, TeamCode};
 
 /// The date of every match the bench creates (the seed's sample session); ids stay unique
 /// through the team codes, which carry the run id.
@@ -33,16 +33,6 @@ pub fn run_id() -> String {
 /// A team code from `text` (lowercased; must fit `[a-z0-9_]{1,32}`).
 pub fn team(text: &str) -> anyhow::Result<TeamCode> {
     TeamCode::parse(&text.to_ascii_lowercase()).with_context(|| format!("team code {text:?}"))
-}
-
-/// Loads a script: `sample` (the seed's match, built in) or a file path.
-pub fn load_script(spec: &str) -> anyhow::Result<Script> {
-    let text = if spec == "sample" {
-        SAMPLE.to_owned()
-    } else {
-        std::fs::read_to_string(spec).with_context(|| format!("reading script {spec}"))?
-    };
-    parse_script(&text).with_context(|| format!("script {spec}"))
 }
 
 /// `script` with its teams renamed to `home` and `visit` and its date set to [`DATE`].
@@ -74,27 +64,26 @@ pub fn rename(script: &Script, home: &TeamCode, visit: &TeamCode) -> anyhow::Res
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// The match id.
-    pub id: String,
+    pub id: MatchId,
     /// Steps after the first `start`.
     pub rest: Vec<Step>,
 }
 
 /// Creates the script's match and posts its events up to and including the first `start`
-/// (sleeps skipped).
-pub fn prepare(api: &mut ApiClient, script: &Script) -> anyhow::Result<Prepared> {
-    let id = api.create_match(&script.new_match)?;
-    let mut steps = script.steps.iter();
-    for step in steps.by_ref() {
-        if let Step::Event(e) = step {
-            api.post_event(&id, e)?;
-            if e.kind == EventKind::Start {
-                break;
-            }
-        }
-    }
+/// (pauses skipped).
+pub fn prepare(api: &mut HttpClient, script: &Script) -> anyhow::Result<Prepared> {
+    let id = api
+        .create_match(&script.new_match)?
+        .ok_or_else(|| anyhow!("creating a match: it exists already"))?;
+    let steps = &script.steps;
+    let start = steps
+        .iter()
+        .position(|s| matches!(s, Step::Event(e) if e.kind == EventKind::Start))
+        .map_or(steps.len(), |i| i + 1);
+    play_steps(api, &id, &steps[..start], 0.0, |_| true, |_| {})?;
     Ok(Prepared {
         id,
-        rest: steps.cloned().collect(),
+        rest: steps[start..].to_vec(),
     })
 }
 
@@ -107,22 +96,20 @@ pub struct Played {
     pub seconds: f64,
 }
 
-/// Plays `steps` on match `id`, sleeps divided by `speed` (0 = no sleeps).
-pub fn play(api: &mut ApiClient, id: &str, steps: &[Step], speed: f64) -> anyhow::Result<Played> {
+/// Plays `steps` on match `id`, pauses divided by `speed` (0 = no pauses).
+pub fn play(
+    api: &mut HttpClient,
+    id: &MatchId,
+    steps: &[Step],
+    speed: f64,
+) -> anyhow::Result<Played> {
     let started = Instant::now();
     let mut events = 0;
-    for step in steps {
-        match step {
-            Step::Sleep(ms) if speed > 0.0 => {
-                std::thread::sleep(Duration::from_secs_f64(*ms as f64 / 1000.0 / speed));
-            }
-            Step::Sleep(_) => {}
-            Step::Event(e) => {
-                api.post_event(id, e)?;
-                events += 1;
-            }
-        }
-    }
+    let sleep = |pause| {
+        std::thread::sleep(pause);
+        true
+    };
+    play_steps(api, id, steps, speed, sleep, |_| events += 1)?;
     Ok(Played {
         events,
         seconds: started.elapsed().as_secs_f64(),
@@ -143,7 +130,7 @@ mod tests {
 
     #[test]
     fn renaming_moves_every_team_reference() {
-        let s = load_script("sample").expect("sample");
+        let s = matchstream_client::player::load_script("sample").expect("sample");
         let r = rename(&s, &team("bx").expect("t"), &team("sy").expect("t")).expect("rename");
         assert_eq!(r.new_match.home.as_str(), "bx");
         for step in &r.steps {

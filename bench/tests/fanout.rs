@@ -5,8 +5,7 @@
 mod common;
 
 use common::{bench, bench_json, bench_json_status, bench_status, Server, TOKEN};
-use matchstream_bench::api::ApiClient;
-use matchstream_bench::httpc::Url;
+use matchstream_client::HttpClient;
 
 fn run0(doc: &serde_json::Value, system: usize) -> &serde_json::Value {
     &doc["report"]["systems"][system]["runs"][0]
@@ -162,8 +161,9 @@ fn runs_repeat_on_fresh_matches_that_are_deleted_after() {
         );
     }
     // Every match the bench created is gone.
-    let mut api = ApiClient::new(&Url::parse(&url).expect("url"), None);
-    let (status, body) = api.request("GET", "/1/matches", None).expect("matches");
+    let mut api = HttpClient::new(&url).expect("url");
+    let matches = api.get("/1/matches").expect("matches");
+    let (status, body) = (matches.status, matches.body);
     assert_eq!(status, 200);
     assert_eq!(
         String::from_utf8_lossy(&body).trim(),

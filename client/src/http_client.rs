@@ -173,7 +173,7 @@ impl HttpClient {
         let target = format!("{}{path}", self.url.prefix());
         let host = self.url.host_header();
         let token = self.token.as_deref();
-        write_request(method, &host, &target, token, body, true, &mut request);
+        write_request(method, host, &target, token, body, true, &mut request);
         let result = match self.conn.take() {
             Some(conn) => match exchange(conn, &request) {
                 Err(Failure::Stale(e)) => {

@@ -10,8 +10,9 @@ use anyhow::{anyhow, bail, Context};
 /// A parsed API URL.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Url {
-    /// The host as written (brackets kept for IPv6).
-    host: String,
+    /// The `Host` header's value: the host as written (brackets kept for IPv6), with
+    /// `:port` unless the port is 80.
+    host_header: String,
     /// The port (80 when not given).
     port: u16,
     /// A path prefix put before every request's path, without a trailing `/` (usually empty).
@@ -50,7 +51,11 @@ impl Url {
                 .ok_or_else(|| anyhow!("{url}: bad port {p:?}"))?,
         };
         Ok(Url {
-            host: host.to_owned(),
+            host_header: if port == 80 {
+                host.to_owned()
+            } else {
+                format!("{host}:{port}")
+            },
             port,
             prefix: path.trim_end_matches('/').to_owned(),
         })
@@ -68,16 +73,16 @@ impl Url {
 
     /// `host:port` (brackets kept for IPv6): what to connect to.
     pub fn authority(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        if self.port == 80 {
+            format!("{}:80", self.host_header)
+        } else {
+            self.host_header.clone()
+        }
     }
 
     /// The `Host` header's value: the host, with its port unless 80.
-    pub fn host_header(&self) -> String {
-        if self.port == 80 {
-            self.host.clone()
-        } else {
-            self.authority()
-        }
+    pub fn host_header(&self) -> &str {
+        &self.host_header
     }
 
     /// The addresses the host resolves to, in the resolver's order.
@@ -97,7 +102,7 @@ impl Url {
 impl std::fmt::Display for Url {
     /// `http://host[:port][/prefix]`, without a trailing slash.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}{}", self.host_header(), self.prefix)
+        write!(f, "http://{}{}", self.host_header, self.prefix)
     }
 }
 

@@ -3,10 +3,10 @@
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
+use matchstream_client::{write_request, Checkin};
 use mio::{Interest, Token};
 
 use super::{Phase, Shard, Stage};
-use crate::httpc::write_request;
 use crate::net;
 use crate::outcome::Failure;
 use crate::plan::Target;
@@ -35,10 +35,10 @@ impl Shard<'_> {
                 return fail;
             };
             self.scratch.clear();
-            let path = format!("{}/1/checkin", api.prefix);
+            let path = format!("{}/1/checkin", api.url.prefix());
             write_request(
                 "GET",
-                api.host_header(),
+                api.url.host_header(),
                 &path,
                 None,
                 None,
@@ -67,12 +67,7 @@ impl Shard<'_> {
                 Err(_) => return fail,
             }
         };
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            host: String,
-            port: u16,
-        }
-        let addr = match serde_json::from_slice::<Answer>(&response.body) {
+        let addr = match serde_json::from_slice::<Checkin>(&response.body) {
             Ok(a) if response.status == 200 => net::resolve(&a.host, a.port).ok(),
             _ => None,
         };
