@@ -9,22 +9,20 @@
 //! - [`fanout`]: the per-core match table and event fanout; [`bus`]: cross-core channels;
 //! - [`store`]: the store interface, its thread and backends;
 //! - [`api`]: the HTTP API; [`stats`]: live counters; [`limits`]: host limits at start;
-//! - [`client`], [`demo`], [`replay`], [`watch`]: the client-side subcommands.
+//! - [`tools`]: the client-side subcommands (`demo`, `replay`, `watch`), on
+//!   [`matchstream_client`].
 
 pub mod api;
 pub mod bus;
 pub mod checkin;
-pub mod client;
 pub mod cluster;
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod fanout;
 pub mod latch;
 pub mod limits;
 pub mod listener;
 pub mod outbox;
-pub mod replay;
 pub mod server;
 pub mod session;
 pub mod shard;
@@ -32,7 +30,7 @@ pub mod signals;
 pub mod stats;
 pub mod store;
 pub mod tasks;
-pub mod watch;
+pub mod tools;
 
 pub use config::Config;
 pub use error::Error;

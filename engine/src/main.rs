@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use matchstream_engine::config::{Cli, Command};
-use matchstream_engine::{demo, replay, signals, watch};
+use matchstream_engine::signals;
+use matchstream_engine::tools::{demo, replay, watch};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-use matchstream_engine::client::HttpClient;
+use matchstream_client::HttpClient;
 use matchstream_protocol::api::{parse_event_json, parse_match_json, posted_event_body};
 use matchstream_protocol::frame::{render_event, Version};
 use matchstream_protocol::script::{parse_script, Step, SAMPLE};

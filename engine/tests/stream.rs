@@ -227,7 +227,7 @@ fn a_v2_subscriber_cut_off_mid_match_resumes_with_since_and_misses_nothing() {
         })
         .collect();
     let mut watcher = server.watcher();
-    let post = |w: &mut matchstream_engine::client::HttpClient, body: &[u8]| {
+    let post = |w: &mut matchstream_client::HttpClient, body: &[u8]| {
         let r = w
             .post_json(&format!("/1/match/{id}/events"), body)
             .expect("post");

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use matchstream_engine::client::HttpClient;
+use matchstream_client::HttpClient;
 use matchstream_engine::config::StoreSpec;
 use matchstream_engine::{Config, ServerHandle};
 use matchstream_protocol::frame::{render_event, render_status, Version};

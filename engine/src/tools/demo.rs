@@ -15,14 +15,15 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use matchstream_client::player::{check_speed, play_steps, scaled};
+use matchstream_client::HttpClient;
 use matchstream_protocol::api::posted_event_body;
 use matchstream_protocol::script::{parse_script, Script, SAMPLE};
 use matchstream_protocol::{Date, EventKind, MatchId, NewMatch, PostedEvent};
 
-use crate::client::HttpClient;
+use super::replay::{say, Score};
 use crate::config::DemoArgs;
-use crate::replay::{cancel_match, check_speed, create_match, play_steps, say, scaled};
-use crate::{signals, watch};
+use crate::signals;
 
 /// Longest pause between rounds (at the default speed and slower), so watchers see the end.
 const ROUND_PAUSE: Duration = Duration::from_secs(5);
@@ -43,12 +44,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", reachable(server.api_addr));
     let mut client = HttpClient::new(&base)?.with_token(&server.token);
     let first = first_round(&mut client, &script.new_match)?;
-    let (host, port) = watch::checkin(&mut client)?;
+    let checkin = client.checkin()?;
     say(&banner(&Banner {
         program: &program_name(),
         base: &base,
-        host: &host,
-        port,
+        host: &checkin.host,
+        port: checkin.port,
         first: &first,
         token: &server.token,
         speed: args.speed,
@@ -227,13 +228,14 @@ impl Player<'_> {
         let pause = scaled(ROUND_PAUSE_AT_1X_MS, self.speed).map(|d| d.min(ROUND_PAUSE));
         for round in 1.. {
             say(&format!("round {round}: {current}"));
+            let mut score = Score::new(&self.script.new_match);
             let played = play_steps(
                 &mut self.client,
                 &current,
-                &self.script,
+                &self.script.steps,
                 self.speed,
                 |pause| self.stop.sleep(pause),
-                |line| say(&format!("  {line}")),
+                |e| say(&format!("  {}", score.describe(e))),
             )?;
             if !played {
                 return self.wind_up(&current);
@@ -253,7 +255,7 @@ impl Player<'_> {
             ));
             if let Some(pause) = pause {
                 if !self.stop.sleep(pause) {
-                    cancel_match(&mut self.client, &next)?;
+                    self.client.cancel_match(&next)?;
                     return Ok(());
                 }
             }
@@ -274,7 +276,7 @@ impl Player<'_> {
         } else {
             log::debug!(target: "matchstream::demo",
                 "stop on {id} refused ({}); cancelling it", response.error_text());
-            cancel_match(&mut self.client, id)?;
+            self.client.cancel_match(id)?;
             say(&format!(
                 "{id} removed (it had not started) from {}",
                 self.base
@@ -317,7 +319,7 @@ fn create_from(client: &mut HttpClient, sample: &NewMatch, date: Date) -> anyhow
     let mut new = sample.clone();
     new.start_date = date;
     for _ in 0..MAX_SKIPPED_DATES {
-        if let Some(id) = create_match(client, &new)? {
+        if let Some(id) = client.create_match(&new)? {
             return Ok(id);
         }
         new.start_date = next_day(new.start_date)

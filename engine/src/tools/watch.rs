@@ -7,12 +7,11 @@
 //! as too slow checks in again and resumes with `SINCE`, as the protocol intends.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 
 use anyhow::{anyhow, bail, Context};
+use matchstream_client::{connect, HttpClient};
 use matchstream_protocol::{is_valid_user_id, MatchId};
 
-use crate::client::{HttpClient, TIMEOUT};
 use crate::config::WatchArgs;
 
 /// Longest frame accepted before the stream is judged broken (a frame with two full rosters
@@ -37,8 +36,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let mut since = None;
     let mut resumes = 0;
     loop {
-        let (host, port) = checkin(&mut client)?;
-        let target = format!("{}:{port}", bracket(&host));
+        let checkin = client.checkin()?;
+        let target = format!("{}:{}", bracket(&checkin.host), checkin.port);
+        // No read timeout: a match may be quiet for a long while.
         let mut stream = connect(&target)?;
         let line = command_line(args.version, &args.user, &id, since);
         stream
@@ -67,32 +67,6 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `GET /1/checkin`: the host and stream port to connect to.
-pub fn checkin(client: &mut HttpClient) -> anyhow::Result<(String, u16)> {
-    let response = client.get("/1/checkin")?;
-    if !response.is_success() {
-        bail!(
-            "checkin at {} failed: {}",
-            client.base_url(),
-            response.error_text()
-        );
-    }
-    let v = response.json()?;
-    let host = v.get("host").and_then(|h| h.as_str());
-    let port = v
-        .get("port")
-        .and_then(|p| p.as_u64())
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p != 0);
-    match (host, port) {
-        (Some(host), Some(port)) if !host.is_empty() => Ok((host.to_owned(), port)),
-        _ => bail!(
-            "checkin at {} gave no usable host and port: {v}",
-            client.base_url()
-        ),
-    }
-}
-
 /// The subscriber's command line, `\r\n` included.
 pub fn command_line(version: u8, user: &str, id: &MatchId, since: Option<u64>) -> String {
     match since {
@@ -110,22 +84,6 @@ fn bracket(host: &str) -> String {
     } else {
         host.to_owned()
     }
-}
-
-/// Connects to `host:port` (every resolved address in turn), within [`TIMEOUT`].
-fn connect(target: &str) -> anyhow::Result<TcpStream> {
-    let addrs = target
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {target}"))?;
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, TIMEOUT) {
-            // No read timeout: a match may be quiet for a long while.
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(anyhow!(e).context(format!("cannot connect to {addr}"))),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow!("{target} resolves to no address")))
 }
 
 /// What was seen on one connection.

@@ -1,17 +1,17 @@
 //! `matchstream replay`: the watcher simulator (the original's fake_watcher). It reads a match
 //! script ([`matchstream_protocol::script`]), creates the match through the HTTP API and posts
-//! its events at the script's pace, scaled by `--speed`, printing one line per stored event.
-//! `demo` plays the sample match with the same functions.
+//! its events at the script's pace, scaled by `--speed`, printing one line per stored event;
+//! the playing is [`matchstream_client::player`]'s. `demo` prints its rounds with the same
+//! lines.
 
-use std::io::{Read, Write};
-use std::time::Duration;
+use std::io::Write;
 
-use anyhow::{anyhow, bail, Context};
-use matchstream_protocol::api::{new_match_body, parse_event_json, posted_event_body};
-use matchstream_protocol::script::{parse_script, Script, Step, SAMPLE};
-use matchstream_protocol::{Date, Event, EventKind, MatchId, NewMatch, Player};
+use anyhow::anyhow;
+use matchstream_client::player::{check_speed, load_script, play, scaled};
+use matchstream_client::{match_id, HttpClient};
+use matchstream_protocol::script::Step;
+use matchstream_protocol::{Date, Event, EventKind, NewMatch, Player};
 
-use crate::client::HttpClient;
 use crate::config::ReplayArgs;
 
 /// Longest comment shown in a progress line, in characters.
@@ -27,7 +27,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let mut client = HttpClient::new(&args.url)?.with_token(&args.token);
     let id = match_id(&script.new_match);
-    if args.replace && cancel_match(&mut client, &id)? {
+    if args.replace && client.cancel_match(&id)? {
         say(&format!("cancelled the existing match {id}"));
     }
     let events = script
@@ -40,7 +40,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         client.base_url(),
         duration_text(script.total_sleep_ms(), args.speed)
     ));
-    let id = play(&mut client, &script, args.speed, say)?;
+    let mut score = Score::new(&script.new_match);
+    let id = play(
+        &mut client,
+        &script,
+        args.speed,
+        |e| say(&score.describe(e)),
+    )?;
     say(&format!("{id} played"));
     Ok(())
 }
@@ -49,158 +55,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
 /// | head`) must not stop a play, whose effect is on the server.
 pub fn say(line: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
-}
-
-/// Reads and parses a script: `-` is standard input, `sample` the built-in sample match
-/// (`./sample` names a file of that name), anything else a file.
-pub fn load_script(source: &str) -> anyhow::Result<Script> {
-    let text = match source {
-        "sample" => SAMPLE.to_owned(),
-        "-" => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("cannot read the script from standard input")?;
-            text
-        }
-        path => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the script {path}"))?,
-    };
-    let name = if source == "-" { "<stdin>" } else { source };
-    parse_script(&text).with_context(|| format!("script {name}"))
-}
-
-/// The id the server gives the match `new`.
-pub fn match_id(new: &NewMatch) -> MatchId {
-    MatchId::new(&new.home, &new.visit, new.start_date)
-}
-
-/// Creates the match: `Ok(None)` if a match of that id exists already.
-pub fn create_match(client: &mut HttpClient, new: &NewMatch) -> anyhow::Result<Option<MatchId>> {
-    let id = match_id(new);
-    let response = client.post_json("/1/matches", &new_match_body(new))?;
-    match response.status {
-        201 => {
-            let created = response.json()?;
-            let given = created
-                .get("id")
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| anyhow!("the server created {id} but answered no id"))?;
-            Ok(Some(MatchId::parse(given).map_err(|e| {
-                anyhow!("the server created {id} under a bad id {given:?}: {e}")
-            })?))
-        }
-        409 => Ok(None),
-        _ => bail!(
-            "cannot create the match {id} on {}: {}",
-            client.base_url(),
-            response.error_text()
-        ),
-    }
-}
-
-/// Cancels a match (`DELETE /1/match/<id>`): `Ok(false)` if there was none.
-pub fn cancel_match(client: &mut HttpClient, id: &MatchId) -> anyhow::Result<bool> {
-    let response = client.delete(&format!("/1/match/{id}"))?;
-    match response.status {
-        200..=299 => Ok(true),
-        404 => Ok(false),
-        _ => bail!(
-            "cannot cancel the match {id} on {}: {}",
-            client.base_url(),
-            response.error_text()
-        ),
-    }
-}
-
-/// Creates the script's match and plays its steps, sleeping the script's pauses scaled by
-/// `1 / speed` (0 = no pauses); `progress` gets one line per stored event. Fails if the
-/// match exists already, or on the first event the server refuses (with its reason).
-pub fn play(
-    client: &mut HttpClient,
-    script: &Script,
-    speed: f64,
-    progress: impl FnMut(&str),
-) -> anyhow::Result<MatchId> {
-    check_speed(speed)?;
-    let Some(id) = create_match(client, &script.new_match)? else {
-        bail!(
-            "match {} exists; use --replace or --date",
-            match_id(&script.new_match)
-        );
-    };
-    let sleep = |pause| {
-        std::thread::sleep(pause);
-        true
-    };
-    play_steps(client, &id, script, speed, sleep, progress)?;
-    Ok(id)
-}
-
-/// Plays the script's steps into the existing match `id`. `sleep` does each (scaled) pause
-/// and returns `false` to stop the play early; the result says whether every step was played.
-pub fn play_steps(
-    client: &mut HttpClient,
-    id: &MatchId,
-    script: &Script,
-    speed: f64,
-    mut sleep: impl FnMut(Duration) -> bool,
-    mut progress: impl FnMut(&str),
-) -> anyhow::Result<bool> {
-    check_speed(speed)?;
-    let path = format!("/1/match/{id}/events");
-    let total = script
-        .steps
-        .iter()
-        .filter(|s| matches!(s, Step::Event(_)))
-        .count();
-    let mut score = Score::new(&script.new_match);
-    let mut posted = 0;
-    for step in &script.steps {
-        let event = match step {
-            Step::Sleep(ms) => {
-                if let Some(pause) = scaled(*ms, speed) {
-                    if !sleep(pause) {
-                        return Ok(false);
-                    }
-                }
-                continue;
-            }
-            Step::Event(event) => event,
-        };
-        posted += 1;
-        let response = client.post_json(&path, &posted_event_body(event))?;
-        if !response.is_success() {
-            bail!(
-                "event {posted} of {total} ({}) refused by {}: {}",
-                event.kind.as_str(),
-                client.base_url(),
-                response.error_text()
-            );
-        }
-        let stored = parse_event_json(&response.json()?, id)
-            .map_err(|e| anyhow!("event {posted} of {total}: unexpected answer: {e}"))?;
-        progress(&score.describe(&stored));
-    }
-    Ok(true)
-}
-
-/// Refuses a speed that is negative or not a number.
-pub fn check_speed(speed: f64) -> anyhow::Result<()> {
-    if speed.is_finite() && speed >= 0.0 {
-        Ok(())
-    } else {
-        bail!("--speed must be a number ≥ 0 (0 = no pauses), got {speed}")
-    }
-}
-
-/// A script pause of `ms` at `speed`; `None` for no pause (speed 0, or a 0 ms pause).
-pub fn scaled(ms: u64, speed: f64) -> Option<Duration> {
-    if ms == 0 || speed <= 0.0 || !speed.is_finite() {
-        return None;
-    }
-    let secs = ms as f64 / 1000.0 / speed;
-    Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// `about 31 s at 4×`-like text for a script's total pause.
@@ -212,7 +66,7 @@ fn duration_text(total_ms: u64, speed: f64) -> String {
 }
 
 /// The score as a replay sees it, for progress lines after goals.
-struct Score {
+pub(crate) struct Score {
     home: String,
     visit: String,
     home_goals: u32,
@@ -220,7 +74,8 @@ struct Score {
 }
 
 impl Score {
-    fn new(m: &NewMatch) -> Score {
+    /// The score before kick-off.
+    pub(crate) fn new(m: &NewMatch) -> Score {
         Score {
             home: m.home.as_str().to_owned(),
             visit: m.visit.as_str().to_owned(),
@@ -231,7 +86,7 @@ impl Score {
 
     /// Counts a stored event and describes it in one short line: `seq 3 goal tig Luna (7)
     /// · elp 0-1 tig`.
-    fn describe(&mut self, e: &Event) -> String {
+    pub(crate) fn describe(&mut self, e: &Event) -> String {
         let mut line = describe(e);
         match e.kind {
             EventKind::Start => (self.home_goals, self.visit_goals) = (0, 0),
@@ -302,7 +157,8 @@ fn player(p: &Player) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use matchstream_protocol::{Card, EventData, TeamCode};
+    use matchstream_protocol::script::{parse_script, SAMPLE};
+    use matchstream_protocol::{Card, EventData, MatchId, TeamCode};
 
     fn team(code: &str) -> TeamCode {
         TeamCode::parse(code).expect("team")
@@ -460,44 +316,8 @@ mod tests {
     }
 
     #[test]
-    fn pauses_scale_with_speed() {
-        assert_eq!(scaled(1000, 1.0), Some(Duration::from_secs(1)));
-        assert_eq!(scaled(1000, 4.0), Some(Duration::from_millis(250)));
-        assert_eq!(scaled(300, 0.5), Some(Duration::from_millis(600)));
-        assert_eq!(scaled(1000, 0.0), None, "speed 0: no pauses");
-        assert_eq!(scaled(0, 2.0), None);
-        assert_eq!(scaled(u64::MAX, 1e-300), Some(Duration::MAX), "no panic");
-        assert!(check_speed(0.0).is_ok());
-        assert!(check_speed(50.0).is_ok());
-        for bad in [-1.0, f64::NAN, f64::INFINITY] {
-            assert!(check_speed(bad).is_err(), "{bad}");
-        }
+    fn durations_at_a_speed() {
         assert_eq!(duration_text(30_000, 4.0), "about 7.5 s at 4×");
         assert_eq!(duration_text(30_000, 0.0), "no pauses");
-    }
-
-    #[test]
-    fn scripts_load() {
-        let sample = load_script("sample").expect("sample");
-        assert_eq!(match_id(&sample.new_match).as_str(), "elp-tig-2011-09-10");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("bad.match");
-        std::fs::write(&path, "home elp\nvisit tig\n").expect("write");
-        let err = format!(
-            "{:#}",
-            load_script(path.to_str().expect("utf8")).expect_err("bad")
-        );
-        assert!(
-            err.contains("bad.match: line 2: missing `date` line"),
-            "{err}"
-        );
-        let err = format!(
-            "{:#}",
-            load_script("/nonexistent/x.match").expect_err("missing")
-        );
-        assert!(
-            err.starts_with("cannot read the script /nonexistent/x.match"),
-            "{err}"
-        );
     }
 }
