@@ -2,13 +2,19 @@
 //!
 //! Module map (data flow: watcher → [`api`] → [`store`] thread → [`bus`] → every core's
 //! [`fanout`] → each subscriber's [`outbox`] → socket):
-//! - [`config`]: command line and environment;
+//! - [`config`]: command line and environment; [`error`]: the engine's error type;
 //! - [`server`]: start-up and shutdown of a node ([`server::start`] → [`server::ServerHandle`]);
-//! - [`shard`]: one core's state; [`listener`]: listening sockets and accept loops;
-//! - [`session`]: one subscriber connection; [`outbox`]: its queue of shared frames;
+//! - [`shard`]: one core's state; [`tasks`]: its connection tasks, which shutdown waits for;
+//!   [`latch`]: its shutdown signal; [`listener`]: listening sockets and accept loops;
+//! - [`session`]: a subscriber's handshake; [`outbox`]: its queue of shared frames and its
+//!   socket, with [`outbox::tend`], the task that comes back only for a full socket or last
+//!   words;
 //! - [`fanout`]: the per-core match table and event fanout; [`bus`]: cross-core channels;
-//! - [`store`]: the store interface, its thread and backends;
-//! - [`api`]: the HTTP API; [`stats`]: live counters; [`limits`]: host limits at start;
+//! - [`store`]: the store interface, its thread and backends (memory, embedded, Redis);
+//! - [`cluster`]: many nodes on one Redis: the shared key layout, the node's feed of events,
+//!   the node registry;
+//! - [`api`]: the HTTP API; [`checkin`]: where checkin sends a subscriber; [`stats`]: live
+//!   counters; [`limits`]: host limits at start; [`signals`]: termination signals;
 //! - [`tools`]: the client-side subcommands (`demo`, `replay`, `watch`), on
 //!   [`matchstream_client`].
 

@@ -251,61 +251,63 @@ type Metric = (
     fn(&CoreSnapshot) -> u64,
 );
 
+/// The per-core metrics of `GET /metrics`.
+const PER_CORE: [Metric; 8] = [
+    (
+        "matchstream_subscribers",
+        "gauge",
+        "Subscribers streaming now.",
+        |s| s.subscribers,
+    ),
+    (
+        "matchstream_live_matches",
+        "gauge",
+        "Matches with subscribers on the core.",
+        |s| s.live_matches,
+    ),
+    (
+        "matchstream_frames_sent_total",
+        "counter",
+        "Frames written to subscribers.",
+        |s| s.frames_sent,
+    ),
+    (
+        "matchstream_bytes_sent_total",
+        "counter",
+        "Bytes written to subscribers.",
+        |s| s.bytes_sent,
+    ),
+    (
+        "matchstream_slow_disconnects_total",
+        "counter",
+        "Subscribers cut off as too slow.",
+        |s| s.slow_disconnects,
+    ),
+    (
+        "matchstream_bus_depth",
+        "gauge",
+        "Messages waiting on the core's inbound bus.",
+        |s| s.bus_depth,
+    ),
+    (
+        "matchstream_sessions_total",
+        "counter",
+        "Stream connections accepted.",
+        |s| s.sessions_total,
+    ),
+    (
+        "matchstream_http_requests_total",
+        "counter",
+        "HTTP requests served.",
+        |s| s.http_requests,
+    ),
+];
+
 /// The body of `GET /metrics` (Prometheus text format 0.0.4).
 pub fn metrics_text(node: &NodeStats) -> String {
     let mut out = String::new();
     let snaps: Vec<CoreSnapshot> = node.cores.iter().map(|c| c.snapshot()).collect();
-    let per_core: [Metric; 8] = [
-        (
-            "matchstream_subscribers",
-            "gauge",
-            "Subscribers streaming now.",
-            |s| s.subscribers,
-        ),
-        (
-            "matchstream_live_matches",
-            "gauge",
-            "Matches with subscribers on the core.",
-            |s| s.live_matches,
-        ),
-        (
-            "matchstream_frames_sent_total",
-            "counter",
-            "Frames written to subscribers.",
-            |s| s.frames_sent,
-        ),
-        (
-            "matchstream_bytes_sent_total",
-            "counter",
-            "Bytes written to subscribers.",
-            |s| s.bytes_sent,
-        ),
-        (
-            "matchstream_slow_disconnects_total",
-            "counter",
-            "Subscribers cut off as too slow.",
-            |s| s.slow_disconnects,
-        ),
-        (
-            "matchstream_bus_depth",
-            "gauge",
-            "Messages waiting on the core's inbound bus.",
-            |s| s.bus_depth,
-        ),
-        (
-            "matchstream_sessions_total",
-            "counter",
-            "Stream connections accepted.",
-            |s| s.sessions_total,
-        ),
-        (
-            "matchstream_http_requests_total",
-            "counter",
-            "HTTP requests served.",
-            |s| s.http_requests,
-        ),
-    ];
-    for (name, kind, help, get) in per_core {
+    for (name, kind, help, get) in PER_CORE {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (i, s) in snaps.iter().enumerate() {
             let port = node.stream_ports.get(i).copied().unwrap_or(0);

@@ -28,6 +28,7 @@ pub fn error(status: u16, reason: &str) -> Response {
     Response::json(status, error_body(reason))
 }
 
+/// What a wait for more of a request brought.
 enum Input {
     Read(std::io::Result<usize>),
     Timeout,
@@ -84,38 +85,52 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
             None => Duration::from_millis(shard.config.http_idle_ms),
         };
-        let len = buf.len();
-        buf.resize(len + READ_CHUNK, 0);
-        // The stream's own read timeout (no timer per request): the time left for this
-        // request, or the idle limit between requests.
-        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
-            buf.truncate(len);
-            return timed_out(&mut stream, started.is_some(), &mut out).await;
-        }
-        let input = {
-            let read = async {
-                match stream.read(&mut buf[len..]).await {
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Input::Timeout,
-                    other => Input::Read(other),
-                }
-            };
-            let idle = started.is_none();
-            let shutdown = async {
-                if idle {
-                    shard.shutdown.wait().await;
-                } else {
-                    future::pending::<()>().await;
-                }
-                Input::Shutdown
-            };
-            future::or(read, shutdown).await
-        };
-        match input {
-            Input::Read(Ok(n)) if n > 0 => buf.truncate(len + n),
+        match read_more(&shard, &mut stream, &mut buf, wait, started.is_none()).await {
+            Input::Read(Ok(n)) if n > 0 => {}
             Input::Read(_) | Input::Shutdown => return,
             Input::Timeout => return timed_out(&mut stream, started.is_some(), &mut out).await,
         }
     }
+}
+
+/// Reads what comes next onto the end of `buf` within `wait`; between requests (`idle`), a
+/// shutdown ends the wait too.
+async fn read_more(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    wait: Duration,
+    idle: bool,
+) -> Input {
+    let len = buf.len();
+    buf.resize(len + READ_CHUNK, 0);
+    // The stream's own read timeout (no timer per request): the time left for this
+    // request, or the idle limit between requests.
+    if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
+        buf.truncate(len);
+        return Input::Timeout;
+    }
+    let read = async {
+        match stream.read(&mut buf[len..]).await {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Input::Timeout,
+            other => Input::Read(other),
+        }
+    };
+    let shutdown = async {
+        if idle {
+            shard.shutdown.wait().await;
+        } else {
+            future::pending::<()>().await;
+        }
+        Input::Shutdown
+    };
+    let input = future::or(read, shutdown).await;
+    let read = match &input {
+        Input::Read(Ok(n)) => *n,
+        _ => 0,
+    };
+    buf.truncate(len + read);
+    input
 }
 
 /// A request that did not arrive whole in time gets 408; an idle connection just closes.

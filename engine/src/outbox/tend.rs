@@ -3,7 +3,7 @@
 //! The fanout writes to a healthy subscriber directly ([`Outbox::flush`]); a task comes back
 //! for it only while its socket is full (waiting for writability through io_uring, then
 //! handing the subscriber back to the fanout) or its stream ends with something left to say
-//! (the rest of a started frame and the error line, for [`GOODBYE_TIME`]).
+//! (the rest of a started frame and the error line, for at most `GOODBYE_TIME`).
 
 use std::os::unix::io::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
