@@ -14,8 +14,8 @@ use futures_lite::future;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::bus::{bus, BusHandle, BusMsg, Inbox, MatchRecord};
-use crate::cluster::feed::Feed;
-use crate::cluster::registry::Registry;
+use crate::cluster::feed::{self, Feed};
+use crate::cluster::registry::{self, Registry};
 use crate::cluster::Delivered;
 use crate::config::{Config, StoreSpec};
 use crate::error::Error;
@@ -168,9 +168,19 @@ fn join_cluster(
     let StoreSpec::Redis(url) = &config.store else {
         return Ok((None, None));
     };
-    let feed = Feed::start(url, records, bus.clone(), delivered.clone())?;
+    let client = redis::Client::open(url.as_str()).map_err(|source| Error::RedisUrl {
+        url: url.clone(),
+        source,
+    })?;
+    let thread = |name: &str| {
+        let name = name.to_owned();
+        move |source| Error::Thread { name, source }
+    };
+    let feed = Feed::start(client.clone(), url, records, bus.clone(), delivered.clone())
+        .map_err(thread(feed::THREAD_NAME))?;
     let host = advertised_host(config, node.api_addr);
-    let registry = Registry::start(url, node.clone(), host)?;
+    let registry =
+        Registry::start(client, url, node.clone(), host).map_err(thread(registry::THREAD_NAME))?;
     Ok((Some(feed), Some(registry)))
 }
 

@@ -18,11 +18,12 @@ use matchstream_protocol::state::apply;
 use matchstream_protocol::{Event, Match, MatchId};
 
 use super::{
-    client, connect, history_key, load_record, seq_key, Backoff, Delivered, Worker, CHANNEL,
-    MATCHES,
+    connect, history_key, load_record, seq_key, Backoff, Delivered, Worker, CHANNEL, MATCHES,
 };
 use crate::bus::{BusHandle, BusMsg, MatchRecord};
-use crate::error::Error;
+
+/// The feed thread's name.
+pub const THREAD_NAME: &str = "matchstream-feed";
 
 /// How often a blocked read wakes to check for shutdown.
 const POLL: Duration = Duration::from_millis(200);
@@ -40,14 +41,15 @@ struct Follower {
 }
 
 impl Feed {
-    /// Starts following `url`, from the state of `records` (what the cores were seeded with).
+    /// Starts following the Redis at `url` through `client`, from the state of `records` (what
+    /// the cores were seeded with).
     pub fn start(
+        client: redis::Client,
         url: &str,
         records: &[MatchRecord],
         bus: BusHandle,
         delivered: Arc<Delivered>,
-    ) -> Result<Feed, Error> {
-        let client = client(url)?;
+    ) -> std::io::Result<Feed> {
         let view: HashMap<MatchId, Arc<Match>> = records
             .iter()
             .map(|r| (r.state.id.clone(), r.state.clone()))
@@ -63,7 +65,7 @@ impl Feed {
             delivered,
             down: false,
         };
-        Worker::spawn("matchstream-feed", move |stop| follower.run(stop)).map(Feed)
+        Worker::spawn(THREAD_NAME, move |stop| follower.run(stop)).map(Feed)
     }
 
     /// Stops the feed and waits for its thread.

@@ -35,7 +35,6 @@ use matchstream_protocol::codec::{decode_event, decode_match};
 use matchstream_protocol::MatchId;
 
 use crate::bus::MatchRecord;
-use crate::error::Error;
 
 /// The set of all match ids.
 pub const MATCHES: &str = "ms:matches";
@@ -66,14 +65,6 @@ pub fn node_key(id: &str) -> String {
 /// Connect and command timeouts towards Redis.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A client for `url`, or why the URL is unusable.
-pub fn client(url: &str) -> Result<redis::Client, Error> {
-    redis::Client::open(url).map_err(|source| Error::RedisUrl {
-        url: url.to_owned(),
-        source,
-    })
-}
-
 /// Opens a connection with timeouts set.
 pub fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     let con = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
@@ -93,16 +84,12 @@ impl Worker {
     pub fn spawn(
         name: &str,
         run: impl FnOnce(&AtomicBool) + Send + 'static,
-    ) -> Result<Worker, Error> {
+    ) -> std::io::Result<Worker> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || run(&flag))
-            .map_err(|source| Error::Thread {
-                name: name.into(),
-                source,
-            })?;
+            .spawn(move || run(&flag))?;
         Ok(Worker {
             stop,
             thread: Some(thread),

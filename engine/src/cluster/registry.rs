@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{client, connect, node_key, Backoff, Worker, NODES};
-use crate::error::Error;
+use super::{connect, node_key, Backoff, Worker, NODES};
 use crate::stats::{NodeStats, RemotePort};
+
+/// The registry thread's name.
+pub const THREAD_NAME: &str = "matchstream-registry";
 
 /// How often a node heartbeats.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -34,11 +36,16 @@ pub struct NodeEntry {
 pub struct Registry(Worker);
 
 impl Registry {
-    /// Starts heartbeating `node` (reachable at `host`) into `url`.
-    pub fn start(url: &str, node: Arc<NodeStats>, host: String) -> Result<Registry, Error> {
-        let client = client(url)?;
+    /// Starts heartbeating `node` (reachable at `host`) into the Redis at `url`, through
+    /// `client`.
+    pub fn start(
+        client: redis::Client,
+        url: &str,
+        node: Arc<NodeStats>,
+        host: String,
+    ) -> std::io::Result<Registry> {
         let url = url.to_owned();
-        Worker::spawn("matchstream-registry", move |stop| {
+        Worker::spawn(THREAD_NAME, move |stop| {
             run(&client, &url, &node, &host, stop)
         })
         .map(Registry)
