@@ -64,17 +64,9 @@ mod tests {
     use super::*;
     use crate::stats::RemotePort;
 
-    fn node() -> NodeStats {
-        NodeStats::new(
-            "n1".into(),
-            "127.0.0.1:8888".parse().expect("addr"),
-            vec![9100, 9101],
-        )
-    }
-
     #[test]
     fn checkin_prefers_a_less_loaded_remote_port_and_local_on_ties() {
-        let n = node();
+        let n = NodeStats::for_tests();
         n.cores[0].subscribers_delta(true);
         n.cores[1].subscribers_delta(true);
         let remote = |load| RemotePort {
@@ -97,7 +89,7 @@ mod tests {
 
     #[test]
     fn least_loaded_core_picks_fewest_subscribers() {
-        let n = node();
+        let n = NodeStats::for_tests();
         assert_eq!(least_loaded_core(&n), 0);
         n.cores[0].subscribers_delta(true);
         assert_eq!(least_loaded_core(&n), 1);
@@ -105,7 +97,7 @@ mod tests {
 
     #[test]
     fn a_client_sent_to_a_core_counts_there_until_it_connects() {
-        let n = node();
+        let n = NodeStats::for_tests();
         assert_eq!(pick(&n), Target::Local(0));
         assert_eq!(pick(&n), Target::Local(1));
         n.cores[0].add_session();

@@ -347,20 +347,25 @@ pub fn metrics_text(node: &NodeStats) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn node() -> NodeStats {
+impl NodeStats {
+    /// Node `n1`, API on 127.0.0.1:8888, two cores on stream ports 9100 and 9101: the node
+    /// of unit tests.
+    pub(crate) fn for_tests() -> NodeStats {
         NodeStats::new(
             "n1".into(),
             "127.0.0.1:8888".parse().expect("addr"),
             vec![9100, 9101],
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn stats_json_lists_every_core_and_the_process() {
-        let n = node();
+        let n = NodeStats::for_tests();
         n.cores[1].add_bytes(42);
         let v: serde_json::Value = serde_json::from_slice(&stats_json(&n)).expect("json");
         assert_eq!(v["node_id"], "n1");
@@ -372,7 +377,7 @@ mod tests {
 
     #[test]
     fn metrics_text_has_one_sample_per_core() {
-        let text = metrics_text(&node());
+        let text = metrics_text(&NodeStats::for_tests());
         assert!(text.contains("matchstream_subscribers{node=\"n1\",core=\"1\",port=\"9101\"} 0"));
         assert!(text.contains("# TYPE matchstream_bytes_sent_total counter"));
     }

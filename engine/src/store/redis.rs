@@ -281,13 +281,7 @@ impl RedisStore {
                     let id = m.id.as_str();
                     let mut message = b"C".to_vec();
                     message.extend_from_slice(&encode_match(&m));
-                    pipe.cmd("EVALSHA")
-                        .arg(self.create.get_hash())
-                        .arg(4)
-                        .arg(seq_key(id))
-                        .arg(match_key(id))
-                        .arg(history_key(id))
-                        .arg(MATCHES)
+                    queue_on_match(&mut pipe, &self.create, id)
                         .arg(encode_match(&m))
                         .arg(id)
                         .arg(CHANNEL)
@@ -314,13 +308,7 @@ impl RedisStore {
                 },
                 Op::Cancel { id } => {
                     let s = id.as_str();
-                    pipe.cmd("EVALSHA")
-                        .arg(self.cancel.get_hash())
-                        .arg(4)
-                        .arg(seq_key(s))
-                        .arg(match_key(s))
-                        .arg(history_key(s))
-                        .arg(MATCHES)
+                    queue_on_match(&mut pipe, &self.cancel, s)
                         .arg(s)
                         .arg(CHANNEL)
                         .arg(format!("X{s}"));
@@ -465,6 +453,22 @@ impl Store for RedisStore {
     fn publishes_on_bus(&self) -> bool {
         false
     }
+}
+
+/// Queues `script` on the four keys that creating and cancelling match `id` touch (its seq,
+/// state and history, and the set of all matches); the caller adds the arguments.
+fn queue_on_match<'p>(
+    pipe: &'p mut redis::Pipeline,
+    script: &redis::Script,
+    id: &str,
+) -> &'p mut redis::Pipeline {
+    pipe.cmd("EVALSHA")
+        .arg(script.get_hash())
+        .arg(4)
+        .arg(seq_key(id))
+        .arg(match_key(id))
+        .arg(history_key(id))
+        .arg(MATCHES)
 }
 
 /// A pause of up to `attempt` × 200 µs (capped at 5 ms), jittered from the clock.
