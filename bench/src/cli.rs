@@ -1,12 +1,17 @@
-//! The command line: one subcommand per load tool, plus the options they share (where the
-//! report goes, how connections are spread over processes and source addresses).
+//! The command line: one subcommand per mode (each in [`crate::modes`], with its options and
+//! `--help` text), and the dispatch that runs one and prints its report: the environment, the
+//! table, and the JSON document with `--json`.
 
-use std::path::PathBuf;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::net::SourceIps;
-use crate::progress::Mode;
+use crate::figures::env::Environment;
+use crate::figures::report;
+use crate::modes::{clients, compare, fanout, http, ramp};
+use crate::options::Output;
+use crate::subscribers::shards;
+use crate::{interrupt, preflight};
 
 const ABOUT: &str = "Load tools for matchstream: the user simulator (clients), the HTTP load \
 test (http), the fanout benchmark (fanout), the seed's stage 2 ramp (ramp), and compare.";
@@ -44,79 +49,81 @@ pub struct Cli {
 pub enum Command {
     /// The user simulator at scale (the original's fake_client): N clients watch a match,
     /// C connection attempts in flight, every stream's framing checked.
-    #[command(long_about = crate::clients::LONG_ABOUT)]
-    Clients(crate::clients::Options),
+    #[command(long_about = crate::modes::clients::LONG_ABOUT)]
+    Clients(crate::modes::clients::Options),
     /// The HTTP load test (the original's ApacheBench script): N requests, C in flight.
-    #[command(long_about = crate::http::LONG_ABOUT)]
-    Http(crate::http::Options),
+    #[command(long_about = crate::modes::http::LONG_ABOUT)]
+    Http(crate::modes::http::Options),
     /// The fanout benchmark: subscribers over matches, events published under one flow
     /// control (paced or windowed) for matchstream and its Redis and NATS baselines alike.
-    #[command(long_about = crate::fanout::LONG_ABOUT)]
-    Fanout(crate::fanout::Options),
+    #[command(long_about = crate::modes::fanout::LONG_ABOUT)]
+    Fanout(crate::modes::fanout::Options),
     /// The seed's stage 2: N doubling from --start, HTTP alone, clients alone, both; stops
     /// at the first failing step and names the cause.
-    #[command(long_about = crate::ramp::LONG_ABOUT)]
-    Ramp(crate::ramp::Options),
+    #[command(long_about = crate::modes::ramp::LONG_ABOUT)]
+    Ramp(crate::modes::ramp::Options),
     /// Two --json reports side by side: the figures that differ, and a warning when their
     /// environments or arguments differ.
-    Compare(crate::compare::Options),
+    Compare(crate::modes::compare::Options),
     /// Internal: a worker process of a larger run (reads its plan on stdin).
     #[command(hide = true)]
     Worker,
 }
 
-/// Where the results go and how progress shows.
-#[derive(Debug, Clone, Default, Args)]
-pub struct Output {
-    /// Also write the report as JSON to FILE (schema: bench/README.md).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-
-    /// Rewrite the progress line in place even when stderr is not a terminal.
-    #[arg(long, conflicts_with = "quiet")]
-    pub progress: bool,
-
-    /// No progress output.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-impl Output {
-    /// The progress mode these flags ask for.
-    pub fn mode(&self) -> Mode {
-        if self.quiet {
-            Mode::Off
-        } else if self.progress {
-            Mode::InPlace
-        } else {
-            Mode::Auto
+/// Runs the command; its problems (empty: it passed). `soft_initial` is the open-files limit
+/// the process started with (the environment reports it).
+pub fn run(cli: Cli, soft_initial: u64) -> anyhow::Result<Vec<String>> {
+    if let Command::Worker = cli.command {
+        shards::worker_main()?;
+        return Ok(Vec::new());
+    }
+    let env = Environment::capture(soft_initial);
+    match &cli.command {
+        Command::Clients(o) => {
+            preflight::output(&o.output)?;
+            let r = clients::run(o).context("clients")?;
+            finish(&env, "clients", &o.output, &r, &r.table())?;
+            Ok(r.problems())
         }
+        Command::Http(o) => {
+            preflight::output(&o.output)?;
+            let r = http::run(o).context("http")?;
+            finish(&env, "http", &o.output, &r, &r.table())?;
+            Ok(r.problems())
+        }
+        Command::Fanout(o) => {
+            // Ctrl-C: a partial report rather than none.
+            interrupt::install();
+            let r = fanout::run(o).context("fanout")?;
+            finish(&env, "fanout", &o.output, &r, &r.table())?;
+            Ok(r.problems())
+        }
+        Command::Ramp(o) => {
+            preflight::output(&o.output)?;
+            let r = ramp::run(o).context("ramp")?;
+            finish(&env, "ramp", &o.output, &r, &r.table())?;
+            Ok(r.problems())
+        }
+        Command::Compare(o) => compare::run(o),
+        Command::Worker => Ok(Vec::new()),
     }
 }
 
-/// How connections are spread.
-#[derive(Debug, Clone, Default, Args)]
-pub struct Spread {
-    /// Bind each outgoing socket to the next of these source addresses, e.g.
-    /// 127.0.0.2-127.0.0.254 (one address has ~28k ephemeral ports per destination).
-    #[arg(long, value_name = "A-B|A,B,..", value_parser = SourceIps::parse)]
-    pub source_ips: Option<SourceIps>,
-
-    /// Worker processes to spread subscribers over (0 = as many as the open-files limit
-    /// requires, none when they fit in this process).
-    #[arg(long, default_value_t = 0)]
-    pub workers: usize,
-
-    /// Seconds one connect (and one checkin) may take before it counts as a connect timeout.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub connect_timeout: f64,
-}
-
-impl Spread {
-    /// `--connect-timeout` in milliseconds.
-    pub fn connect_timeout_ms(&self) -> u64 {
-        (self.connect_timeout.max(0.001) * 1000.0) as u64
+/// Prints the environment and the table, and writes the JSON document if asked.
+fn finish<R: Serialize>(
+    env: &Environment,
+    command: &str,
+    output: &Output,
+    report: &R,
+    table: &str,
+) -> anyhow::Result<()> {
+    println!("{}\n", env.describe());
+    print!("{table}");
+    if let Some(path) = &output.json {
+        report::write_json(path, env, command, report)?;
+        println!("report: {}", path.display());
     }
+    Ok(())
 }
 
 #[cfg(test)]

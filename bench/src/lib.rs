@@ -3,62 +3,37 @@
 //! that the binary prints as a table and, with `--json`, writes as a report opening with
 //! its environment.
 //!
-//! Module map:
-//! - subcommands: [`clients`] (the user simulator), [`http`] (the ApacheBench script),
-//!   [`fanout`] (+ [`measure`] one run of one system, [`baseline`] Redis and NATS side by
-//!   side, [`runs`] repeated runs and their tables, [`thresholds`] `--fail-on`), [`ramp`]
-//!   (stage 2, + [`diagnose`] naming failures, [`chart`]);
-//! - flow control of fanout, one for every system: [`flow`] (paced schedule or window),
-//!   [`window`] (the slowest live subscriber per match, shared by every shard);
-//! - load loops (mio, one thread each, no thread per connection): [`subscribe`] (subscribers,
-//!   given a [`plan`], decoding with [`decode`]), [`requests`] (request/response slots of
-//!   `http`) and [`pipeline`] (fanout's pipelined publisher, writing what [`publish`] encodes);
-//! - spreading: [`shards`] (worker processes beyond the open-files limit), [`net`] (source
-//!   addresses, non-blocking connects, error kinds);
-//! - protocol checking: [`framing`] (the stream protocol), [`resp`] (Redis), [`nats`] (NATS),
-//!   [`httpc`] (HTTP responses of the load loops), [`outcome`] (how a subscriber ends, seq order);
-//! - [`preflight`]: what is refused before any load starts; [`interrupt`]: Ctrl-C for a
-//!   partial report;
-//! - the watcher: [`watcher`] (unique matches, scripts renamed, played with
+//! Module map, one room per concern (the arrows point down this list, never back up):
+//! - [`cli`]: the command line, dispatching to a mode; [`options`]: the flags every mode shares;
+//! - [`modes`]: one room per subcommand, each with its options, `--help` text and `run`:
+//!   `clients` (the user simulator), `http` (the ApacheBench script), `fanout` (the benchmark
+//!   for performance engineers, with its runs, baselines and `--fail-on`), `ramp` (stage 2,
+//!   naming failures), `compare`;
+//! - [`watcher`]: the bench as a match's watcher (unique matches, scripts, playing them with
 //!   [`matchstream_client`], whose blocking client does all the control work);
-//! - figures: [`latency`] (hdrhistogram), [`report`] (JSON documents, tables, the bench's own
-//!   cost), [`env`](mod@env) (the environment), [`sysstat`] (/proc figures), [`progress`] (live line);
-//! - [`cli`]: the command line.
+//! - [`subscribers`]: the subscriber side of every mode: the mio loop, shards over threads
+//!   and worker processes, their plan and outcome;
+//! - [`publisher`]: fanout's publishing, one flow control for every system: when (schedule,
+//!   window of the slowest subscriber), what (per system) and the pipelined loop;
+//! - [`requests`]: the request/response slots of `http`;
+//! - [`wire`]: what the load speaks and checks: the stream framing, Redis, NATS, HTTP
+//!   responses, the baselines' payload;
+//! - [`figures`]: latency histograms, reports and tables, the environment, /proc figures,
+//!   the live progress line, the ramp's chart;
+//! - [`preflight`]: what is refused before any load starts; [`interrupt`]: Ctrl-C for a
+//!   partial report; [`net`]: sockets, source addresses, the API's address, error kinds.
 
 #![warn(missing_docs)]
 
-pub mod baseline;
-pub mod chart;
 pub mod cli;
-pub mod clients;
-pub mod compare;
-pub mod decode;
-pub mod diagnose;
-pub mod env;
-pub mod fanout;
-pub mod flow;
-pub mod framing;
-pub mod http;
-pub mod httpc;
+pub mod figures;
 pub mod interrupt;
-pub mod latency;
-pub mod measure;
-pub mod nats;
+pub mod modes;
 pub mod net;
-pub mod outcome;
-pub mod pipeline;
-pub mod plan;
+pub mod options;
 pub mod preflight;
-pub mod progress;
-pub mod publish;
-pub mod ramp;
-pub mod report;
+pub mod publisher;
 pub mod requests;
-pub mod resp;
-pub mod runs;
-pub mod shards;
-pub mod subscribe;
-pub mod sysstat;
-pub mod thresholds;
+pub mod subscribers;
 pub mod watcher;
-pub mod window;
+pub mod wire;

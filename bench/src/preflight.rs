@@ -11,12 +11,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use matchstream_client::HttpClient;
 
-use crate::baseline::Baseline;
-use crate::cli::Output;
 use crate::net::{Api, SourceIps};
+use crate::options::Output;
 
 /// How long an API or baseline may take to answer a pre-flight probe.
-const PROBE: Duration = Duration::from_secs(5);
+pub const PROBE: Duration = Duration::from_secs(5);
 
 /// A file the run will write at its end can be written now (the file is left as it was).
 pub fn writable(path: &Path, flag: &str) -> anyhow::Result<()> {
@@ -76,7 +75,7 @@ fn bindable(ip: IpAddr) -> bool {
 /// Every pid names a process we can sample.
 pub fn pids(pids: &[u32], flag: &str) -> anyhow::Result<()> {
     for &pid in pids {
-        if !crate::sysstat::process_exists(pid) {
+        if !crate::figures::sysstat::process_exists(pid) {
             bail!("{flag} {pid}: no such process (or /proc/{pid}/stat is unreadable)");
         }
     }
@@ -100,31 +99,6 @@ pub fn api(api: &Api) -> anyhow::Result<()> {
             response.status,
             String::from_utf8_lossy(&response.body[..response.body.len().min(200)])
         );
-    }
-    Ok(())
-}
-
-/// Everything `fanout` needs before its load starts.
-pub fn fanout(
-    opts: &crate::fanout::Options,
-    api_url: &Api,
-    baselines: &[Baseline],
-) -> anyhow::Result<()> {
-    output(&opts.output)?;
-    if let Some(p) = &opts.hgrm {
-        writable(p, "--hgrm")?;
-    }
-    if let Some(p) = &opts.csv {
-        writable(p, "--csv")?;
-    }
-    pids(&opts.server_pids, "--server-pid")?;
-    pids(&opts.baseline_pids, "--baseline-pid")?;
-    if let Some(ips) = &opts.spread.source_ips {
-        source_ips(ips)?;
-    }
-    api(api_url)?;
-    for b in baselines {
-        b.ping(PROBE)?;
     }
     Ok(())
 }

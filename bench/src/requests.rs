@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::httpc::ResponseParser;
 use crate::net::{self, IoKind, SourceIps};
-use crate::resp;
+use crate::wire::http::ResponseParser;
+use crate::wire::resp;
 
 /// Longest wait in `poll`.
 const TICK: Duration = Duration::from_millis(20);

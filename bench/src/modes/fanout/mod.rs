@@ -1,0 +1,297 @@
+//! `fanout`: the benchmark for performance engineers. N subscribers (version 2) spread over
+//! M matches that the bench creates, starts and plays as their watcher: E comment events per
+//! match under one flow control ([`crate::publisher::flow`]: paced at R per second per match, or `max`
+//! with a window of W events ahead of the slowest subscriber), then a stop. The same
+//! publisher loop ([`crate::publisher::pipeline`]) drives matchstream and every baseline
+//! (`--baseline redis://..`, `--baseline nats://..`, see [`crate::modes::fanout::baseline`]), pipelining its
+//! publishes. Every event carries its stamp, so every subscriber in every worker process
+//! measures each delivery's latency from the frame alone; per subscriber the v2 seq is
+//! tracked to count duplicates and gaps. `--runs K` repeats the whole measurement with fresh
+//! matches (see [`crate::modes::fanout::runs`] for the tables), and the bench exits non-zero on any loss,
+//! failure, refused publish, missed rate or broken `--fail-on` criterion.
+
+use anyhow::{bail, Context};
+use matchstream_client::{match_id, HttpClient};
+use matchstream_protocol::frame::{render_event, Version};
+use matchstream_protocol::{Event, EventData, EventKind, MatchId, PostedEvent};
+
+use crate::net::{self, Api};
+use crate::publisher::flow::Flow;
+use crate::publisher::publish::{self, Sink};
+use crate::subscribers::plan::Target;
+use crate::wire::decode::Protocol;
+use crate::{figures, preflight, watcher};
+
+pub mod baseline;
+pub mod measure;
+pub mod measured;
+pub mod options;
+pub mod report;
+pub mod runs;
+pub mod thresholds;
+
+use baseline::Baseline;
+use measure::Shape;
+use measured::Figures;
+pub use options::{Options, Rate, LONG_ABOUT};
+pub use report::{FlowControl, Report, ServerProcess};
+use runs::SystemRuns;
+
+/// Runs `fanout` (and its baselines), `--runs` times.
+pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    if opts.subscribers == 0 || opts.matches == 0 || opts.events == 0 || opts.runs == 0 {
+        bail!("--subscribers, --matches, --events and --runs must be at least 1");
+    }
+    if opts.rate == Rate::Max && opts.window == 0 {
+        bail!("--window must be at least 1 (W = 0 would never publish)");
+    }
+    let api = Api::parse(&opts.api)?;
+    let baselines = Baseline::parse_all(&opts.baselines, &opts.baseline_pids)?;
+    preflight(opts, &api, &baselines)?;
+    let frame_bytes = frame_size(opts.warmup + opts.events + 1, opts.payload);
+    let target = if opts.targets.is_empty() {
+        Target::Checkin(api.clone())
+    } else {
+        Target::Direct(
+            opts.targets
+                .iter()
+                .map(|t| net::parse_target(t))
+                .collect::<anyhow::Result<_>>()?,
+        )
+    };
+    let flow = opts.flow();
+    let servers = std::iter::once(("matchstream", &opts.server_pids))
+        .chain(baselines.iter().map(|b| (b.name(), &b.pids)))
+        .flat_map(|(system, pids)| {
+            pids.iter().map(move |&pid| ServerProcess {
+                system: system.to_owned(),
+                pid,
+                command: figures::env::redact(figures::sysstat::cmdline(pid)),
+            })
+        })
+        .collect();
+    let mut client = HttpClient::for_url(api.url.clone()).with_token(&opts.token);
+    let mut all: Vec<Vec<Figures>> = vec![Vec::new(); 1 + baselines.len()];
+    let mut warnings = Vec::new();
+    let mut interrupted = None;
+    for k in 1..=opts.runs {
+        if crate::interrupt::requested() {
+            break;
+        }
+        let run = watcher::run_id();
+        let ids = create_matches(&mut client, &run, opts.matches)
+            .with_context(|| format!("creating the matches of run {k}"))?;
+        let channels: Vec<String> = ids.iter().map(MatchId::to_string).collect();
+        let m = measure::measure(&Shape {
+            opts,
+            system: "matchstream",
+            run: (k, opts.runs),
+            protocol: Protocol::Stream { version: 2 },
+            target: target.clone(),
+            channels,
+            sink: Sink::Matchstream {
+                api: api.url.clone(),
+                token: opts.token.clone(),
+                comment_len: opts.payload,
+            },
+            publish_addr: api.addr,
+            pids: &opts.server_pids,
+            user_prefix: format!("b{run}f"),
+            flow,
+        });
+        if !opts.keep_matches {
+            if let Err(e) = delete_matches(&mut client, &ids) {
+                warnings.push(format!("run {k}: deleting its matches: {e:#}"));
+            }
+        }
+        all[0].push(m?);
+        for (i, b) in baselines.iter().enumerate() {
+            if crate::interrupt::requested() {
+                break;
+            }
+            let f = measure::measure(&Shape {
+                opts,
+                system: b.name(),
+                run: (k, opts.runs),
+                protocol: b.protocol(),
+                target: Target::Direct(vec![b.addr]),
+                channels: b.channels(&run, opts.matches),
+                sink: b.sink(frame_bytes),
+                publish_addr: b.addr,
+                pids: &b.pids,
+                user_prefix: String::new(),
+                flow,
+            })
+            .with_context(|| format!("the {} baseline, run {k}", b.name()))?;
+            all[1 + i].push(f);
+        }
+        if crate::interrupt::requested() {
+            interrupted = Some(k);
+        }
+    }
+    // Systems without a single run (interrupted before theirs) are left out.
+    let keep = all.iter().take_while(|r| !r.is_empty()).count().max(1);
+    all.truncate(keep);
+    let targets = std::iter::once(api.url.to_string())
+        .chain(baselines.iter().map(|b| b.url.clone()))
+        .collect::<Vec<_>>();
+    let systems: Vec<SystemRuns> = all
+        .into_iter()
+        .zip(targets)
+        .map(|(runs, target)| SystemRuns::new(runs, target))
+        .collect();
+    let mut problems: Vec<String> = interrupted
+        .map(|k| {
+            format!(
+                "interrupted (Ctrl-C) in run {k} of {}: this report is partial",
+                opts.runs
+            )
+        })
+        .into_iter()
+        .collect();
+    problems.extend(
+        systems
+            .iter()
+            .flat_map(|s| s.runs.iter().flat_map(Figures::problems)),
+    );
+    if let Some(criteria) = &opts.fail_on {
+        for f in &systems[0].runs {
+            problems.extend(criteria.check(f));
+        }
+    }
+    for s in &systems {
+        for f in &s.runs {
+            warnings.extend(f.warnings());
+            if f.idle_but_slow {
+                warnings.push(runs::idle_but_slow_line(f));
+            }
+        }
+    }
+    if let Some(path) = &opts.hgrm {
+        write_hgrms(path, &systems)?;
+    }
+    let report = Report {
+        subscribers: opts.subscribers,
+        matches: opts.matches,
+        events: opts.events,
+        warmup: opts.warmup,
+        rate: opts.rate.to_string(),
+        flow_control: FlowControl {
+            mode: flow.mode().to_owned(),
+            rate_per_match: match flow {
+                Flow::Paced { rate } => Some(rate),
+                Flow::Window { .. } => None,
+            },
+            window: match flow {
+                Flow::Window { window } => Some(window),
+                Flow::Paced { .. } => None,
+            },
+            publishers: opts
+                .publishers
+                .unwrap_or(32)
+                .clamp(1, opts.matches.max(1) as usize),
+            description: flow.describe(),
+        },
+        frame_bytes,
+        runs: opts.runs,
+        cores: figures::sysstat::cores(),
+        servers,
+        systems,
+        problems,
+        warnings,
+    };
+    if let Some(path) = &opts.csv {
+        std::fs::write(path, report.csv())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report)
+}
+
+/// Creates and starts `count` matches with ids unique to `run`.
+fn create_matches(client: &mut HttpClient, run: &str, count: u64) -> anyhow::Result<Vec<MatchId>> {
+    let home = watcher::team(&format!("b{run}"))?;
+    let start_date = matchstream_protocol::Date::parse(watcher::DATE).context("date")?;
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let m = matchstream_protocol::NewMatch {
+            home: home.clone(),
+            visit: watcher::team(&format!("m{i}"))?,
+            start_date,
+            stadium: None,
+            home_players: Vec::new(),
+            visit_players: Vec::new(),
+        };
+        let id = client
+            .create_match(&m)?
+            .with_context(|| format!("creating the match {}: it exists already", match_id(&m)))?;
+        client.post_event(&id, &PostedEvent::new(EventKind::Start))?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// `DELETE /1/match/<id>` for each (so `/1/matches` does not grow run after run).
+fn delete_matches(client: &mut HttpClient, ids: &[MatchId]) -> anyhow::Result<()> {
+    for id in ids {
+        client.cancel_match(id)?;
+    }
+    Ok(())
+}
+
+fn write_hgrms(path: &std::path::Path, systems: &[SystemRuns]) -> anyhow::Result<()> {
+    for (i, s) in systems.iter().enumerate() {
+        let file = if i == 0 {
+            path.to_path_buf()
+        } else {
+            let stem = path
+                .file_stem()
+                .map_or("latency".into(), |s| s.to_string_lossy());
+            path.with_file_name(format!("{stem}-{}.hgrm", s.system))
+        };
+        std::fs::write(&file, s.merged().hgrm())
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// Bytes of the v2 frame of a measured event with seq `seq` and a comment of `len` bytes.
+pub fn frame_size(seq: u64, len: usize) -> usize {
+    let Ok(match_id) = MatchId::parse("a-b-2011-09-13") else {
+        return 0;
+    };
+    let event = Event {
+        match_id,
+        seq,
+        timestamp_ms: 1_700_000_000_000,
+        kind: EventKind::Comment,
+        data: EventData {
+            comment: Some(publish::comment(1_700_000_000_000_000_000, len)),
+            ..EventData::default()
+        },
+    };
+    let mut out = Vec::new();
+    render_event(&event, Version::V2, &mut out);
+    out.len()
+}
+
+/// Everything `fanout` needs before its load starts: its output paths can be written, its
+/// pids and source addresses exist, the API and every baseline answer.
+fn preflight(opts: &Options, api: &Api, baselines: &[Baseline]) -> anyhow::Result<()> {
+    preflight::output(&opts.output)?;
+    if let Some(p) = &opts.hgrm {
+        preflight::writable(p, "--hgrm")?;
+    }
+    if let Some(p) = &opts.csv {
+        preflight::writable(p, "--csv")?;
+    }
+    preflight::pids(&opts.server_pids, "--server-pid")?;
+    preflight::pids(&opts.baseline_pids, "--baseline-pid")?;
+    if let Some(ips) = &opts.spread.source_ips {
+        preflight::source_ips(ips)?;
+    }
+    preflight::api(api)?;
+    for b in baselines {
+        b.ping(preflight::PROBE)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! What a `fanout` invocation reports: its setup, every run of every system and the medians
+//! ([`crate::modes::fanout::runs`]), the problems that fail it and the warnings that do not;
+//! as a table and as CSV (one line per run).
+
+use crate::figures::report::{self, ms, Table};
+use crate::modes::fanout::runs::{count, pct, publish_cell, rows, SystemRuns};
+
+/// The flow control, as the report states it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FlowControl {
+    /// `paced` or `window`.
+    pub mode: String,
+    /// Paced: R, events per second per match.
+    pub rate_per_match: Option<f64>,
+    /// Window: W.
+    pub window: Option<u64>,
+    /// Publishing connections (pipelined).
+    pub publishers: usize,
+    /// The definition, in words.
+    pub description: String,
+}
+
+/// A server process the run sampled.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerProcess {
+    /// `matchstream`, `redis` or `nats`.
+    pub system: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Its command line (`/proc/PID/cmdline`).
+    pub command: Vec<String>,
+}
+
+/// The figures of a `fanout` invocation.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    /// N.
+    pub subscribers: u64,
+    /// M.
+    pub matches: u64,
+    /// E (measured events per match).
+    pub events: u64,
+    /// Unmeasured events per match before them.
+    pub warmup: u64,
+    /// R (`"10/s per match"` or `"max"`).
+    pub rate: String,
+    /// How publishing was paced, the same for every system.
+    pub flow_control: FlowControl,
+    /// Bytes of each measured event's v2 frame (the baselines' payload size).
+    pub frame_bytes: usize,
+    /// K.
+    pub runs: u32,
+    /// CPUs of the machine.
+    pub cores: usize,
+    /// The sampled server processes (--server-pid, --baseline-pid) and their command lines
+    /// (the server's version and flags, as they ran).
+    pub servers: Vec<ServerProcess>,
+    /// matchstream first, then each baseline: every run and the medians.
+    pub systems: Vec<SystemRuns>,
+    /// Why the invocation failed (empty when it passed): the exit status is 1 unless empty.
+    pub problems: Vec<String>,
+    /// Things worth knowing that do not fail the run (idle-but-slow runs, cleanup).
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// The problems that make the exit status non-zero.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems.clone()
+    }
+
+    /// Every run of every system as CSV (`--csv`): one line per run, the figures of the
+    /// per-run table.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "system,run,p50_ms,p95_ms,p99_ms,p99_9_ms,max_ms,over_100ms,over_1s,expected,\
+             delivered,lost,duplicated,out_of_order,deliveries_per_second,\
+             target_events_per_second,achieved_events_per_second,accepted_events_per_second,\
+             server_share,bench_share,idle_but_slow\n",
+        );
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+        for s in &self.systems {
+            for f in &s.runs {
+                let l = &f.latency;
+                let p = &f.publish;
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                    f.system,
+                    f.run,
+                    l.p50_ms,
+                    l.p95_ms,
+                    l.p99_ms,
+                    l.p99_9_ms,
+                    l.max_ms,
+                    f.over_100ms,
+                    f.over_1s,
+                    f.expected,
+                    f.delivered,
+                    f.lost,
+                    f.duplicated,
+                    f.out_of_order,
+                    f.deliveries_per_second,
+                    opt(p.target_events_per_second),
+                    p.achieved_events_per_second,
+                    p.accepted_events_per_second,
+                    opt(f.cpu.server_share),
+                    f.cpu.bench_share,
+                    f.idle_but_slow
+                ));
+            }
+        }
+        out
+    }
+
+    /// The table printed at the end: the setup, one line per run, the medians side by side,
+    /// then failures, warnings and problems.
+    pub fn table(&self) -> String {
+        let fc = &self.flow_control;
+        let warm = if self.warmup > 0 {
+            format!(" (after {} warm-up)", self.warmup)
+        } else {
+            String::new()
+        };
+        let mut out = format!(
+            "fanout: N={} subscribers over M={} matches, E={} events each{warm}, frame {} B, \
+             {} run(s), {} cores\nflow control: {} ({} publishing connection(s))\n\n",
+            self.subscribers,
+            self.matches,
+            self.events,
+            self.frame_bytes,
+            self.runs,
+            self.cores,
+            fc.description,
+            fc.publishers
+        );
+        for p in &self.servers {
+            out.push_str(&format!(
+                "server: {} pid {}: {}\n",
+                p.system,
+                p.pid,
+                p.command.join(" ")
+            ));
+        }
+        if !self.servers.is_empty() {
+            out.push('\n');
+        }
+        let mut t = Table::new([
+            "run",
+            "system",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            ">100ms",
+            ">1s",
+            "lost",
+            "deliveries/s",
+            "published/s",
+            "server CPU",
+            "bench CPU",
+            "",
+        ]);
+        for s in &self.systems {
+            for f in &s.runs {
+                t.row([
+                    f.run.to_string(),
+                    f.system.clone(),
+                    ms(f.latency.p50_ms),
+                    ms(f.latency.p95_ms),
+                    ms(f.latency.p99_ms),
+                    ms(f.latency.max_ms),
+                    f.over_100ms.to_string(),
+                    f.over_1s.to_string(),
+                    f.lost.to_string(),
+                    count(f.deliveries_per_second),
+                    publish_cell(f),
+                    pct(f.cpu.server_share),
+                    pct(Some(f.cpu.bench_share)),
+                    if f.idle_but_slow {
+                        "IDLE-BUT-SLOW".into()
+                    } else {
+                        String::new()
+                    },
+                ]);
+            }
+        }
+        let done = self.systems.first().map_or(0, |s| s.runs.len());
+        if done > 1 {
+            for s in &self.systems {
+                let m = &s.median;
+                t.row([
+                    "median".to_owned(),
+                    s.system.clone(),
+                    ms(m.p50_ms),
+                    ms(m.p95_ms),
+                    ms(m.p99_ms),
+                    ms(m.max_ms),
+                    count(m.over_100ms),
+                    count(m.over_1s),
+                    String::new(),
+                    count(m.deliveries_per_second),
+                    format!("{:.1}", m.achieved_events_per_second),
+                    pct(m.server_share),
+                    pct(Some(m.bench_share)),
+                    String::new(),
+                ]);
+            }
+        }
+        out.push_str(&t.render());
+        out.push('\n');
+        let title = if done > 1 {
+            format!("median of {done} runs")
+        } else {
+            "fanout".to_owned()
+        };
+        let mut header = vec![title];
+        header.extend(self.systems.iter().map(|s| s.system.clone()));
+        header.extend(
+            self.systems
+                .iter()
+                .skip(1)
+                .map(|s| format!("matchstream/{}", s.system)),
+        );
+        let mut cmp = Table::new(header);
+        for row in rows(&self.systems) {
+            cmp.row(row);
+        }
+        out.push_str(&cmp.render());
+        for s in &self.systems {
+            let failures = s
+                .runs
+                .iter()
+                .map(|f| report::counts(&f.failures))
+                .collect::<Vec<_>>()
+                .join(" | ");
+            let cost = s
+                .runs
+                .last()
+                .map_or(String::new(), |f| report::cost_line(&f.bench));
+            out.push_str(&format!(
+                "{} ({}): failures by run: {failures}; bench cost (last run): {cost}\n",
+                s.system, s.target
+            ));
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        if self.problems.is_empty() {
+            out.push_str("result: PASS\n");
+        } else {
+            out.push_str(&format!(
+                "result: FAIL ({} problem(s))\n",
+                self.problems.len()
+            ));
+            for p in &self.problems {
+                out.push_str(&format!("  - {p}\n"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modes::fanout::measured::Figures;
+
+    fn run(system: &str, run: u32, p99: f64, delivered: u64) -> Figures {
+        let mut f = Figures {
+            system: system.into(),
+            run,
+            delivered,
+            ..Figures::default()
+        };
+        f.latency.p99_ms = p99;
+        f
+    }
+
+    #[test]
+    fn a_stalled_run_stays_visible_beside_the_median() {
+        let runs = vec![
+            run("matchstream", 1, 2.0, 100),
+            run("matchstream", 2, 4000.0, 100),
+            run("matchstream", 3, 3.0, 100),
+        ];
+        let s = SystemRuns::new(runs, "http://x".into());
+        assert_eq!(s.median.p99_ms, 3.0);
+        let report = Report {
+            subscribers: 1,
+            matches: 1,
+            events: 1,
+            warmup: 0,
+            rate: "max".into(),
+            flow_control: FlowControl {
+                mode: "window".into(),
+                rate_per_match: None,
+                window: Some(64),
+                publishers: 1,
+                description: "window W=64".into(),
+            },
+            frame_bytes: 10,
+            runs: 3,
+            cores: 2,
+            servers: Vec::new(),
+            systems: vec![s],
+            problems: vec!["matchstream run 2: 1 deliveries lost".into()],
+            warnings: Vec::new(),
+        };
+        let text = report.table();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("2 "))
+            .expect("run 2's line");
+        assert!(line.contains("4000"), "{text}");
+        assert!(text.contains("median"), "{text}");
+        assert!(text.contains("result: FAIL"), "{text}");
+        assert!(text.contains("window W=64"), "{text}");
+        let csv = report.csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4, "{csv}");
+        let columns = lines[0].split(',').count();
+        assert!(
+            lines.iter().all(|l| l.split(',').count() == columns),
+            "{csv}"
+        );
+        assert!(lines[2].starts_with("matchstream,2,0,0,4000,"), "{csv}");
+    }
+}

@@ -1,0 +1,141 @@
+//! What a shard of subscribers is asked to do ([`Plan`], sent whole to worker processes as
+//! JSON) and what it reports ([`Outcome`], merged across shards: counts add up, histograms
+//! merge exactly).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::figures::latency::Latency;
+use crate::net::{Api, SourceIps};
+use crate::subscribers::outcome::FailureCounts;
+use crate::wire::decode::Protocol;
+
+/// Where the subscribers connect.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Target {
+    /// Ask `GET /1/checkin` of this API, once per subscriber.
+    Checkin(Api),
+    /// Connect straight to these addresses, subscriber `i` to `addrs[i % len]`.
+    Direct(Vec<SocketAddr>),
+}
+
+/// One shard's share of a run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Where to connect.
+    pub target: Target,
+    /// Match ids (or Redis channels): subscriber `i` watches `channels[i % len]`.
+    pub channels: Vec<String>,
+    /// User ids are `<user_prefix><i>`.
+    pub user_prefix: String,
+    /// Global index of this shard's first subscriber.
+    pub first: u64,
+    /// Subscribers in this shard.
+    pub count: u64,
+    /// Most subscribers attempting at once.
+    pub concurrency: u64,
+    /// Bound of one checkin and of one connect, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Bound of the whole shard, in milliseconds.
+    pub time_limit_ms: u64,
+    /// Source addresses to rotate over.
+    pub source_ips: Option<SourceIps>,
+}
+
+/// What a shard measured; shards merge into one.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    /// Subscribers planned.
+    pub planned: u64,
+    /// Subscribers whose status arrived.
+    pub connected: u64,
+    /// Subscribers that ended well.
+    pub ok: u64,
+    /// Subscribers that failed.
+    pub failed: u64,
+    /// Failures by kind.
+    pub failures: FailureCounts,
+    /// `ERROR:` lines by reason.
+    pub error_lines: BTreeMap<String, u64>,
+    /// Framing violations by description.
+    pub framing: BTreeMap<String, u64>,
+    /// Measured (stamped) frames received.
+    pub delivered: u64,
+    /// Frames whose seq was not above the last one seen.
+    pub duplicated: u64,
+    /// Frames whose seq skipped ahead (a gap at that moment).
+    pub out_of_order: u64,
+    /// Checkin round trips.
+    pub checkin: Latency,
+    /// Connect latency (connect call to established).
+    pub connect: Latency,
+    /// Time to status (connect call to complete status frame).
+    pub status: Latency,
+    /// Delivery latency (stamped POST time to complete frame).
+    pub delivery: Latency,
+    /// Realtime (ns since the epoch) of the first and last measured delivery.
+    pub first_delivery_ns: u64,
+    /// See `first_delivery_ns`.
+    pub last_delivery_ns: u64,
+    /// Most connections open at once.
+    pub peak_open: u64,
+    /// Connections open when every attempt had ended.
+    pub open_at_ready: u64,
+    /// Growth of the shard process's RSS from start to that moment, in bytes.
+    pub rss_growth_bytes: u64,
+    /// Seconds the shard ran.
+    pub seconds: f64,
+    /// CPU seconds of the shard's thread once every attempt had ended.
+    #[serde(default)]
+    pub cpu_at_ready: f64,
+    /// CPU seconds of the shard's thread at its end.
+    #[serde(default)]
+    pub cpu_at_end: f64,
+}
+
+impl Outcome {
+    /// The bench's RSS growth per connection open once every attempt had ended (none below
+    /// 100 connections: too few to tell).
+    pub fn rss_per_connection(&self) -> Option<f64> {
+        (self.open_at_ready >= 100)
+            .then(|| self.rss_growth_bytes as f64 / self.open_at_ready as f64)
+    }
+
+    /// Adds another shard's figures.
+    pub fn merge(&mut self, o: &Outcome) {
+        self.planned += o.planned;
+        self.connected += o.connected;
+        self.ok += o.ok;
+        self.failed += o.failed;
+        for (k, v) in &o.failures {
+            *self.failures.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.error_lines {
+            *self.error_lines.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.framing {
+            *self.framing.entry(k.clone()).or_default() += v;
+        }
+        self.delivered += o.delivered;
+        self.duplicated += o.duplicated;
+        self.out_of_order += o.out_of_order;
+        self.checkin.merge(&o.checkin);
+        self.connect.merge(&o.connect);
+        self.status.merge(&o.status);
+        self.delivery.merge(&o.delivery);
+        if o.first_delivery_ns > 0
+            && (self.first_delivery_ns == 0 || o.first_delivery_ns < self.first_delivery_ns)
+        {
+            self.first_delivery_ns = o.first_delivery_ns;
+        }
+        self.last_delivery_ns = self.last_delivery_ns.max(o.last_delivery_ns);
+        self.peak_open += o.peak_open;
+        self.open_at_ready += o.open_at_ready;
+        self.rss_growth_bytes += o.rss_growth_bytes;
+        self.seconds = self.seconds.max(o.seconds);
+        self.cpu_at_ready += o.cpu_at_ready;
+        self.cpu_at_end += o.cpu_at_end;
+    }
+}

@@ -1,0 +1,76 @@
+//! What a subscriber's bytes mean, per protocol: the matchstream stream (the framing checker,
+//! [`crate::wire::framing`]), Redis pushes ([`crate::wire::resp`]) or NATS messages ([`crate::wire::nats`]),
+//! all yielding the same [`Item`]s so that every subscriber is accounted for alike.
+
+use matchstream_protocol::frame::Version;
+
+use crate::wire::framing::{FrameChecker, Item, Violation};
+use crate::wire::nats::MsgDecoder;
+use crate::wire::resp::PushDecoder;
+
+/// What the subscribers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Protocol {
+    /// The matchstream stream protocol, version 1 or 2.
+    Stream {
+        /// 1 or 2.
+        version: u8,
+    },
+    /// Redis pub/sub (a baseline).
+    Redis,
+    /// NATS core pub/sub (a baseline).
+    Nats,
+}
+
+/// One subscriber's decoder.
+#[derive(Debug)]
+pub enum Decoder {
+    /// The stream protocol.
+    Stream(FrameChecker),
+    /// Redis pub/sub.
+    Redis(PushDecoder),
+    /// NATS core.
+    Nats(MsgDecoder),
+}
+
+impl Decoder {
+    /// The decoder for `protocol`.
+    pub fn new(protocol: Protocol) -> Decoder {
+        match protocol {
+            Protocol::Stream { version } => Decoder::Stream(FrameChecker::new(if version == 1 {
+                Version::V1
+            } else {
+                Version::V2
+            })),
+            Protocol::Redis => Decoder::Redis(PushDecoder::default()),
+            Protocol::Nats => Decoder::Nats(MsgDecoder::default()),
+        }
+    }
+
+    /// Decodes the next bytes.
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<Item>) -> Result<(), Violation> {
+        match self {
+            Decoder::Stream(c) => c.feed(data, out),
+            Decoder::Redis(d) => d.feed(data, out),
+            Decoder::Nats(d) => d.feed(data, out),
+        }
+    }
+
+    /// The connection ended: fine between frames, [`Violation::Incomplete`] inside one.
+    pub fn finish(&self) -> Result<(), Violation> {
+        match self {
+            Decoder::Stream(c) => c.finish(),
+            Decoder::Redis(d) if d.idle() => Ok(()),
+            Decoder::Nats(d) if d.idle() => Ok(()),
+            Decoder::Redis(_) | Decoder::Nats(_) => Err(Violation::Incomplete),
+        }
+    }
+
+    /// Server pings to answer (NATS), taken.
+    pub fn take_pings(&mut self) -> u16 {
+        match self {
+            Decoder::Nats(d) => d.take_pings(),
+            Decoder::Stream(_) | Decoder::Redis(_) => 0,
+        }
+    }
+}

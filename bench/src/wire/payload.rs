@@ -1,0 +1,80 @@
+//! The baselines' payload, Redis and NATS alike: `<seq> <kind> <t_ns> <padding>`, as long as
+//! matchstream's frame. `kind` is `c` for a measured event (`t_ns` its stamp: scheduled or
+//! actual send time), `w` for a warm-up event (not measured) and `s` for the final stop, so a
+//! baseline subscriber is accounted for exactly like a matchstream one.
+
+use matchstream_protocol::EventKind;
+
+use crate::wire::framing::{Frame, Violation};
+
+/// What an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Published but not measured (`--warmup`).
+    Warmup,
+    /// Measured: its subscribers record its latency.
+    Measured,
+    /// The match's stop.
+    Stop,
+}
+
+/// A baseline payload of `size` bytes (at least the prefix) for event `seq` stamped `sent_ns`.
+pub fn encode(seq: u64, kind: Kind, sent_ns: u64, size: usize) -> Vec<u8> {
+    let mut p = match kind {
+        Kind::Stop => format!("{seq} s 0 "),
+        Kind::Warmup => format!("{seq} w {sent_ns} "),
+        Kind::Measured => format!("{seq} c {sent_ns} "),
+    }
+    .into_bytes();
+    if p.len() < size {
+        p.resize(size, b'x');
+    }
+    p
+}
+
+/// The facts of a baseline payload (its first bytes suffice: `<seq> <kind> <t_ns> `).
+pub fn parse(text: &[u8]) -> Result<Frame, Violation> {
+    let bad = Violation::BadFraming("a baseline payload of the wrong shape");
+    let s = std::str::from_utf8(text).map_err(|_| bad)?;
+    let mut parts = s.split(' ');
+    let seq: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(bad)?;
+    let (kind, measured) = match parts.next() {
+        Some("c") => (EventKind::Comment, true),
+        Some("w") => (EventKind::Comment, false),
+        Some("s") => (EventKind::Stop, false),
+        _ => return Err(bad),
+    };
+    let sent: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(bad)?;
+    Ok(Frame {
+        kind,
+        seq: Some(seq),
+        sent_ns: measured.then_some(sent),
+        period: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_say_what_is_measured() {
+        let p = |k, ns| parse(&encode(7, k, ns, 40)).expect("valid");
+        let m = p(Kind::Measured, 123);
+        assert_eq!(
+            (m.kind, m.seq, m.sent_ns),
+            (EventKind::Comment, Some(7), Some(123))
+        );
+        let w = p(Kind::Warmup, 123);
+        assert_eq!(
+            (w.kind, w.seq, w.sent_ns),
+            (EventKind::Comment, Some(7), None)
+        );
+        let s = p(Kind::Stop, 0);
+        assert_eq!((s.kind, s.sent_ns), (EventKind::Stop, None));
+        assert_eq!(encode(7, Kind::Measured, 5, 0), b"7 c 5 ");
+        assert_eq!(encode(7, Kind::Measured, 5, 10), b"7 c 5 xxxx");
+        assert!(parse(b"7 q 5 ").is_err());
+        assert!(parse(b"x c 5 ").is_err());
+    }
+}
