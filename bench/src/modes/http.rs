@@ -217,6 +217,42 @@ struct Load<'a> {
     slot_path: Vec<usize>,
 }
 
+/// The open loop's achieved rate: the schedule's span against the span it took to send
+/// (wrk2's), for `share` of the requests sent, the last `due` then and `sent` at.
+fn achieved_rate(rate: f64, share: f64, started: Instant, due: Instant, sent: Instant) -> f64 {
+    let period = 1.0 / rate;
+    let nominal = due.duration_since(started).as_secs_f64() + period;
+    let actual = sent.duration_since(started).as_secs_f64() + period;
+    rate * share * (nominal / actual).min(1.0)
+}
+
+impl<'a> Load<'a> {
+    /// The load of `setup`, nothing sent yet.
+    fn new(setup: &'a Setup, live: Arc<Live>) -> Load<'a> {
+        let slots = setup.c.min(setup.n).max(1) as usize;
+        Load {
+            setup,
+            issued: 0,
+            latency: Latency::new(),
+            report: Report {
+                n: setup.n,
+                c: setup.c,
+                keep_alive: setup.keep_alive,
+                paths: setup.paths.clone(),
+                rate: setup.rate,
+                ..Report::default()
+            },
+            live,
+            t0: Instant::now(),
+            intended: vec![None; slots],
+            last_sent: None,
+            max_lag: Duration::ZERO,
+            per_path: vec![Latency::new(); setup.paths.len()],
+            slot_path: vec![0; slots],
+        }
+    }
+}
+
 impl Load<'_> {
     /// The latency of `slot`'s request: from its intended time (open loop) or its start.
     fn latency_of(&mut self, slot: usize, measured: Duration) -> Duration {
@@ -314,26 +350,7 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
             s.failed
         )
     });
-    let mut load = Load {
-        setup,
-        issued: 0,
-        latency: Latency::new(),
-        report: Report {
-            n: setup.n,
-            c: setup.c,
-            keep_alive: setup.keep_alive,
-            paths: setup.paths.clone(),
-            rate: setup.rate,
-            ..Report::default()
-        },
-        live,
-        t0: Instant::now(),
-        intended: vec![None; setup.c.min(setup.n).max(1) as usize],
-        last_sent: None,
-        max_lag: Duration::ZERO,
-        per_path: vec![Latency::new(); setup.paths.len()],
-        slot_path: vec![0; setup.c.min(setup.n).max(1) as usize],
-    };
+    let mut load = Load::new(setup, live);
     let opts = requests::Options {
         addr: setup.api.addr,
         slots: setup.c.min(setup.n).max(1) as usize,
@@ -363,13 +380,8 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
     r.requests_per_second = r.answered as f64 / seconds.max(1e-9);
     r.connections = connections;
     if let (Some(rate), Some((due, sent))) = (setup.rate, load.last_sent) {
-        // The schedule's span against the span it took to send (wrk2's achieved rate).
-        let period = 1.0 / rate;
-        let nominal = due.duration_since(started).as_secs_f64() + period;
-        let actual = sent.duration_since(started).as_secs_f64() + period;
         let share = load.issued as f64 / setup.n.max(1) as f64;
-        let achieved = rate * share * (nominal / actual).min(1.0);
-        r.achieved_rate = Some(achieved);
+        r.achieved_rate = Some(achieved_rate(rate, share, started, due, sent));
         r.max_lag_ms = Some(load.max_lag.as_secs_f64() * 1000.0);
     }
     r.bench = BenchCost {

@@ -115,30 +115,15 @@ pub fn run(
 ) -> anyhow::Result<Published> {
     let poll = Poll::new()?;
     board.set_waker(Arc::new(Waker::new(poll.registry(), WAKE)?));
-    let mut lp = Loop {
-        opts,
-        sink,
-        poll,
-        conns: (0..opts.connections.max(1))
-            .map(|_| Conn::default())
-            .collect(),
-        out: Published::default(),
-        latency: Latency::new(),
-        last_due: None,
-        last_written: None,
-        min_lag: None,
-        max_lag: Duration::ZERO,
-        last_accepted: None,
-        min_answer_lag: None,
-        max_answer_lag: Duration::ZERO,
-        sent,
-    };
+    let mut lp = Loop::new(opts, sink, poll, sent);
     let mut events = Events::with_capacity(256);
     let mut buf = vec![0u8; 64 * 1024];
     let mut batch = Vec::with_capacity(BUDGET);
     let mut wait = Wait::Until(schedule.t0());
-    let mut generation = board.generation();
-    let mut progress_at = Instant::now();
+    let mut watchdog = Watchdog {
+        generation: board.generation(),
+        at: Instant::now(),
+    };
     loop {
         let now = Instant::now();
         if now >= opts.limit {
@@ -160,7 +145,7 @@ pub fn run(
                 &mut batch,
             );
             if !batch.is_empty() {
-                progress_at = now;
+                watchdog.at = now;
             }
             for p in &batch {
                 lp.enqueue(p, &channels[p.channel]);
@@ -174,15 +159,8 @@ pub fn run(
             break;
         }
         if wait == Wait::Frontier {
-            let g = board.generation();
-            if g != generation {
-                generation = g;
-                progress_at = now;
-            } else if now.duration_since(progress_at) >= opts.stall_timeout {
-                lp.out.stalled = Some(format!(
-                    "no subscriber progress for {:.0} s while publishes waited for the window",
-                    opts.stall_timeout.as_secs_f64()
-                ));
+            if let Some(why) = watchdog.stalled(board, now, opts.stall_timeout) {
+                lp.out.stalled = Some(why);
                 break;
             }
         }
@@ -203,11 +181,59 @@ pub fn run(
             lp.ready(i, &mut buf);
         }
     }
-    for i in 0..lp.conns.len() {
-        lp.fail(i, ErrorKind::Timeout);
-    }
-    lp.out.unsent += schedule.remaining();
     Ok(lp.finish(schedule))
+}
+
+/// Watches the window's progress while publishes wait for it: publishes released, or the
+/// board's generation moving (a subscriber received something).
+struct Watchdog {
+    /// The board's generation when last seen.
+    generation: u64,
+    /// When progress was last seen.
+    at: Instant,
+}
+
+impl Watchdog {
+    /// Why publishing should stop: no progress for `timeout`.
+    fn stalled(&mut self, board: &Board, now: Instant, timeout: Duration) -> Option<String> {
+        let g = board.generation();
+        if g != self.generation {
+            self.generation = g;
+            self.at = now;
+            None
+        } else if now.duration_since(self.at) >= timeout {
+            Some(format!(
+                "no subscriber progress for {:.0} s while publishes waited for the window",
+                timeout.as_secs_f64()
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl<'a> Loop<'a> {
+    /// A loop of `opts.connections` connections (none open yet).
+    fn new(opts: &'a Options, sink: &'a Sink, poll: Poll, sent: &'a AtomicU64) -> Loop<'a> {
+        Loop {
+            opts,
+            sink,
+            poll,
+            conns: (0..opts.connections.max(1))
+                .map(|_| Conn::default())
+                .collect(),
+            out: Published::default(),
+            latency: Latency::new(),
+            last_due: None,
+            last_written: None,
+            min_lag: None,
+            max_lag: Duration::ZERO,
+            last_accepted: None,
+            min_answer_lag: None,
+            max_answer_lag: Duration::ZERO,
+            sent,
+        }
+    }
 }
 
 impl Loop<'_> {
@@ -450,7 +476,13 @@ impl Loop<'_> {
         self.conns[i] = Conn::default();
     }
 
+    /// Ends the run: whatever is still pending fails as `timeout`, whatever the schedule
+    /// never released counts as unsent, and the figures are summed up.
     fn finish(mut self, schedule: &Schedule) -> Published {
+        for i in 0..self.conns.len() {
+            self.fail(i, ErrorKind::Timeout);
+        }
+        self.out.unsent += schedule.remaining();
         let t0 = schedule.t0();
         self.out.latency = self.latency.summary();
         self.out.max_lag_ms = self.max_lag.as_secs_f64() * 1000.0;

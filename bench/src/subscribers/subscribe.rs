@@ -145,29 +145,7 @@ pub fn run(
     }
     let started = Instant::now();
     let limit = started + Duration::from_millis(plan.time_limit_ms);
-    let mut shard = Shard {
-        plan,
-        live,
-        poll: Poll::new()?,
-        subs: Slab::with_capacity(plan.count.min(1 << 16) as usize),
-        timeouts: VecDeque::new(),
-        timeout: Duration::from_millis(plan.connect_timeout_ms.max(1)),
-        out: Outcome {
-            planned: plan.count,
-            ..Outcome::default()
-        },
-        attempting: 0,
-        launched: 0,
-        scratch: Vec::with_capacity(256),
-        items: Vec::new(),
-        trackers: vec![MinTracker::default(); plan.channels.len()],
-        recent: Latency::new(),
-        recent_since: started,
-        reported: vec![u64::MAX - 1; plan.channels.len()],
-        dirty: vec![true; plan.channels.len()],
-        dirty_list: (0..plan.channels.len() as u32).collect(),
-        changes: Vec::new(),
-    };
+    let mut shard = Shard::new(plan, live, started)?;
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; READ_BUF];
     // Fixed costs (histograms, buffers) are in place: what grows from here is per connection.
@@ -183,13 +161,7 @@ pub fn run(
         shard.launch_more(now);
         if !ready && shard.launched == plan.count && shard.attempting == 0 {
             ready = true;
-            shard.out.open_at_ready = shard.subs.len() as u64;
-            let rss = crate::figures::sysstat::rss_bytes("self").unwrap_or(0);
-            shard.out.rss_growth_bytes = rss.saturating_sub(rss_start);
-            shard.out.cpu_at_ready = crate::figures::sysstat::thread_cpu_seconds();
-            shard.publish();
-            shard.report_frontiers(signal);
-            signal(Signal::Ready);
+            shard.ready(rss_start, signal);
         }
         if shard.launched == plan.count && shard.subs.is_empty() {
             break;
@@ -223,6 +195,47 @@ pub fn run(
     shard.out.seconds = started.elapsed().as_secs_f64();
     shard.out.cpu_at_end = crate::figures::sysstat::thread_cpu_seconds();
     Ok(shard.out)
+}
+
+impl<'a> Shard<'a> {
+    /// A shard with no subscriber launched yet.
+    fn new(plan: &'a Plan, live: &'a Live, started: Instant) -> anyhow::Result<Shard<'a>> {
+        Ok(Shard {
+            plan,
+            live,
+            poll: Poll::new()?,
+            subs: Slab::with_capacity(plan.count.min(1 << 16) as usize),
+            timeouts: VecDeque::new(),
+            timeout: Duration::from_millis(plan.connect_timeout_ms.max(1)),
+            out: Outcome {
+                planned: plan.count,
+                ..Outcome::default()
+            },
+            attempting: 0,
+            launched: 0,
+            scratch: Vec::with_capacity(256),
+            items: Vec::new(),
+            trackers: vec![MinTracker::default(); plan.channels.len()],
+            recent: Latency::new(),
+            recent_since: started,
+            reported: vec![u64::MAX - 1; plan.channels.len()],
+            dirty: vec![true; plan.channels.len()],
+            dirty_list: (0..plan.channels.len() as u32).collect(),
+            changes: Vec::new(),
+        })
+    }
+
+    /// Every attempt has ended: records what the open connections cost (RSS grown since
+    /// `rss_start`, CPU so far) and signals [`Signal::Ready`] after every match's frontier.
+    fn ready(&mut self, rss_start: u64, signal: &mut dyn FnMut(Signal<'_>)) {
+        self.out.open_at_ready = self.subs.len() as u64;
+        let rss = crate::figures::sysstat::rss_bytes("self").unwrap_or(0);
+        self.out.rss_growth_bytes = rss.saturating_sub(rss_start);
+        self.out.cpu_at_ready = crate::figures::sysstat::thread_cpu_seconds();
+        self.publish();
+        self.report_frontiers(signal);
+        signal(Signal::Ready);
+    }
 }
 
 impl Shard<'_> {

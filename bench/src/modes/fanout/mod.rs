@@ -37,6 +37,20 @@ pub use options::{Options, Rate, LONG_ABOUT};
 pub use report::{FlowControl, Report, ServerProcess};
 use runs::SystemRuns;
 
+/// What every run of an invocation shares.
+struct Setup<'a> {
+    opts: &'a Options,
+    /// The node under test.
+    api: Api,
+    /// Redis and NATS, run in the same shape after matchstream.
+    baselines: Vec<Baseline>,
+    /// Where matchstream's subscribers connect.
+    target: Target,
+    flow: Flow,
+    /// Bytes of a measured event's v2 frame: the baselines' payload size.
+    frame_bytes: usize,
+}
+
 /// Runs `fanout` (and its baselines), `--runs` times.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.subscribers == 0 || opts.matches == 0 || opts.events == 0 || opts.runs == 0 {
@@ -48,19 +62,79 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let api = Api::parse(&opts.api)?;
     let baselines = Baseline::parse_all(&opts.baselines, &opts.baseline_pids)?;
     preflight(opts, &api, &baselines)?;
-    let frame_bytes = frame_size(opts.warmup + opts.events + 1, opts.payload);
-    let target = if opts.targets.is_empty() {
-        Target::Checkin(api.clone())
-    } else {
-        Target::Direct(
-            opts.targets
-                .iter()
-                .map(|t| net::parse_target(t))
-                .collect::<anyhow::Result<_>>()?,
-        )
+    let setup = Setup {
+        opts,
+        target: target(opts, &api)?,
+        flow: opts.flow(),
+        frame_bytes: frame_size(opts.warmup + opts.events + 1, opts.payload),
+        api,
+        baselines,
     };
-    let flow = opts.flow();
-    let servers = std::iter::once(("matchstream", &opts.server_pids))
+    let servers = servers(opts, &setup.baselines);
+    let mut client = HttpClient::for_url(setup.api.url.clone()).with_token(&opts.token);
+    let mut all: Vec<Vec<Figures>> = vec![Vec::new(); 1 + setup.baselines.len()];
+    let mut warnings = Vec::new();
+    let mut interrupted = None;
+    for k in 1..=opts.runs {
+        if crate::interrupt::requested() {
+            break;
+        }
+        run_once(&setup, &mut client, k, &mut all, &mut warnings)?;
+        if crate::interrupt::requested() {
+            interrupted = Some(k);
+        }
+    }
+    let systems = systems(&setup, all);
+    let problems = problems(opts, interrupted, &systems);
+    for s in &systems {
+        for f in &s.runs {
+            warnings.extend(f.warnings());
+            if f.idle_but_slow {
+                warnings.push(runs::idle_but_slow_line(f));
+            }
+        }
+    }
+    if let Some(path) = &opts.hgrm {
+        write_hgrms(path, &systems)?;
+    }
+    let report = Report {
+        subscribers: opts.subscribers,
+        matches: opts.matches,
+        events: opts.events,
+        warmup: opts.warmup,
+        rate: opts.rate.to_string(),
+        flow_control: flow_control(opts, setup.flow),
+        frame_bytes: setup.frame_bytes,
+        runs: opts.runs,
+        cores: figures::sysstat::cores(),
+        servers,
+        systems,
+        problems,
+        warnings,
+    };
+    if let Some(path) = &opts.csv {
+        std::fs::write(path, report.csv())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report)
+}
+
+/// Where matchstream's subscribers connect: checkin, or `--targets`.
+fn target(opts: &Options, api: &Api) -> anyhow::Result<Target> {
+    if opts.targets.is_empty() {
+        return Ok(Target::Checkin(api.clone()));
+    }
+    Ok(Target::Direct(
+        opts.targets
+            .iter()
+            .map(|t| net::parse_target(t))
+            .collect::<anyhow::Result<_>>()?,
+    ))
+}
+
+/// The server processes to sample, and their command lines.
+fn servers(opts: &Options, baselines: &[Baseline]) -> Vec<ServerProcess> {
+    std::iter::once(("matchstream", &opts.server_pids))
         .chain(baselines.iter().map(|b| (b.name(), &b.pids)))
         .flat_map(|(system, pids)| {
             pids.iter().map(move |&pid| ServerProcess {
@@ -69,77 +143,86 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
                 command: figures::env::redact(figures::sysstat::cmdline(pid)),
             })
         })
-        .collect();
-    let mut client = HttpClient::for_url(api.url.clone()).with_token(&opts.token);
-    let mut all: Vec<Vec<Figures>> = vec![Vec::new(); 1 + baselines.len()];
-    let mut warnings = Vec::new();
-    let mut interrupted = None;
-    for k in 1..=opts.runs {
+        .collect()
+}
+
+/// Run `k`: matchstream on fresh matches (deleted afterwards unless `--keep-matches`), then
+/// each baseline; each system's figures go to its list in `all`.
+fn run_once(
+    setup: &Setup<'_>,
+    client: &mut HttpClient,
+    k: u32,
+    all: &mut [Vec<Figures>],
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let opts = setup.opts;
+    let run = watcher::run_id();
+    let ids = create_matches(client, &run, opts.matches)
+        .with_context(|| format!("creating the matches of run {k}"))?;
+    let channels: Vec<String> = ids.iter().map(MatchId::to_string).collect();
+    let m = measure::measure(&Shape {
+        opts,
+        system: "matchstream",
+        run: (k, opts.runs),
+        protocol: Protocol::Stream { version: 2 },
+        target: setup.target.clone(),
+        channels,
+        sink: Sink::Matchstream {
+            api: setup.api.url.clone(),
+            token: opts.token.clone(),
+            comment_len: opts.payload,
+        },
+        publish_addr: setup.api.addr,
+        pids: &opts.server_pids,
+        user_prefix: format!("b{run}f"),
+        flow: setup.flow,
+    });
+    if !opts.keep_matches {
+        if let Err(e) = delete_matches(client, &ids) {
+            warnings.push(format!("run {k}: deleting its matches: {e:#}"));
+        }
+    }
+    all[0].push(m?);
+    for (i, b) in setup.baselines.iter().enumerate() {
         if crate::interrupt::requested() {
             break;
         }
-        let run = watcher::run_id();
-        let ids = create_matches(&mut client, &run, opts.matches)
-            .with_context(|| format!("creating the matches of run {k}"))?;
-        let channels: Vec<String> = ids.iter().map(MatchId::to_string).collect();
-        let m = measure::measure(&Shape {
+        let f = measure::measure(&Shape {
             opts,
-            system: "matchstream",
+            system: b.name(),
             run: (k, opts.runs),
-            protocol: Protocol::Stream { version: 2 },
-            target: target.clone(),
-            channels,
-            sink: Sink::Matchstream {
-                api: api.url.clone(),
-                token: opts.token.clone(),
-                comment_len: opts.payload,
-            },
-            publish_addr: api.addr,
-            pids: &opts.server_pids,
-            user_prefix: format!("b{run}f"),
-            flow,
-        });
-        if !opts.keep_matches {
-            if let Err(e) = delete_matches(&mut client, &ids) {
-                warnings.push(format!("run {k}: deleting its matches: {e:#}"));
-            }
-        }
-        all[0].push(m?);
-        for (i, b) in baselines.iter().enumerate() {
-            if crate::interrupt::requested() {
-                break;
-            }
-            let f = measure::measure(&Shape {
-                opts,
-                system: b.name(),
-                run: (k, opts.runs),
-                protocol: b.protocol(),
-                target: Target::Direct(vec![b.addr]),
-                channels: b.channels(&run, opts.matches),
-                sink: b.sink(frame_bytes),
-                publish_addr: b.addr,
-                pids: &b.pids,
-                user_prefix: String::new(),
-                flow,
-            })
-            .with_context(|| format!("the {} baseline, run {k}", b.name()))?;
-            all[1 + i].push(f);
-        }
-        if crate::interrupt::requested() {
-            interrupted = Some(k);
-        }
+            protocol: b.protocol(),
+            target: Target::Direct(vec![b.addr]),
+            channels: b.channels(&run, opts.matches),
+            sink: b.sink(setup.frame_bytes),
+            publish_addr: b.addr,
+            pids: &b.pids,
+            user_prefix: String::new(),
+            flow: setup.flow,
+        })
+        .with_context(|| format!("the {} baseline, run {k}", b.name()))?;
+        all[1 + i].push(f);
     }
-    // Systems without a single run (interrupted before theirs) are left out.
+    Ok(())
+}
+
+/// Every system's runs and medians, matchstream first; systems without a single run
+/// (interrupted before theirs) are left out.
+fn systems(setup: &Setup<'_>, mut all: Vec<Vec<Figures>>) -> Vec<SystemRuns> {
     let keep = all.iter().take_while(|r| !r.is_empty()).count().max(1);
     all.truncate(keep);
-    let targets = std::iter::once(api.url.to_string())
-        .chain(baselines.iter().map(|b| b.url.clone()))
+    let targets = std::iter::once(setup.api.url.to_string())
+        .chain(setup.baselines.iter().map(|b| b.url.clone()))
         .collect::<Vec<_>>();
-    let systems: Vec<SystemRuns> = all
-        .into_iter()
+    all.into_iter()
         .zip(targets)
         .map(|(runs, target)| SystemRuns::new(runs, target))
-        .collect();
+        .collect()
+}
+
+/// Why the invocation fails: an interruption, every run's problems, and the `--fail-on`
+/// criteria each matchstream run breaks.
+fn problems(opts: &Options, interrupted: Option<u32>, systems: &[SystemRuns]) -> Vec<String> {
     let mut problems: Vec<String> = interrupted
         .map(|k| {
             format!(
@@ -159,52 +242,27 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             problems.extend(criteria.check(f));
         }
     }
-    for s in &systems {
-        for f in &s.runs {
-            warnings.extend(f.warnings());
-            if f.idle_but_slow {
-                warnings.push(runs::idle_but_slow_line(f));
-            }
-        }
-    }
-    if let Some(path) = &opts.hgrm {
-        write_hgrms(path, &systems)?;
-    }
-    let report = Report {
-        subscribers: opts.subscribers,
-        matches: opts.matches,
-        events: opts.events,
-        warmup: opts.warmup,
-        rate: opts.rate.to_string(),
-        flow_control: FlowControl {
-            mode: flow.mode().to_owned(),
-            rate_per_match: match flow {
-                Flow::Paced { rate } => Some(rate),
-                Flow::Window { .. } => None,
-            },
-            window: match flow {
-                Flow::Window { window } => Some(window),
-                Flow::Paced { .. } => None,
-            },
-            publishers: opts
-                .publishers
-                .unwrap_or(32)
-                .clamp(1, opts.matches.max(1) as usize),
-            description: flow.describe(),
+    problems
+}
+
+/// The flow control as the report states it.
+fn flow_control(opts: &Options, flow: Flow) -> FlowControl {
+    FlowControl {
+        mode: flow.mode().to_owned(),
+        rate_per_match: match flow {
+            Flow::Paced { rate } => Some(rate),
+            Flow::Window { .. } => None,
         },
-        frame_bytes,
-        runs: opts.runs,
-        cores: figures::sysstat::cores(),
-        servers,
-        systems,
-        problems,
-        warnings,
-    };
-    if let Some(path) = &opts.csv {
-        std::fs::write(path, report.csv())
-            .with_context(|| format!("writing {}", path.display()))?;
+        window: match flow {
+            Flow::Window { window } => Some(window),
+            Flow::Paced { .. } => None,
+        },
+        publishers: opts
+            .publishers
+            .unwrap_or(32)
+            .clamp(1, opts.matches.max(1) as usize),
+        description: flow.describe(),
     }
-    Ok(report)
 }
 
 /// Creates and starts `count` matches with ids unique to `run`.

@@ -115,6 +115,21 @@ impl Report {
     /// The table printed at the end: the setup, one line per run, the medians side by side,
     /// then failures, warnings and problems.
     pub fn table(&self) -> String {
+        let mut out = self.setup_lines();
+        out.push_str(&self.runs_table().render());
+        out.push('\n');
+        out.push_str(&self.comparison_table().render());
+        out.push_str(&self.closing_lines());
+        out
+    }
+
+    /// Runs of the first system (each system has as many).
+    fn done(&self) -> usize {
+        self.systems.first().map_or(0, |s| s.runs.len())
+    }
+
+    /// The shape, the flow control and the sampled servers.
+    fn setup_lines(&self) -> String {
         let fc = &self.flow_control;
         let warm = if self.warmup > 0 {
             format!(" (after {} warm-up)", self.warmup)
@@ -144,6 +159,11 @@ impl Report {
         if !self.servers.is_empty() {
             out.push('\n');
         }
+        out
+    }
+
+    /// One line per run of every system, then (with several runs) each system's medians.
+    fn runs_table(&self) -> Table {
         let mut t = Table::new([
             "run",
             "system",
@@ -184,8 +204,7 @@ impl Report {
                 ]);
             }
         }
-        let done = self.systems.first().map_or(0, |s| s.runs.len());
-        if done > 1 {
+        if self.done() > 1 {
             for s in &self.systems {
                 let m = &s.median;
                 t.row([
@@ -206,8 +225,13 @@ impl Report {
                 ]);
             }
         }
-        out.push_str(&t.render());
-        out.push('\n');
+        t
+    }
+
+    /// The systems side by side (medians over the runs) with matchstream's ratio to each
+    /// baseline.
+    fn comparison_table(&self) -> Table {
+        let done = self.done();
         let title = if done > 1 {
             format!("median of {done} runs")
         } else {
@@ -225,7 +249,12 @@ impl Report {
         for row in rows(&self.systems) {
             cmp.row(row);
         }
-        out.push_str(&cmp.render());
+        cmp
+    }
+
+    /// Failures and the bench's cost per system, the warnings, and the result.
+    fn closing_lines(&self) -> String {
+        let mut out = String::new();
         for s in &self.systems {
             let failures = s
                 .runs

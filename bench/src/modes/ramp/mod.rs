@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use matchstream_client::player::load_script;
 use matchstream_client::HttpClient;
+use matchstream_protocol::script::Script;
 
 use crate::figures::chart::{self, Chart, Series};
 use crate::figures::progress::Mode;
@@ -219,80 +220,128 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     })
 }
 
+/// One step's shape: N and C, and what its phases share.
+struct StepPlan<'a> {
+    opts: &'a Options,
+    api: &'a Api,
+    /// The run's id (in team codes and user ids).
+    run: &'a str,
+    /// HTTP paths, `{match}` still in them.
+    paths: &'a [String],
+    n: u64,
+    c: u64,
+    /// Bound of each phase.
+    timeout: Duration,
+}
+
+impl StepPlan<'_> {
+    /// An API client with the watcher's token.
+    fn client(&self) -> HttpClient {
+        HttpClient::for_url(self.api.url.clone()).with_token(&self.opts.token)
+    }
+
+    /// Creates a match for the phase `tag` from the script, played up to its start; the rest
+    /// is played once its clients are connected.
+    fn prepare(
+        &self,
+        control: &mut HttpClient,
+        script: &Script,
+        tag: &str,
+    ) -> anyhow::Result<Play> {
+        let home = watcher::team(&format!("b{}", self.run))?;
+        let visit = watcher::team(&format!("s{}{tag}", self.n))?;
+        let p = watcher::prepare(control, &watcher::rename(script, &home, &visit)?)?;
+        Ok(Play {
+            api: self.client(),
+            id: p.id,
+            steps: p.rest,
+            speed: self.opts.speed,
+        })
+    }
+
+    /// The HTTP test of a phase, on the match `match_id`.
+    fn http(&self, match_id: &str, label: &str, mode: Mode) -> http::Setup {
+        http::Setup {
+            rate: None,
+            api: self.api.clone(),
+            paths: self
+                .paths
+                .iter()
+                .map(|p| p.replace("{match}", match_id))
+                .collect(),
+            n: self.n,
+            c: self.c,
+            keep_alive: self.opts.keep_alive,
+            timeout: Duration::from_secs(10),
+            time_limit: self.timeout,
+            source_ips: self.opts.spread.source_ips.clone(),
+            mode,
+            label: label.to_owned(),
+        }
+    }
+
+    /// The clients of a phase, watching the match `play` plays.
+    fn clients(&self, play: Play, tag: &str) -> clients::Setup {
+        let (opts, n, run) = (self.opts, self.n, self.run);
+        clients::Setup {
+            target: Target::Checkin(self.api.clone()),
+            match_id: play.id.to_string(),
+            n,
+            c: self.c,
+            version: opts.version,
+            time_limit: self.timeout,
+            connect_timeout_ms: opts.spread.connect_timeout_ms(),
+            source_ips: opts.spread.source_ips.clone(),
+            workers: opts.spread.workers,
+            mode: opts.output.mode(),
+            label: format!("N={n} {tag}"),
+            user_prefix: format!("b{run}n{n}{tag}"),
+            play: Some(play),
+        }
+    }
+}
+
+/// Runs step N: the HTTP test alone, the clients alone, then both together, with the
+/// kernel's TCP counters of each phase, and names what failed.
 fn step(
     opts: &Options,
     api: &Api,
-    script: &matchstream_protocol::script::Script,
+    script: &Script,
     run: &str,
     paths: &[String],
     n: u64,
 ) -> anyhow::Result<Step> {
-    let c = n.min(opts.max_c).max(1);
-    let timeout = Duration::from_secs_f64(opts.phase_timeout.max(1.0));
+    let plan = StepPlan {
+        opts,
+        api,
+        run,
+        paths,
+        n,
+        c: n.min(opts.max_c).max(1),
+        timeout: Duration::from_secs_f64(opts.phase_timeout.max(1.0)),
+    };
+    let c = plan.c;
     let mode = opts.output.mode();
-    let client = || HttpClient::for_url(api.url.clone()).with_token(&opts.token);
-    let mut control = client();
-    let home = watcher::team(&format!("b{run}"))?;
-    let mut prepare = |tag: &str| -> anyhow::Result<(String, Play)> {
-        let renamed = watcher::rename(script, &home, &watcher::team(&format!("s{n}{tag}"))?)?;
-        let p = watcher::prepare(&mut control, &renamed)?;
-        let play = Play {
-            api: client(),
-            id: p.id.clone(),
-            steps: p.rest,
-            speed: opts.speed,
-        };
-        Ok((p.id.to_string(), play))
-    };
-    let (alone_id, alone_play) = prepare("a")?;
-    let (both_id, both_play) = prepare("b")?;
+    let mut control = plan.client();
+    let alone_play = plan.prepare(&mut control, script, "a")?;
+    let both_play = plan.prepare(&mut control, script, "b")?;
+    let (alone_id, both_id) = (alone_play.id.to_string(), both_play.id.to_string());
     let created = [alone_play.id.clone(), both_play.id.clone()];
-    let http_setup = |match_id: &str, label: &str, mode: Mode| http::Setup {
-        rate: None,
-        api: api.clone(),
-        paths: paths
-            .iter()
-            .map(|p| p.replace("{match}", match_id))
-            .collect(),
-        n,
-        c,
-        keep_alive: opts.keep_alive,
-        timeout: Duration::from_secs(10),
-        time_limit: timeout,
-        source_ips: opts.spread.source_ips.clone(),
-        mode,
-        label: label.to_owned(),
-    };
-    let clients_setup = |match_id: &str, play: Play, tag: &str| clients::Setup {
-        target: Target::Checkin(api.clone()),
-        match_id: match_id.to_owned(),
-        n,
-        c,
-        version: opts.version,
-        time_limit: timeout,
-        connect_timeout_ms: opts.spread.connect_timeout_ms(),
-        source_ips: opts.spread.source_ips.clone(),
-        workers: opts.spread.workers,
-        mode,
-        label: format!("N={n} {tag}"),
-        user_prefix: format!("b{run}n{n}{tag}"),
-        play: Some(play),
-    };
     let mut kernel = BTreeMap::new();
 
     let before = sysstat::netstat();
-    let http_alone = http::execute(&http_setup(&alone_id, &format!("N={n} http"), mode))?;
+    let http_alone = http::execute(&plan.http(&alone_id, &format!("N={n} http"), mode))?;
     let mid = sysstat::netstat();
     kernel.insert("http".to_owned(), sysstat::netstat_delta(&before, &mid));
 
-    let clients_alone = clients::execute(clients_setup(&alone_id, alone_play, "clients"))?;
+    let clients_alone = clients::execute(plan.clients(alone_play, "clients"))?;
     let after = sysstat::netstat();
     kernel.insert("clients".to_owned(), sysstat::netstat_delta(&mid, &after));
 
-    let both_http_setup = http_setup(&both_id, "", Mode::Off);
+    let both_http_setup = plan.http(&both_id, "", Mode::Off);
     let (both_http, both_clients) = std::thread::scope(|s| {
         let h = s.spawn(|| http::execute(&both_http_setup));
-        let cl = clients::execute(clients_setup(&both_id, both_play, "both"));
+        let cl = clients::execute(plan.clients(both_play, "both"));
         let h = h
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the http thread panicked")));
@@ -305,7 +354,7 @@ fn step(
     // HTTP test reads) does not grow step after step. Best effort: a failure here is no
     // failure of the step.
     for id in &created {
-        let _ = client().cancel_match(id);
+        let _ = plan.client().cancel_match(id);
     }
 
     let ok = http_alone.ok + clients_alone.ok + both_http.ok + both_clients.ok;
@@ -388,66 +437,26 @@ impl Report {
             "kernel",
         ]);
         for s in &self.steps {
-            let k = |phase: &str| s.kernel.get(phase).map(report::counts).unwrap_or_default();
-            let http_cells = |h: &http::Report| {
-                [
-                    format!("{:.0}", h.requests_per_second),
-                    report::ms(h.latency.p99_ms),
-                    (h.n - h.ok).to_string(),
-                ]
-            };
-            let client_cells = |c: &clients::Report| {
-                [
-                    format!("{:.1}%", c.success_percent),
-                    report::ms(c.connect.p99_ms),
-                    report::ms(c.time_to_status.p99_ms),
-                    c.failed.to_string(),
-                ]
-            };
-            let dash = || "-".to_owned();
-            let [a, b, cc] = http_cells(&s.http);
-            t.row([
-                s.n.to_string(),
-                s.c.to_string(),
-                "http".into(),
-                a,
-                b,
-                cc,
-                dash(),
-                dash(),
-                dash(),
-                dash(),
-                k("http"),
-            ]);
-            let [d, e, f, g] = client_cells(&s.clients);
-            t.row([
-                String::new(),
-                String::new(),
-                "clients".into(),
-                dash(),
-                dash(),
-                dash(),
-                d,
-                e,
-                f,
-                g,
-                k("clients"),
-            ]);
-            let [a, b, cc] = http_cells(&s.both_http);
-            let [d, e, f, g] = client_cells(&s.both_clients);
-            t.row([
-                String::new(),
-                String::new(),
-                "both".into(),
-                a,
-                b,
-                cc,
-                d,
-                e,
-                f,
-                g,
-                k("both"),
-            ]);
+            let phases = [
+                ("http", Some(&s.http), None),
+                ("clients", None, Some(&s.clients)),
+                ("both", Some(&s.both_http), Some(&s.both_clients)),
+            ];
+            for (i, (phase, h, c)) in phases.into_iter().enumerate() {
+                let (n, cc) = if i == 0 {
+                    (s.n.to_string(), s.c.to_string())
+                } else {
+                    (String::new(), String::new())
+                };
+                let kernel = s.kernel.get(phase).map(report::counts).unwrap_or_default();
+                let [a, b, f] =
+                    h.map_or_else(|| ["-".to_owned(), "-".into(), "-".into()], http_cells);
+                let [d, e, g, j] = c.map_or_else(
+                    || ["-".to_owned(), "-".into(), "-".into(), "-".into()],
+                    client_cells,
+                );
+                t.row([n, cc, phase.into(), a, b, f, d, e, g, j, kernel]);
+            }
         }
         let mut out = t.render();
         out.push_str("(latencies in ms)\n");
@@ -467,4 +476,23 @@ impl Report {
         ));
         out
     }
+}
+
+/// The `http` cells of a phase's row: requests/s, p99, failures.
+fn http_cells(h: &http::Report) -> [String; 3] {
+    [
+        format!("{:.0}", h.requests_per_second),
+        report::ms(h.latency.p99_ms),
+        (h.n - h.ok).to_string(),
+    ]
+}
+
+/// The clients' cells of a phase's row: ok share, connect p99, status p99, failures.
+fn client_cells(c: &clients::Report) -> [String; 4] {
+    [
+        format!("{:.1}%", c.success_percent),
+        report::ms(c.connect.p99_ms),
+        report::ms(c.time_to_status.p99_ms),
+        c.failed.to_string(),
+    ]
 }

@@ -4,12 +4,15 @@ use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use matchstream_client::{write_request, Checkin};
+use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::{Phase, Shard, Stage};
 use crate::net;
+use crate::net::Api;
 use crate::subscribers::outcome::Failure;
 use crate::subscribers::plan::Target;
+use crate::wire::http::{Response, ResponseParser};
 
 impl Shard<'_> {
     /// Drives a checkin; on its answer, starts the stream connect.
@@ -26,46 +29,19 @@ impl Shard<'_> {
             return Ok(());
         };
         if !*sent {
-            match net::connect_result(&sub.stream) {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                Err(_) => return fail,
-            }
             let Target::Checkin(api) = &self.plan.target else {
                 return fail;
             };
-            self.scratch.clear();
-            let path = format!("{}/1/checkin", api.url.prefix());
-            write_request(
-                "GET",
-                api.url.host_header(),
-                &path,
-                None,
-                None,
-                false,
-                &mut self.scratch,
-            );
-            // A request of a hundred bytes to a fresh socket: it fits its send buffer whole.
-            if sub.stream.write(&self.scratch).ok() != Some(self.scratch.len()) {
-                return fail;
+            match send(&sub.stream, api, &mut self.scratch) {
+                Ok(true) => *sent = true,
+                Ok(false) => return Ok(()),
+                Err(()) => return fail,
             }
-            *sent = true;
         }
-        let response = loop {
-            match sub.stream.read(buf) {
-                Ok(0) => match parser.eof() {
-                    Some(r) => break r,
-                    None => return fail,
-                },
-                Ok(n) => match parser.feed(&buf[..n]) {
-                    Ok(Some(r)) => break r,
-                    Ok(None) => {}
-                    Err(_) => return fail,
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return fail,
-            }
+        let response = match read_answer(&mut sub.stream, parser, buf) {
+            Ok(Some(response)) => response,
+            Ok(None) => return Ok(()),
+            Err(()) => return fail,
         };
         let addr = match serde_json::from_slice::<Checkin>(&response.body) {
             Ok(a) if response.status == 200 => net::resolve(&a.host, a.port).ok(),
@@ -95,5 +71,52 @@ impl Shard<'_> {
         let index = sub.index;
         self.bound(key, index, now, Stage::Connect);
         Ok(())
+    }
+}
+
+/// Sends the checkin request once the connect has completed: `Ok(false)` while it has not.
+fn send(stream: &TcpStream, api: &Api, scratch: &mut Vec<u8>) -> Result<bool, ()> {
+    match net::connect_result(stream) {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        Err(_) => return Err(()),
+    }
+    scratch.clear();
+    let path = format!("{}/1/checkin", api.url.prefix());
+    write_request(
+        "GET",
+        api.url.host_header(),
+        &path,
+        None,
+        None,
+        false,
+        scratch,
+    );
+    // A request of a hundred bytes to a fresh socket: it fits its send buffer whole.
+    let mut stream = stream;
+    if stream.write(scratch).ok() != Some(scratch.len()) {
+        return Err(());
+    }
+    Ok(true)
+}
+
+/// Reads what has arrived of the answer: `Ok(None)` until it is whole.
+fn read_answer(
+    stream: &mut TcpStream,
+    parser: &mut ResponseParser,
+    buf: &mut [u8],
+) -> Result<Option<Response>, ()> {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return parser.eof().map(Some).ok_or(()),
+            Ok(n) => match parser.feed(&buf[..n]) {
+                Ok(Some(r)) => return Ok(Some(r)),
+                Ok(None) => {}
+                Err(_) => return Err(()),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(()),
+        }
     }
 }
