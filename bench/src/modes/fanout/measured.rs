@@ -165,6 +165,21 @@ impl Figures {
 }
 
 #[cfg(test)]
+impl Figures {
+    /// Run `run` of `system` with this delivery p99 and count, all else default (tests).
+    pub(crate) fn sample(system: &str, run: u32, p99: f64, delivered: u64) -> Figures {
+        let mut f = Figures {
+            system: system.into(),
+            run,
+            delivered,
+            ..Figures::default()
+        };
+        f.latency.p99_ms = p99;
+        f
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

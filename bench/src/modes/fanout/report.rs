@@ -294,23 +294,12 @@ mod tests {
     use super::*;
     use crate::modes::fanout::measured::Figures;
 
-    fn run(system: &str, run: u32, p99: f64, delivered: u64) -> Figures {
-        let mut f = Figures {
-            system: system.into(),
-            run,
-            delivered,
-            ..Figures::default()
-        };
-        f.latency.p99_ms = p99;
-        f
-    }
-
     #[test]
     fn a_stalled_run_stays_visible_beside_the_median() {
         let runs = vec![
-            run("matchstream", 1, 2.0, 100),
-            run("matchstream", 2, 4000.0, 100),
-            run("matchstream", 3, 3.0, 100),
+            Figures::sample("matchstream", 1, 2.0, 100),
+            Figures::sample("matchstream", 2, 4000.0, 100),
+            Figures::sample("matchstream", 3, 3.0, 100),
         ];
         let s = SystemRuns::new(runs, "http://x".into());
         assert_eq!(s.median.p99_ms, 3.0);

@@ -228,17 +228,6 @@ pub fn rows(systems: &[SystemRuns]) -> Vec<Vec<String>> {
 mod tests {
     use super::*;
 
-    fn run(system: &str, run: u32, p99: f64, delivered: u64) -> Figures {
-        let mut f = Figures {
-            system: system.into(),
-            run,
-            delivered,
-            ..Figures::default()
-        };
-        f.latency.p99_ms = p99;
-        f
-    }
-
     #[test]
     fn medians_of_odd_and_even_counts() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
@@ -249,13 +238,19 @@ mod tests {
 
     #[test]
     fn ratios_are_per_baseline() {
-        let ms = SystemRuns::new(vec![run("matchstream", 1, 1.0, 200)], String::new());
-        let redis = SystemRuns::new(vec![run("redis", 1, 1.0, 100)], String::new());
-        let nats = SystemRuns::new(vec![run("nats", 1, 1.0, 50)], String::new());
+        let ms = SystemRuns::new(
+            vec![Figures::sample("matchstream", 1, 1.0, 200)],
+            String::new(),
+        );
+        let redis = SystemRuns::new(vec![Figures::sample("redis", 1, 1.0, 100)], String::new());
+        let nats = SystemRuns::new(vec![Figures::sample("nats", 1, 1.0, 50)], String::new());
         let rows = rows(&[ms, redis, nats]);
         let delivered = rows.iter().find(|r| r[0] == "delivered").expect("row");
         assert_eq!(delivered[1..], ["200", "100", "50", "2.00x", "4.00x"]);
-        let single = super::rows(&[SystemRuns::new(vec![run("m", 1, 1.0, 1)], String::new())]);
+        let single = super::rows(&[SystemRuns::new(
+            vec![Figures::sample("m", 1, 1.0, 1)],
+            String::new(),
+        )]);
         assert!(single.iter().all(|r| r.len() == 2));
     }
 }
