@@ -111,7 +111,7 @@ impl Outbox {
     }
 
     /// Closes the socket now (the outbox may live on in a table until it is swept).
-    pub fn close(&self) {
+    fn close(&self) {
         self.socket.borrow_mut().take();
     }
 
@@ -126,7 +126,7 @@ impl Outbox {
     }
 
     /// Marks that a task tends the outbox (`true`) or no longer does (`false`).
-    pub fn set_tended(&self, tended: bool) {
+    fn set_tended(&self, tended: bool) {
         self.tended.set(tended);
     }
 
@@ -211,17 +211,17 @@ impl Outbox {
     }
 
     /// True when nothing is left to send.
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.queue.borrow().is_empty()
     }
 
     /// True while the tend task waits for the socket to become writable.
-    pub fn is_blocked(&self) -> bool {
+    fn is_blocked(&self) -> bool {
         self.blocked.get()
     }
 
     /// Registers the tend task's waker.
-    pub fn register(&self, waker: &Waker) {
+    fn register(&self, waker: &Waker) {
         let mut slot = self.waker.borrow_mut();
         match slot.as_ref() {
             Some(w) if w.will_wake(waker) => {}
@@ -292,18 +292,18 @@ impl Outbox {
     }
 
     /// The unsent rest of the first frame, for the tend task's awaited write.
-    pub fn head(&self) -> Option<Frame> {
+    fn head(&self) -> Option<Frame> {
         self.queue.borrow().front().cloned()
     }
 
     /// Offset into [`Outbox::head`] where the unsent bytes start.
-    pub fn head_offset(&self) -> usize {
+    fn head_offset(&self) -> usize {
         self.offset.get()
     }
 
     /// Records that `sent` bytes left through the tend task's write, clears the blocked
     /// mark and flushes whatever else fits.
-    pub fn resume(&self, sent: usize) {
+    fn resume(&self, sent: usize) {
         self.consume(sent);
         self.blocked.set(false);
         self.flush();
