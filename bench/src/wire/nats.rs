@@ -4,7 +4,7 @@
 //! - a subscriber sends `CONNECT {"verbose":false,..}`, `SUB <subject> 1` and `PING`; the
 //!   server's `PONG` proves the subscription is in place and stands for the status frame
 //!   (seq 1, like a started match); each `MSG <subject> <sid> [reply-to] <#bytes>` carries a
-//!   baseline payload (`<seq> <kind> <t_ns> <padding>`, see [`crate::wire::resp::payload`]); a
+//!   baseline payload (`<seq> <kind> <t_ns> <padding>`, see [`crate::wire::payload`]); a
 //!   server `PING` is answered with `PONG`; `-ERR '<reason>'` is an error line;
 //! - the publisher sends `CONNECT {"verbose":true,..}` and `PUB <subject> <#bytes>`: in verbose
 //!   mode the server answers every command with `+OK` (or `-ERR`), one reply per request in

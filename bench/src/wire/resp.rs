@@ -2,7 +2,7 @@
 //! streaming decoder of a subscriber's pushes that yields the same [`Item`]s as the framing
 //! checker, and a parser of one-line replies for the publisher.
 //!
-//! Messages carry the baselines' [`payload`](crate::wire::payload), so a Redis subscriber is
+//! Messages carry the baselines' payload ([`crate::wire::payload`]), so a Redis subscriber is
 //! accounted for exactly like a matchstream one (the `subscribe` confirmation stands for the
 //! status frame, with seq 1 like a started match).
 
