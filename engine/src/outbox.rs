@@ -32,6 +32,14 @@ pub type Frame = Rc<[u8]>;
 /// Most frames handed to one `sendmsg` call.
 const MAX_IOVECS: usize = 64;
 
+/// Bytes of a subscriber's input (anything after its command line) that one check of
+/// [`Outbox::peer_gone`] reads and discards; a subscriber that sent more since the last check
+/// (every few seconds) floods its stream with input nobody reads and is cut off.
+pub const MAX_DISCARD: usize = 64 * 1024;
+
+/// The stack buffer that input is discarded through, one `recv` at a time.
+const DISCARD_CHUNK: usize = 4096;
+
 /// Why and how a subscriber's stream ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -130,29 +138,41 @@ impl Outbox {
         self.tended.set(tended);
     }
 
-    /// Checks whether the peer has gone (EOF or error on a non-blocking peek): for idle
-    /// subscribers, whose sockets are otherwise only noticed dead on the next write.
+    /// Checks whether the peer has gone, for idle subscribers, whose sockets are otherwise
+    /// only noticed dead on the next write. Input after the command line is read and
+    /// discarded here (docs/protocol.md), with non-blocking reads into a small stack buffer,
+    /// so that a close behind it is seen: a peek would see the unread byte, not the EOF.
+    /// Gone: EOF, an error, or more than [`MAX_DISCARD`] bytes of input in one check (a peer
+    /// that floods its stream with input is cut off).
     pub fn peer_gone(&self) -> bool {
-        let mut byte = [0u8; 1];
-        // SAFETY: recv into a local one-byte buffer on our socket, without waiting.
-        let n = unsafe {
-            libc::recv(
-                self.fd,
-                byte.as_mut_ptr().cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if n == 0 {
-            return true;
+        let mut buf = [0u8; DISCARD_CHUNK];
+        let mut discarded = 0;
+        while discarded <= MAX_DISCARD {
+            // SAFETY: recv into a local buffer of that length on our socket, without waiting.
+            let n = unsafe {
+                libc::recv(
+                    self.fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            match n {
+                0 => return true,
+                n if n > 0 => discarded += n as usize,
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    match e.kind() {
+                        std::io::ErrorKind::WouldBlock => return false,
+                        std::io::ErrorKind::Interrupted => {}
+                        _ => return true,
+                    }
+                }
+            }
         }
-        n < 0 && {
-            let e = std::io::Error::last_os_error();
-            !matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-            )
-        }
+        log::debug!(target: "matchstream::outbox",
+            "fd {}: more than {MAX_DISCARD} bytes of input since the last check: cut off", self.fd);
+        true
     }
 
     /// Queues a frame. Ignored once the stream has an end. Ends the stream as too slow when
@@ -463,5 +483,28 @@ mod tests {
         out.push(frame("x"));
         out.flush();
         assert_eq!(out.end(), Some(End::PeerGone));
+    }
+
+    #[test]
+    fn input_after_the_command_is_discarded_and_a_close_behind_it_seen() {
+        use std::io::Write;
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Version::V2, 1 << 20, Arc::default());
+        b.write_all(b"x").expect("write");
+        assert!(!out.peer_gone(), "input alone is not a close");
+        b.write_all(b"more").expect("write");
+        drop(b);
+        assert!(out.peer_gone(), "a close behind unread input");
+    }
+
+    #[test]
+    fn a_peer_flooding_input_is_cut_off() {
+        use std::io::Write;
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Version::V2, 1 << 20, Arc::default());
+        let flood = vec![b'x'; MAX_DISCARD + 2 * DISCARD_CHUNK];
+        b.write_all(&flood).expect("the pair's buffer takes it");
+        assert!(out.peer_gone(), "more than the bound since the last check");
     }
 }
