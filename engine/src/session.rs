@@ -7,6 +7,7 @@
 //! its stream ends with something left to say ([`crate::outbox::tend`]). Every error ends this
 //! subscriber only and is counted; nothing reaches the listener.
 
+use std::net::Shutdown;
 use std::os::unix::io::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
@@ -22,11 +23,17 @@ use crate::shard::Shard;
 
 /// How a handshake failed.
 enum Refused {
-    /// Tell the client this reason, then close.
+    /// Tell the client this reason, then close ([`refuse`]).
     Reply(&'static str),
     /// The peer went away: nothing to say.
     Gone,
 }
+
+/// How long a refused connection's input is drained after its error line (lingering close).
+const LINGER_TIME: Duration = Duration::from_secs(1);
+
+/// Most bytes of a refused connection's input drained before it is closed.
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// Runs one new stream connection through its handshake and subscription.
 pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -34,26 +41,22 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     shard.stats.add_session();
     let command = match read_command(&shard, &mut stream).await {
         Ok(command) => command,
-        Err(Refused::Reply(reason)) => {
-            send_now(
-                stream.as_raw_fd(),
-                format!("ERROR: {reason}\r\n").as_bytes(),
-            );
-            return;
-        }
+        // Boxed: the refusal's buffer and timer are not part of every session's future.
+        Err(Refused::Reply(reason)) => return Box::pin(refuse(stream, reason)).await,
         Err(Refused::Gone) => return,
     };
     shard.store.visit(&command.user_id);
+    // Read the latest state: a match created (or cancelled) just before is seen. No await
+    // from here to the subscription, so the match found is the match subscribed to.
+    shard.sync();
+    if shard.fanout.borrow().get(&command.match_id).is_none() {
+        return Box::pin(refuse(stream, "unknown match")).await;
+    }
     // Take the socket out of glommio: from here on the outbox owns it.
     let Ok(socket) = duplicate(stream.as_raw_fd()) else {
-        send_now(
-            stream.as_raw_fd(),
-            b"ERROR: server out of file descriptors\r\n",
-        );
-        return;
+        return Box::pin(refuse(stream, "server out of file descriptors")).await;
     };
     drop(stream);
-    shard.sync();
     let outbox = Rc::new(Outbox::new(
         socket,
         command.version,
@@ -65,6 +68,7 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
         .borrow_mut()
         .subscribe(&command.match_id, &outbox, command.since);
     if subscribed.is_none() {
+        // Cannot happen (the match was found above without an await since); said anyway.
         send_now(outbox.fd(), b"ERROR: unknown match\r\n");
         return;
     }
@@ -72,6 +76,35 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     tend::spawn(&shard.tasks, outbox);
     log::debug!(target: "matchstream::session",
         "{} subscribed to {} (v{})", command.user_id, command.match_id, command.version.number());
+}
+
+/// Refuses a connection the way nginx's lingering close does: writes the error line once
+/// without waiting (the socket's buffers are empty), shuts the write side (the client reads
+/// the line, then an end of stream), then reads and discards the client's input until it
+/// closes, for at most [`LINGER_TIME`] and [`LINGER_BYTES`], and closes. Closing with input
+/// unread would send a reset instead, which some clients report in place of the line.
+async fn refuse(stream: TcpStream, reason: &str) {
+    let line = format!("ERROR: {reason}\r\n");
+    if !send_now(stream.as_raw_fd(), line.as_bytes())
+        || stream.shutdown(Shutdown::Write).await.is_err()
+    {
+        return;
+    }
+    let mut stream = stream;
+    let mut buf = vec![0u8; 4096];
+    let drain = async {
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    future::or(drain, async {
+        Timer::new(LINGER_TIME).await;
+    })
+    .await;
 }
 
 /// Reads and parses the command line within the configured time.

@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -55,4 +56,26 @@ fn closes_behind_input_after_the_command_are_seen_within_the_sweep_period() {
         "subscribers still counted after {:?}",
         PEER_SWEEP + margin
     );
+}
+
+#[test]
+fn a_too_long_line_gets_its_error_then_a_clean_end_of_stream() {
+    let server = TestServer::start();
+    let mut s = TcpStream::connect(("127.0.0.1", server.ports[0])).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(&[b'a'; 5_000]).expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "{e} after {:?} instead of an end of stream",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&got), "ERROR: line too long\r\n");
 }
