@@ -37,7 +37,59 @@ pub enum StoreSpec {
     /// Durable in a local directory (redb).
     Embedded(PathBuf),
     /// A Redis server shared by many nodes.
-    Redis(String),
+    Redis(RedisUrl),
+}
+
+/// A Redis URL (`redis://[user][:password@]host:port[/db]`) whose password never shows: its
+/// `Display` and `Debug` write `***` in the password's place, so error bodies, log lines and
+/// stats built from it are safe to show. Only [`RedisUrl::expose`] gives the raw URL, to
+/// connect with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Wraps a URL as configured.
+    pub fn new(url: impl Into<String>) -> RedisUrl {
+        RedisUrl(url.into())
+    }
+
+    /// The URL with its password: only for opening a client, never for display.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The password, if the URL carries one (for tests and scrubbing).
+    pub fn password(&self) -> Option<&str> {
+        let (_, _, userinfo) = self.split()?;
+        userinfo.split_once(':').map(|(_, pw)| pw)
+    }
+
+    /// Splits off the user info: (`scheme://`, the rest after `@`, the user info).
+    fn split(&self) -> Option<(&str, &str, &str)> {
+        let start = self.0.find("://")? + 3;
+        let rest = &self.0[start..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let at = rest[..authority_end].rfind('@')?;
+        Some((&self.0[..start], &rest[at + 1..], &rest[..at]))
+    }
+}
+
+impl std::fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.split() {
+            Some((scheme, host, userinfo)) => match userinfo.split_once(':') {
+                Some((user, _)) => write!(f, "{scheme}{user}:***@{host}"),
+                None => write!(f, "{scheme}{userinfo}@{host}"),
+            },
+            None => f.write_str(&self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
 }
 
 impl FromStr for StoreSpec {
@@ -52,7 +104,7 @@ impl FromStr for StoreSpec {
             }
             Ok(StoreSpec::Embedded(PathBuf::from(dir)))
         } else if s.starts_with("redis://") {
-            Ok(StoreSpec::Redis(s.to_owned()))
+            Ok(StoreSpec::Redis(RedisUrl::new(s)))
         } else {
             Err(format!(
                 "unknown store {s:?}: use memory, embedded:<dir> or redis://host:port[/db]"
@@ -66,7 +118,7 @@ impl std::fmt::Display for StoreSpec {
         match self {
             StoreSpec::Memory => f.write_str("memory"),
             StoreSpec::Embedded(dir) => write!(f, "embedded:{}", dir.display()),
-            StoreSpec::Redis(url) => f.write_str(url),
+            StoreSpec::Redis(url) => url.fmt(f),
         }
     }
 }
@@ -100,7 +152,11 @@ pub struct Config {
     #[arg(long, env = "MATCHSTREAM_STORE", default_value = "embedded:./data")]
     pub store: StoreSpec,
 
-    /// Bearer token watchers must send to write. Default: a random one, printed at start.
+    /// Bearer token watchers must send to write. Default: a random one, new at every start,
+    /// written to a file only its owner can read (mode 0600) whose path the start-up log
+    /// names: `<dir>/token` with the embedded store, else
+    /// `$XDG_RUNTIME_DIR/matchstream-<API port>.token` (the system's temp directory when that
+    /// is unset); the file is removed at a clean stop. Never logged.
     #[arg(long, env = "MATCHSTREAM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
@@ -234,10 +290,37 @@ mod tests {
         );
         assert_eq!(
             "redis://127.0.0.1:6379/1".parse(),
-            Ok(StoreSpec::Redis("redis://127.0.0.1:6379/1".into()))
+            Ok(StoreSpec::Redis(RedisUrl::new("redis://127.0.0.1:6379/1")))
         );
         assert!("embedded:".parse::<StoreSpec>().is_err());
         assert!("postgres://x".parse::<StoreSpec>().is_err());
+    }
+
+    #[test]
+    fn redis_urls_show_no_password() {
+        for (url, shown, password) in [
+            ("redis://127.0.0.1:6379/1", "redis://127.0.0.1:6379/1", None),
+            (
+                "redis://:s3cretpw@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+                Some("s3cretpw"),
+            ),
+            (
+                "redis://bob:p@ss@h:1/2?x=@y",
+                "redis://bob:***@h:1/2?x=@y",
+                Some("p@ss"),
+            ),
+            ("redis://bob@h", "redis://bob@h", None),
+        ] {
+            let spec: StoreSpec = url.parse().expect("spec");
+            assert_eq!(spec.to_string(), shown, "{url}");
+            assert!(!format!("{spec:?}").contains("s3cret"), "{url}");
+            let StoreSpec::Redis(u) = spec else {
+                panic!("redis expected")
+            };
+            assert_eq!(u.expose(), url);
+            assert_eq!(u.password(), password);
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! error that caused it as its source (`main` prints the chain: `{e:#}`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
+use crate::config::RedisUrl;
 use crate::store::StoreError;
 
 /// Errors starting or running the server.
@@ -19,7 +21,7 @@ pub enum Error {
     /// The store could not be opened or read.
     #[error("cannot open store {spec}")]
     Store {
-        /// The store spec as configured.
+        /// The store spec as configured, a Redis password redacted (`StoreSpec`'s `Display`).
         spec: String,
         /// The cause.
         source: StoreError,
@@ -27,8 +29,8 @@ pub enum Error {
     /// A Redis URL is unusable.
     #[error("bad redis url {url}")]
     RedisUrl {
-        /// The URL as configured.
-        url: String,
+        /// The URL as configured (shown without its password).
+        url: RedisUrl,
         /// The cause.
         source: redis::RedisError,
     },
@@ -53,6 +55,14 @@ pub enum Error {
     CoreStopped {
         /// Which core.
         core: usize,
+    },
+    /// The generated watcher token could not be written to its file.
+    #[error("cannot write the watcher token to {}", path.display())]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
     },
     /// A configuration value is unusable.
     #[error("bad configuration: {0}")]

@@ -15,6 +15,7 @@
 //!   the node registry;
 //! - [`api`]: the HTTP API; [`checkin`]: where checkin sends a subscriber; [`stats`]: live
 //!   counters; [`limits`]: host limits at start; [`signals`]: termination signals;
+//!   [`token`]: the generated watcher token and its 0600 file;
 //! - [`tools`]: the client-side subcommands (`demo`, `replay`, `watch`), on
 //!   [`matchstream_client`].
 
@@ -36,6 +37,7 @@ pub mod signals;
 pub mod stats;
 pub mod store;
 pub mod tasks;
+pub mod token;
 pub mod tools;
 
 pub use config::Config;

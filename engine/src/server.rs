@@ -7,6 +7,7 @@
 //! grace period, and exits; then the store thread drains its queue and stops.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{Store, StoreError, StoreHandle, StoreService};
-use crate::{api, limits, session, store};
+use crate::{api, limits, session, store, token};
 
 /// How long a task may run before the executor polls io_uring again: bounds how long a large
 /// fanout keeps a core from answering requests and reading new events.
@@ -41,6 +42,8 @@ pub struct ServerHandle {
     pub stream_ports: Vec<u16>,
     /// The watcher token in force.
     pub token: String,
+    /// Where the generated token was written (none when `--token` was given): removed at stop.
+    pub token_file: Option<PathBuf>,
     /// Node identity and live counters.
     pub node: Arc<NodeStats>,
     bus: BusHandle,
@@ -168,7 +171,7 @@ fn join_cluster(
     let StoreSpec::Redis(url) = &config.store else {
         return Ok((None, None));
     };
-    let client = redis::Client::open(url.as_str()).map_err(|source| Error::RedisUrl {
+    let client = redis::Client::open(url.expose()).map_err(|source| Error::RedisUrl {
         url: url.clone(),
         source,
     })?;
@@ -197,14 +200,18 @@ fn advertised_host(config: &Config, api: SocketAddr) -> String {
     }
 }
 
-fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        // Fall back to time and pid: still unguessable enough for a development server.
-        let seed = crate::api::handlers::now_ms() ^ u64::from(std::process::id()) << 32;
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Writes a generated token to its file (see [`token`]) and logs the file's path, never the
+/// token.
+fn publish_token(config: &Config, api_port: u16, value: &str) -> Result<PathBuf, Error> {
+    let path = token::file_for(&config.store, api_port);
+    token::write(&path, value).map_err(|source| Error::TokenFile {
+        path: path.clone(),
+        source,
+    })?;
+    log::warn!(target: "matchstream::server",
+        "no --token / MATCHSTREAM_TOKEN given: watchers must use the generated token in {} (mode 0600)",
+        path.display());
+    Ok(path)
 }
 
 fn hostname() -> String {
@@ -230,12 +237,8 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
 
     let (token, generated) = match &config.token {
         Some(t) if !t.is_empty() => (t.clone(), false),
-        _ => (random_token(), true),
+        _ => (token::generate(), true),
     };
-    if generated {
-        log::warn!(target: "matchstream::server",
-            "no --token / MATCHSTREAM_TOKEN given: watchers must use this generated token: {token}");
-    }
 
     let (bus, inboxes) = bus(cores);
     let delivered = Arc::new(Delivered::default());
@@ -250,6 +253,10 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         stream_ports.clone(),
     ));
     let (feed, registry) = join_cluster(&config, &node, &store.records, &bus, &delivered)?;
+    let token_file = match generated {
+        true => Some(publish_token(&config, api_addr.port(), &token)?),
+        false => None,
+    };
     let cores = Cores {
         cpus,
         config: Arc::new(config),
@@ -267,6 +274,7 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         api_addr,
         stream_ports,
         token,
+        token_file,
         node,
         bus,
         executors,
@@ -409,6 +417,9 @@ impl ServerHandle {
         }
         if let Some(store) = self.store.take() {
             store.join();
+        }
+        if let Some(path) = self.token_file.take() {
+            token::remove(&path);
         }
         log::info!(target: "matchstream::server", "stopped");
     }

@@ -21,6 +21,7 @@ use super::{
     connect, history_key, load_record, seq_key, Backoff, Delivered, Worker, CHANNEL, MATCHES,
 };
 use crate::bus::{BusHandle, BusMsg, MatchRecord};
+use crate::config::RedisUrl;
 
 /// The feed thread's name.
 pub const THREAD_NAME: &str = "matchstream-feed";
@@ -32,7 +33,8 @@ const POLL: Duration = Duration::from_millis(200);
 pub struct Feed(Worker);
 
 struct Follower {
-    url: String,
+    /// Shown in logs without its password.
+    url: RedisUrl,
     client: redis::Client,
     view: HashMap<MatchId, Arc<Match>>,
     bus: BusHandle,
@@ -45,7 +47,7 @@ impl Feed {
     /// the cores were seeded with).
     pub fn start(
         client: redis::Client,
-        url: &str,
+        url: &RedisUrl,
         records: &[MatchRecord],
         bus: BusHandle,
         delivered: Arc<Delivered>,
@@ -58,7 +60,7 @@ impl Feed {
             delivered.set(id, state.last_seq);
         }
         let mut follower = Follower {
-            url: url.to_owned(),
+            url: url.clone(),
             client,
             view,
             bus,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{connect, node_key, Backoff, Worker, NODES};
+use crate::config::RedisUrl;
 use crate::stats::{NodeStats, RemotePort};
 
 /// The registry thread's name.
@@ -40,11 +41,11 @@ impl Registry {
     /// `client`.
     pub fn start(
         client: redis::Client,
-        url: &str,
+        url: &RedisUrl,
         node: Arc<NodeStats>,
         host: String,
     ) -> std::io::Result<Registry> {
-        let url = url.to_owned();
+        let url = url.clone();
         Worker::spawn(THREAD_NAME, move |stop| {
             run(&client, &url, &node, &host, stop)
         })
@@ -57,7 +58,7 @@ impl Registry {
     }
 }
 
-fn run(client: &redis::Client, url: &str, node: &NodeStats, host: &str, stop: &AtomicBool) {
+fn run(client: &redis::Client, url: &RedisUrl, node: &NodeStats, host: &str, stop: &AtomicBool) {
     let mut con: Option<redis::Connection> = None;
     let mut backoff = Backoff::default();
     let mut down = false;

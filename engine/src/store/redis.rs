@@ -23,6 +23,7 @@ use crate::cluster::{
     connect, history_key, load_record, match_key, seq_key, Backoff, Delivered, CHANNEL, MATCHES,
     VISITS,
 };
+use crate::config::RedisUrl;
 
 /// Longest a batch waits for the feed to deliver its writes on this node.
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
@@ -59,7 +60,8 @@ return 1";
 
 /// The Redis backend.
 pub struct RedisStore {
-    url: String,
+    /// Shown in errors and logs without its password.
+    url: RedisUrl,
     client: redis::Client,
     con: Option<redis::Connection>,
     backoff: Backoff,
@@ -84,17 +86,17 @@ enum Pending {
     GetVisits,
 }
 
-fn unavailable(url: &str, e: &redis::RedisError) -> StoreError {
+fn unavailable(url: &RedisUrl, e: &redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis {url}: {e}"))
 }
 
 impl RedisStore {
     /// Connects to `url` (`redis://host:port[/db]`); fails when Redis cannot be reached.
-    pub fn open(url: &str, delivered: Arc<Delivered>) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url)
+    pub fn open(url: &RedisUrl, delivered: Arc<Delivered>) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url.expose())
             .map_err(|e| StoreError::Unavailable(format!("bad redis url {url}: {e}")))?;
         let mut store = RedisStore {
-            url: url.to_owned(),
+            url: url.clone(),
             client,
             con: None,
             backoff: Backoff::default(),
@@ -447,7 +449,7 @@ impl Store for RedisStore {
     }
 
     fn describe(&self) -> String {
-        self.url.clone()
+        self.url.to_string()
     }
 
     fn publishes_on_bus(&self) -> bool {
