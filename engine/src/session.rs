@@ -45,7 +45,6 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
         Err(Refused::Reply(reason)) => return Box::pin(refuse(stream, reason)).await,
         Err(Refused::Gone) => return,
     };
-    shard.store.visit(&command.user_id);
     // Read the latest state: a match created (or cancelled) just before is seen. No await
     // from here to the subscription, so the match found is the match subscribed to.
     shard.sync();
@@ -57,6 +56,9 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
         return Box::pin(refuse(stream, "server out of file descriptors")).await;
     };
     drop(stream);
+    // Only an accepted subscription counts a visit: an anonymous loop of connects to unknown
+    // matches records nothing.
+    shard.store.visit(&command.user_id);
     let outbox = Rc::new(Outbox::new(
         socket,
         command.version,

@@ -507,7 +507,7 @@ fn every_connect_counts_a_visit_for_its_user() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let v = server
-            .reader()
+            .watcher()
             .get("/1/users/alice")
             .expect("get")
             .json()

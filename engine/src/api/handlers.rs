@@ -63,20 +63,13 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
         Endpoint::Metrics => {
             Response::text(200, metrics_text(&shard.node)).with_header("Cache-Control", "no-store")
         }
-        Endpoint::User => match shard.store.visits(id).await {
-            Ok(n) => read(Response::json(
-                200,
-                serde_json::json!({"user": id, "visits": n})
-                    .to_string()
-                    .into_bytes(),
-            )),
-            Err(e) => store_error(&e),
-        },
-        Endpoint::CreateMatch | Endpoint::PostEvent | Endpoint::CancelMatch => {
+        // Watchers only: the visit counts are not public (not in the product spec).
+        Endpoint::User | Endpoint::CreateMatch | Endpoint::PostEvent | Endpoint::CancelMatch => {
             if let Err(denied) = authorize(shard, req) {
                 return denied;
             }
             match endpoint {
+                Endpoint::User => user(shard, id).await,
                 Endpoint::CreateMatch => create_match(shard, &req.body).await,
                 Endpoint::PostEvent => post_event(shard, id, &req.body).await,
                 _ => cancel_match(shard, id).await,
@@ -161,6 +154,19 @@ fn history(shard: &Rc<Shard>, id: &str, query: Option<&str>) -> Response {
         Response::json(200, view.history_json().to_vec())
     } else {
         Response::json(200, view.history_json_since(since))
+    }
+}
+
+/// `GET /1/users/<id>`: a user's visit count, from the store.
+async fn user(shard: &Shard, id: &str) -> Response {
+    match shard.store.visits(id).await {
+        Ok(n) => Response::json(
+            200,
+            serde_json::json!({"user": id, "visits": n})
+                .to_string()
+                .into_bytes(),
+        ),
+        Err(e) => store_error(&e),
     }
 }
 

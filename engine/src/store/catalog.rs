@@ -15,6 +15,12 @@ use matchstream_protocol::{Event, Match, MatchId, NewMatch, PostedEvent};
 use super::{Op, Outcome, StoreError, Visits};
 use crate::bus::MatchRecord;
 
+/// Most users whose visits are counted (docs/api.md): the visit map lives in memory (and, in
+/// the embedded store, on disk), and user ids come from anonymous stream clients, so it is
+/// bounded. Past it, known users' counts go on and new users' visits are not counted. At up
+/// to 64 bytes per id, the map stays within a few tens of MiB.
+pub const MAX_VISIT_USERS: usize = 200_000;
+
 /// One persistent change a batch made, in the order it was made: what a backend must write.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -210,9 +216,13 @@ impl Catalog {
         Ok(Outcome::Cancelled(id))
     }
 
-    /// Adds `count` visits to `user` (saturating: a counter never wraps).
+    /// Adds `count` visits to `user` (saturating: a counter never wraps). Once
+    /// [`MAX_VISIT_USERS`] users are counted, a new user's visits are not.
     fn visit(&mut self, user: String, count: u64, changes: &mut Vec<Change>) -> Outcome {
         let before = self.visits.get(&user).copied();
+        if before.is_none() && self.visits.len() >= MAX_VISIT_USERS {
+            return Outcome::Visited;
+        }
         let after = before.unwrap_or(0).saturating_add(count);
         self.visits.insert(user.clone(), after);
         self.journal.push(Inverse::Unvisit {

@@ -87,4 +87,31 @@ mod tests {
         assert!(matches!(results[0], Ok(Outcome::Cancelled(_))));
         assert!(store.load().expect("load").is_empty());
     }
+
+    #[test]
+    fn counts_visits_of_a_bounded_number_of_users() {
+        use crate::store::catalog::MAX_VISIT_USERS;
+        let mut store = MemoryStore::new();
+        let visit = |user: String| Op::Visit { user, count: 1 };
+        let ops = (0..=MAX_VISIT_USERS)
+            .map(|i| visit(format!("u{i}")))
+            .collect();
+        assert!(store
+            .execute(ops)
+            .iter()
+            .all(|r| matches!(r, Ok(Outcome::Visited))));
+        let get = |user: &str| Op::GetVisits {
+            user: user.to_owned(),
+        };
+        let last = format!("u{MAX_VISIT_USERS}");
+        let results = store.execute(vec![visit("u0".to_owned()), get("u0"), get(&last)]);
+        assert!(
+            matches!(results[1], Ok(Outcome::Visits(2))),
+            "known users go on"
+        );
+        assert!(
+            matches!(results[2], Ok(Outcome::Visits(0))),
+            "one past the bound is not counted"
+        );
+    }
 }

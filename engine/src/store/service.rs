@@ -151,6 +151,10 @@ impl StoreService {
 /// acknowledged writes, so a burst of 20,000 connects costs a few commits, not thousands.
 pub const VISIT_DELAY: Duration = Duration::from_millis(200);
 
+/// Most users whose connect visits wait for a commit: past it they are committed at once, so
+/// a burst of connects with distinct user ids cannot grow the waiting map without bound.
+pub const MAX_PENDING_VISITS: usize = MAX_BATCH;
+
 fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle) {
     let mut visits: HashMap<String, u64> = HashMap::new();
     let mut visits_due: Option<Instant> = None;
@@ -184,7 +188,8 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle) {
             _ => true,
         });
         let visits_ripe = visits_due.is_some_and(|due| Instant::now() >= due);
-        if !visits.is_empty() && (!batch.is_empty() || visits_ripe || stopping) {
+        let visits_many = visits.len() >= MAX_PENDING_VISITS;
+        if !visits.is_empty() && (!batch.is_empty() || visits_ripe || visits_many || stopping) {
             // Before the rest: these connects happened before anything in this batch.
             let earlier: Vec<Request> = visits
                 .drain()
