@@ -408,7 +408,25 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
         server.ports[0],
         &format!("VERSION:1:CONNECT:good:MATCH:{id}"),
     );
-    let reader = std::thread::spawn(move || read_to_close(good));
+    // The good one reads everything and says how far it got, so that the watcher never
+    // posts more than a few frames ahead of it: the 8 KiB bound must cut the slow one only.
+    let read_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress = read_so_far.clone();
+    let reader = std::thread::spawn(move || {
+        let mut good = good;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match good.read(&mut buf) {
+                Ok(0) => return out,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    progress.store(out.len(), std::sync::atomic::Ordering::Release);
+                }
+                Err(e) => panic!("good subscriber: read failed: {e}"),
+            }
+        }
+    });
     wait_for_subscribers(&server, 2);
     // Post until the server gives up on the slow one: the kernel's socket buffers (up to
     // tcp_wmem's maximum) absorb the first megabytes, then the 8 KiB queue bound trips.
@@ -417,16 +435,29 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
     let slow_cuts =
         |server: &TestServer| -> u64 { core_sum(&mut server.reader(), "slow_disconnects") };
     let mut posted = 0;
+    let mut posted_bytes = 0;
     while slow_cuts(&server) == 0 {
         assert!(posted < 20_000, "the slow subscriber was never cut off");
-        for _ in 0..100 {
+        for _ in 0..4 {
             let body = format!(r#"{{"kind":"comment","comment":"{comment}"}}"#);
             let r = watcher
                 .post_json(&format!("/1/match/{id}/events"), body.as_bytes())
                 .expect("post");
             assert_eq!(r.status, 201);
         }
-        posted += 100;
+        posted += 4;
+        // Four frames of ≈1 KB each are under the bound; wait until the good one has them
+        // (a v1 comment frame: 30 bytes of header, 13 + comment + 4 of detail, 2 of end).
+        posted_bytes += 4 * (comment.len() + 49);
+        let started = std::time::Instant::now();
+        while read_so_far.load(std::sync::atomic::Ordering::Acquire) + 4 * 60 < posted_bytes {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the good subscriber stopped reading: {} bytes read, {posted_bytes} posted",
+                read_so_far.load(std::sync::atomic::Ordering::Acquire)
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
     // It reads again at once (its last words wait for it up to a second).
     slow.set_read_timeout(Some(Duration::from_secs(10)))
@@ -438,10 +469,17 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
     });
     assert_eq!(server.post_event(&id, r#"{"kind":"stop"}"#).0, 201);
     let got = reader.join().expect("good reader");
-    assert_eq!(
-        got,
-        expected_stream(&after_start, &server.history(&id)[1..], Version::V1)
-    );
+    let want = expected_stream(&after_start, &server.history(&id)[1..], Version::V1);
+    if got != want {
+        let at = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        panic!(
+            "the good subscriber's stream differs at byte {at} (got {} bytes, want {}): got {:?}, want {:?}",
+            got.len(),
+            want.len(),
+            String::from_utf8_lossy(&got[at.saturating_sub(200)..(at + 200).min(got.len())]),
+            String::from_utf8_lossy(&want[at.saturating_sub(200)..(at + 200).min(want.len())])
+        );
+    }
     assert_eq!(slow_cuts(&server), 1);
     // The slow subscriber finds whole frames, the reason, and the end.
     let tail = slow_reader.join().expect("slow reader");
