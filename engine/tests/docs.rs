@@ -8,13 +8,15 @@
 //! are checked by `protocol/tests/docs.rs`.)
 
 mod common;
+#[path = "../../protocol/tests/support/doc_blocks.rs"]
+mod doc_blocks;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::{read_to_close, read_until, test_config, TestServer};
+use doc_blocks::checked_blocks;
 use matchstream_engine::Config;
 
 const API: &str = include_str!("../../docs/api.md");
@@ -274,35 +276,6 @@ fn http_bytes(block: &str) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(lines.collect::<Vec<_>>().join("\n").as_bytes());
     out
-}
-
-/// The checked blocks of `doc` whose names start with `prefix`: name → text.
-fn checked_blocks(doc: &str, prefix: &str) -> BTreeMap<String, String> {
-    let mut blocks = BTreeMap::new();
-    let mut lines = doc.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line
-            .strip_prefix("<!-- check: ")
-            .and_then(|l| l.strip_suffix(" -->"))
-        else {
-            continue;
-        };
-        let fence = lines.next().unwrap_or_default();
-        assert!(
-            fence.starts_with("```"),
-            "marker {name:?} is not followed by a fence"
-        );
-        let mut text = String::new();
-        for line in lines.by_ref().take_while(|l| !l.starts_with("```")) {
-            text.push_str(line);
-            text.push('\n');
-        }
-        if name.starts_with(prefix) {
-            let old = blocks.insert(name.to_owned(), text);
-            assert!(old.is_none(), "two blocks named {name:?}");
-        }
-    }
-    blocks
 }
 
 /// The reasons of the `ERROR: <reason>\r\n` lines in the table of `doc`'s Errors section.

@@ -11,7 +11,12 @@
 //! through the same validation and state transitions as the store's, with the timestamps a
 //! watcher keeping the script's pace from 2011-09-13 13:48:47 UTC would get.
 
+#[path = "support/doc_blocks.rs"]
+mod doc_blocks;
+
 use std::collections::BTreeMap;
+
+use doc_blocks::checked_blocks;
 
 use matchstream_protocol::api::{
     match_body, parse_new_match, parse_posted_event, stored_event_body, write_history,
@@ -238,36 +243,6 @@ fn play_sample() -> (Vec<Match>, Vec<Event>) {
 
 fn idx(seq: u64) -> usize {
     usize::try_from(seq).expect("small seq")
-}
-
-/// The checked blocks of `doc` whose names start with `prefix`: name → text, each line
-/// ending with `\n`.
-fn checked_blocks(doc: &str, prefix: &str) -> BTreeMap<String, String> {
-    let mut blocks = BTreeMap::new();
-    let mut lines = doc.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line
-            .strip_prefix("<!-- check: ")
-            .and_then(|l| l.strip_suffix(" -->"))
-        else {
-            continue;
-        };
-        let fence = lines.next().unwrap_or_default();
-        assert!(
-            fence.starts_with("```"),
-            "marker {name:?} is not followed by a fence"
-        );
-        let mut text = String::new();
-        for line in lines.by_ref().take_while(|l| !l.starts_with("```")) {
-            text.push_str(line);
-            text.push('\n');
-        }
-        if name.starts_with(prefix) {
-            let old = blocks.insert(name.to_owned(), text);
-            assert!(old.is_none(), "two blocks named {name:?}");
-        }
-    }
-    blocks
 }
 
 fn assert_same_names<'a>(
