@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use matchstream_protocol::{EventKind, Period};
 
 use crate::wire::framing::{Frame, Item, Violation};
-use crate::wire::payload;
+use crate::wire::payload::{self, Capture};
 
 /// Bytes kept of a control line (`MSG <subject> <sid> <#bytes>` fits; `INFO {..}` is skipped).
 const LINE: usize = 96;
@@ -82,8 +82,7 @@ pub struct MsgDecoder {
     line: [u8; LINE],
     /// Length of the current control line, all of it.
     line_len: u32,
-    cap: [u8; CAPTURE],
-    cap_len: u8,
+    cap: Capture<CAPTURE>,
     /// The subscription is confirmed (first PONG seen).
     subscribed: bool,
     /// Server PINGs not answered yet.
@@ -96,8 +95,7 @@ impl Default for MsgDecoder {
             state: State::Line,
             line: [0; LINE],
             line_len: 0,
-            cap: [0; CAPTURE],
-            cap_len: 0,
+            cap: Capture::new(),
             subscribed: false,
             pings: 0,
         }
@@ -124,10 +122,7 @@ impl MsgDecoder {
                 State::Payload { left } => {
                     let take = (left as usize).min(data.len() - i);
                     let body_here = take.min((left as usize).saturating_sub(2));
-                    let keep = body_here.min(CAPTURE - self.cap_len as usize);
-                    let at = self.cap_len as usize;
-                    self.cap[at..at + keep].copy_from_slice(&data[i..i + keep]);
-                    self.cap_len += keep as u8;
+                    self.cap.keep(&data[i..i + body_here]);
                     // The payload's own "\r\n": the bytes `left` 2 and 1 from its end.
                     for (j, &b) in data[i + body_here..i + take].iter().enumerate() {
                         let from_end = left as usize - body_here - j;
@@ -139,9 +134,7 @@ impl MsgDecoder {
                     i += take;
                     if take == left as usize {
                         self.state = State::Line;
-                        out.push(Item::Frame(payload::parse(
-                            &self.cap[..self.cap_len as usize],
-                        )?));
+                        out.push(Item::Frame(payload::parse(self.cap.as_slice())?));
                     } else {
                         self.state = State::Payload {
                             left: left - take as u32,
@@ -209,7 +202,7 @@ impl MsgDecoder {
                     .and_then(|n| n.parse().ok())
                     .filter(|n| *n < 64 << 20)
                     .ok_or(Violation::BadFraming("a bad NATS payload length"))?;
-                self.cap_len = 0;
+                self.cap.clear();
                 self.state = State::Payload { left: bytes + 2 };
             }
             b"PONG" if !self.subscribed => {

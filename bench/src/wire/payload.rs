@@ -7,6 +7,49 @@ use matchstream_protocol::EventKind;
 
 use crate::wire::framing::{Frame, Violation};
 
+/// The first `N` bytes of a payload arriving in pieces (the baselines' decoders keep only the
+/// prefix they parse, whatever the payload's length): a fixed array, no allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Capture<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+}
+
+impl<const N: usize> Capture<N> {
+    /// Empty; `N` must fit the one-byte length.
+    pub const fn new() -> Self {
+        assert!(N <= u8::MAX as usize);
+        Capture {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Keeps as much of `data` as there is room for.
+    pub fn keep(&mut self, data: &[u8]) {
+        let at = usize::from(self.len);
+        let n = data.len().min(N - at);
+        self.bytes[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n as u8;
+    }
+
+    /// What was kept.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Forgets what was kept (a new payload starts).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+impl<const N: usize> Default for Capture<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// What an event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -56,6 +99,18 @@ pub fn parse(text: &[u8]) -> Result<Frame, Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capture_keeps_the_first_bytes_of_pieces() {
+        let mut c = Capture::<5>::new();
+        c.keep(b"ab");
+        c.keep(b"cdef");
+        c.keep(b"gh");
+        assert_eq!(c.as_slice(), b"abcde");
+        c.clear();
+        c.keep(b"z");
+        assert_eq!(c.as_slice(), b"z");
+    }
 
     #[test]
     fn payloads_say_what_is_measured() {

@@ -9,7 +9,7 @@
 use matchstream_protocol::{EventKind, Period};
 
 use crate::wire::framing::{Frame, Item, Violation};
-use crate::wire::payload;
+use crate::wire::payload::{self, Capture};
 
 /// Bytes kept of each bulk string (enough for `message` and the payload's prefix).
 const CAPTURE: usize = 64;
@@ -40,8 +40,7 @@ pub struct PushDecoder {
     state: State,
     line: [u8; LINE],
     line_len: usize,
-    cap: [u8; CAPTURE],
-    cap_len: usize,
+    cap: Capture<CAPTURE>,
     /// Elements left in the current array, and the index of the next.
     left: u32,
     index: u32,
@@ -56,8 +55,7 @@ impl Default for PushDecoder {
             state: State::Line,
             line: [0; LINE],
             line_len: 0,
-            cap: [0; CAPTURE],
-            cap_len: 0,
+            cap: Capture::new(),
             left: 0,
             index: 0,
             message: false,
@@ -87,9 +85,7 @@ impl PushDecoder {
                     let take = left.min(data.len() - i);
                     // Keep the first bytes of the string itself, not its "\r\n".
                     let data_here = take.min(left.saturating_sub(2));
-                    let keep = data_here.min(CAPTURE - self.cap_len);
-                    self.cap[self.cap_len..self.cap_len + keep].copy_from_slice(&data[i..i + keep]);
-                    self.cap_len += keep;
+                    self.cap.keep(&data[i..i + data_here]);
                     i += take;
                     if take == left {
                         self.state = State::Line;
@@ -153,7 +149,7 @@ impl PushDecoder {
             }
             b'$' if self.left > 0 => {
                 let len = number()?;
-                self.cap_len = 0;
+                self.cap.clear();
                 if len < 0 {
                     self.element_done(out)?;
                 } else {
@@ -163,7 +159,7 @@ impl PushDecoder {
                 }
             }
             b':' | b'+' if self.left > 0 => {
-                self.cap_len = 0;
+                self.cap.clear();
                 self.element_done(out)?;
             }
             b'-' => out.push(Item::Error(String::from_utf8_lossy(rest).into_owned())),
@@ -173,7 +169,7 @@ impl PushDecoder {
     }
 
     fn element_done(&mut self, out: &mut Vec<Item>) -> Result<(), Violation> {
-        let text = &self.cap[..self.cap_len];
+        let text = self.cap.as_slice();
         match self.index {
             0 => {
                 self.message = text == b"message";
