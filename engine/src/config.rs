@@ -168,7 +168,8 @@ pub struct Config {
     #[arg(long, env = "MATCHSTREAM_BACKLOG", default_value_t = 65535)]
     pub backlog: u32,
 
-    /// Most unsent bytes queued for one subscriber before it is cut off as too slow.
+    /// Most unsent bytes queued for one subscriber before it is cut off as too slow (a
+    /// `SINCE` backlog is sent in pieces of half of it and never counts against it).
     #[arg(long, env = "MATCHSTREAM_MAX_QUEUE", default_value_t = 256 * 1024)]
     pub max_queue: usize,
 

@@ -6,7 +6,8 @@
 //! - [`server`]: start-up and shutdown of a node ([`server::start`] → [`server::ServerHandle`]);
 //! - [`shard`]: one core's state; [`tasks`]: its connection tasks, which shutdown waits for;
 //!   [`latch`]: its shutdown signal; [`listener`]: listening sockets and accept loops;
-//! - [`session`]: a subscriber's handshake; [`outbox`]: its queue of shared frames and its
+//! - [`session`]: a subscriber's handshake; [`replay`]: a resume's backlog, streamed in
+//!   bounded pieces before the subscriber joins the fanout; [`outbox`]: its queue of shared frames and its
 //!   socket, with [`outbox::tend`], the task that comes back only for a full socket or last
 //!   words;
 //! - [`fanout`]: the per-core match table and event fanout; [`bus`]: cross-core channels;
@@ -30,6 +31,7 @@ pub mod latch;
 pub mod limits;
 pub mod listener;
 pub mod outbox;
+pub mod replay;
 pub mod server;
 pub mod session;
 pub mod shard;

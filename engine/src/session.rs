@@ -19,6 +19,7 @@ use glommio::timer::Timer;
 use matchstream_protocol::command::{find_line, parse_command, Command};
 
 use crate::outbox::{duplicate, send_now, tend, Outbox};
+use crate::replay::{self, Stopped};
 use crate::shard::Shard;
 
 /// How a handshake failed.
@@ -45,12 +46,33 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
         Err(Refused::Reply(reason)) => return Box::pin(refuse(stream, reason)).await,
         Err(Refused::Gone) => return,
     };
-    // Read the latest state: a match created (or cancelled) just before is seen. No await
-    // from here to the subscription, so the match found is the match subscribed to.
+    // Read the latest state: a match created (or cancelled) just before is seen.
     shard.sync();
     if shard.fanout.borrow().get(&command.match_id).is_none() {
         return Box::pin(refuse(stream, "unknown match")).await;
     }
+    // A resume's backlog is written piece by piece first (boxed: most sessions have none);
+    // it returns with at most one piece left, which the subscription queues. No await from
+    // its last look at the match to the subscription, so nothing falls between the two.
+    let since = match command.since {
+        None => None,
+        Some(seq) => {
+            let backlog = replay::stream_backlog(
+                &shard,
+                &mut stream,
+                &command.match_id,
+                command.version,
+                seq,
+            );
+            match Box::pin(backlog).await {
+                Ok(reached) => Some(reached),
+                Err(Stopped::Reply(reason)) => {
+                    return Box::pin(replay::say_goodbye(&mut stream, reason)).await
+                }
+                Err(Stopped::Gone) => return,
+            }
+        }
+    };
     // Take the socket out of glommio: from here on the outbox owns it.
     let Ok(socket) = duplicate(stream.as_raw_fd()) else {
         return Box::pin(refuse(stream, "server out of file descriptors")).await;
@@ -68,9 +90,10 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     let subscribed = shard
         .fanout
         .borrow_mut()
-        .subscribe(&command.match_id, &outbox, command.since);
+        .subscribe(&command.match_id, &outbox, since);
     if subscribed.is_none() {
-        // Cannot happen (the match was found above without an await since); said anyway.
+        // Cannot happen (the match was seen with no await since: above, or by the replay's
+        // last look); said anyway.
         send_now(outbox.fd(), b"ERROR: unknown match\r\n");
         return;
     }

@@ -1,0 +1,136 @@
+//! A resume's backlog (`SINCE:<seq>`), streamed from the core's history in bounded pieces as
+//! the client's socket drains, before the subscriber joins the live fanout.
+//!
+//! Policy: a resuming subscriber's memory is bounded by [`piece_bytes`] (at most half of
+//! `--max-queue`), whatever the backlog: the session task copies the next piece of stored
+//! frames into one buffer, writes it (waiting for the socket through io_uring), then looks at
+//! the history again, which may have grown meanwhile. Once what is left fits in one piece, the
+//! caller subscribes with the seq reached, without an await in between, so the queued rest and
+//! the live events that follow join with no gap and no duplicate. The backlog never counts
+//! against the slow-consumer bound: a client cut off as too slow can always resume.
+
+use std::time::Duration;
+
+use futures_lite::future;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use matchstream_protocol::frame::Version;
+
+use crate::shard::Shard;
+
+/// Most bytes written per piece, whatever `--max-queue` allows.
+const MAX_PIECE: usize = 64 * 1024;
+
+/// How long a resume cut short gets to take its error line.
+const GOODBYE_TIME: Duration = Duration::from_secs(1);
+
+/// Why a replay ended before its subscriber could join the live stream.
+pub enum Stopped {
+    /// Tell the client this (after the frames already written), then close.
+    Reply(&'static str),
+    /// The peer went away.
+    Gone,
+}
+
+/// Bytes of backlog one piece may hold for a node whose slow-consumer bound is `max_queue`:
+/// half of it, so the rest queued at subscription leaves room for live events; at most
+/// [`MAX_PIECE`]; at least one frame (a piece always makes progress).
+pub fn piece_bytes(max_queue: usize) -> usize {
+    (max_queue / 2).min(MAX_PIECE)
+}
+
+/// Writes the stored events of `match_id` after `since` to `stream`, piece by piece, until
+/// what is left fits in one piece; returns the seq reached. The caller must subscribe from it
+/// before its next await.
+pub async fn stream_backlog(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    match_id: &str,
+    version: Version,
+    since: u64,
+) -> Result<u64, Stopped> {
+    let budget = piece_bytes(shard.config.max_queue);
+    let mut cursor = since;
+    let mut piece: Vec<u8> = Vec::new();
+    loop {
+        shard.sync();
+        if shard.shutdown.is_set() {
+            return Err(Stopped::Reply("server shutting down"));
+        }
+        let frames = {
+            let fanout = shard.fanout.borrow();
+            let Some(view) = fanout.get(match_id) else {
+                return Err(Stopped::Reply("match cancelled"));
+            };
+            let rest = view.since(cursor);
+            if fits(rest.iter().map(|e| e.frame(version).len()), budget) {
+                return Ok(cursor);
+            }
+            piece.clear();
+            let mut frames = 0u64;
+            for entry in rest {
+                let frame = entry.frame(version);
+                if frames > 0 && piece.len() + frame.len() > budget {
+                    break;
+                }
+                piece.extend_from_slice(frame);
+                frames += 1;
+            }
+            frames
+        };
+        write(stream, &piece).await?;
+        shard.stats.add_bytes(piece.len() as u64);
+        shard.stats.add_frames(frames);
+        cursor += frames;
+    }
+}
+
+/// True when frames of these sizes fit in `budget` bytes together.
+fn fits(mut sizes: impl Iterator<Item = usize>, budget: usize) -> bool {
+    let mut total = 0;
+    sizes.all(|n| {
+        total += n;
+        total <= budget
+    })
+}
+
+/// Writes one piece whole. Not raced with shutdown: a piece ends at a frame's end, and the
+/// client gets whole frames before any error line; the node's grace period bounds the wait.
+async fn write(stream: &mut TcpStream, piece: &[u8]) -> Result<(), Stopped> {
+    stream.write_all(piece).await.map_err(|_| Stopped::Gone)
+}
+
+/// Tells a resuming client why its stream ends (the frames before were written whole), if
+/// its socket takes the line within [`GOODBYE_TIME`].
+pub async fn say_goodbye(stream: &mut TcpStream, reason: &str) {
+    let line = format!("ERROR: {reason}\r\n");
+    future::or(
+        async {
+            let _ = stream.write_all(line.as_bytes()).await;
+        },
+        async {
+            Timer::new(GOODBYE_TIME).await;
+        },
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_piece_is_half_the_bound_and_at_most_64_kib() {
+        assert_eq!(piece_bytes(256 * 1024), 64 * 1024);
+        assert_eq!(piece_bytes(8 * 1024), 4 * 1024);
+        assert_eq!(piece_bytes(1), 0);
+    }
+
+    #[test]
+    fn fits_counts_every_frame() {
+        assert!(fits([].into_iter(), 0));
+        assert!(fits([10, 20].into_iter(), 30));
+        assert!(!fits([10, 20, 1].into_iter(), 30));
+    }
+}
