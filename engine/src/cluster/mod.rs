@@ -230,13 +230,26 @@ mod tests {
     fn backoff_doubles_up_to_two_seconds_and_resets() {
         let mut b = Backoff::default();
         assert!(b.ready());
-        for _ in 0..10 {
+        assert_eq!(b.wait(), Duration::ZERO);
+        // Each failure waits the next step: 100, 200, 400, 800, 1600 ms, then 2 s for good.
+        let steps = [100, 200, 400, 800, 1600, 2000, 2000];
+        for want in steps {
             b.failed();
+            let wait = b.wait();
+            let want = Duration::from_millis(want);
+            assert!(
+                wait <= want && wait + Duration::from_millis(50) > want,
+                "waits {wait:?}, want {want:?}"
+            );
+            assert!(!b.ready());
         }
-        assert!(!b.ready());
-        assert!(b.wait() <= Duration::from_secs(2));
         b.succeeded();
         assert!(b.ready());
+        b.failed();
+        assert!(
+            b.wait() <= Duration::from_millis(100),
+            "back to the first step"
+        );
     }
 
     #[test]
@@ -244,10 +257,30 @@ mod tests {
         let d = std::sync::Arc::new(Delivered::default());
         let id = MatchId::parse("a-b-2011-01-01").expect("id");
         let (d2, id2) = (d.clone(), id.clone());
-        let t = std::thread::spawn(move || d2.wait(&id2, Duration::from_secs(5), |s| s >= Some(3)));
+        // A minute's limit: only the notify can end the wait in time.
+        let t = std::thread::spawn(move || {
+            let started = Instant::now();
+            let done = d2.wait(&id2, Duration::from_secs(60), |s| s >= Some(3));
+            (done, started.elapsed())
+        });
         std::thread::sleep(Duration::from_millis(20));
+        d.set(&id, 2);
         d.set(&id, 3);
-        assert!(t.join().expect("join"));
+        let (done, waited) = t.join().expect("join");
+        assert!(done);
+        assert!(waited < Duration::from_secs(5), "woken after {waited:?}");
         assert!(!d.wait(&id, Duration::from_millis(10), |s| s >= Some(4)));
+        // A removal wakes a waiter for the end of a match too.
+        let (d2, id2) = (d.clone(), id.clone());
+        let t = std::thread::spawn(move || {
+            let started = Instant::now();
+            let done = d2.wait(&id2, Duration::from_secs(60), |s| s.is_none());
+            (done, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        d.remove(&id);
+        let (done, waited) = t.join().expect("join");
+        assert!(done);
+        assert!(waited < Duration::from_secs(5), "woken after {waited:?}");
     }
 }

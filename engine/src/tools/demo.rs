@@ -443,9 +443,21 @@ mod tests {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || stop.set())
         };
+        // A minute's pause: only the wake can end it in time.
+        let started = std::time::Instant::now();
         assert!(!stop.sleep(Duration::from_secs(60)));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "woken after {:?}",
+            started.elapsed()
+        );
         waker.join().expect("waker");
+        let started = std::time::Instant::now();
         assert!(!stop.sleep(Duration::from_secs(60)), "stays stopped");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no wait once stopped"
+        );
     }
 
     #[test]
