@@ -55,7 +55,7 @@ fn frame_of(render: impl FnOnce(&mut Vec<u8>)) -> Frame {
 pub struct MatchView {
     /// The current state.
     pub state: Arc<Match>,
-    /// Every event in seq order (`history[i].event.seq == i + 1`).
+    /// Every event in seq order (`history[i].event.seq == i + 1` unless a gap was logged).
     pub history: Vec<Entry>,
     /// Renderings of the current state, made when first asked for and dropped on every change:
     /// the status frames (v1, v2), the match's JSON, the whole history's JSON.
@@ -124,12 +124,16 @@ impl MatchView {
         self.history_json.replace(None);
     }
 
-    /// Events after `seq`.
+    /// Events after `seq`. Found by seq, not by index, so a gap (logged where it arrived)
+    /// never makes a resume skip or repeat an event.
     pub fn since(&self, seq: u64) -> &[Entry] {
-        let start = usize::try_from(seq)
-            .unwrap_or(usize::MAX)
-            .min(self.history.len());
+        let start = self.history.partition_point(|e| e.event.seq <= seq);
         &self.history[start..]
+    }
+
+    /// The seq of the last event held (0 before any).
+    pub fn last_seq(&self) -> u64 {
+        self.history.last().map_or(0, |e| e.event.seq)
     }
 
     /// Subscribers on this core (ended ones count until they are swept).
@@ -202,10 +206,7 @@ impl Fanout {
             }
             BusMsg::Event { event, state } => self.deliver(event, state),
             BusMsg::Snapshot(record) => {
-                let known = self
-                    .views
-                    .get(&record.state.id)
-                    .map(|v| v.history.len() as u64);
+                let known = self.views.get(&record.state.id).map(MatchView::last_seq);
                 match known {
                     None => {
                         self.listing.replace(None);
@@ -272,7 +273,7 @@ impl Fanout {
                 .insert(state.id.clone(), MatchView::new(state, Vec::new()));
             return;
         };
-        let last = view.history.len() as u64;
+        let last = view.last_seq();
         if event.seq <= last {
             return; // already have it
         }
@@ -380,3 +381,6 @@ impl Fanout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -76,13 +76,13 @@ pub async fn stream_backlog(
                 }
                 piece.extend_from_slice(frame);
                 frames += 1;
+                cursor = entry.event.seq;
             }
             frames
         };
         write(stream, &piece).await?;
         shard.stats.add_bytes(piece.len() as u64);
         shard.stats.add_frames(frames);
-        cursor += frames;
     }
 }
 

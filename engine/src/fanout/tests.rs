@@ -1,0 +1,241 @@
+//! The match table's own paths: a gap, a snapshot merged into a known match, `SINCE` past the
+//! end and on an ended match. Subscribers are outboxes on one end of a socket pair; what they
+//! were sent is read from the other end.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use matchstream_protocol::frame::{render_event, render_status, Version};
+use matchstream_protocol::script::{parse_script, SAMPLE};
+use matchstream_protocol::state::apply;
+use matchstream_protocol::{Event, EventData, EventKind, Match};
+
+use super::*;
+use crate::outbox::{End, Outbox};
+use crate::stats::CoreStats;
+
+/// The sample match, created (not started).
+fn created() -> Match {
+    let script = parse_script(SAMPLE).expect("sample parses");
+    Match::create(script.new_match, 1_315_000_000_000)
+}
+
+fn event(m: &Match, seq: u64, kind: EventKind) -> Event {
+    Event {
+        match_id: m.id.clone(),
+        seq,
+        timestamp_ms: 1_315_000_000_000 + seq * 1000,
+        kind,
+        data: EventData {
+            comment: (kind == EventKind::Comment).then(|| format!("comment {seq}")),
+            ..EventData::default()
+        },
+    }
+}
+
+/// A table holding `m` after `events` (seq 1 is `start`, then comments).
+fn table_with(events: usize) -> (Fanout, Match, Vec<Arc<Event>>) {
+    let mut m = created();
+    let mut history = Vec::new();
+    for seq in 1..=events as u64 {
+        let kind = if seq == 1 {
+            EventKind::Start
+        } else {
+            EventKind::Comment
+        };
+        let e = event(&m, seq, kind);
+        apply(&mut m, &e);
+        history.push(Arc::new(e));
+    }
+    let record = MatchRecord {
+        state: Arc::new(m.clone()),
+        history: history.clone(),
+    };
+    (Fanout::new(&[record]), m, history)
+}
+
+fn subscriber(version: Version) -> (Rc<Outbox>, UnixStream) {
+    let (a, b) = UnixStream::pair().expect("pair");
+    b.set_nonblocking(true).expect("nonblocking");
+    let out = Outbox::new(a.into(), version, 1 << 20, Arc::new(CoreStats::default()));
+    (Rc::new(out), b)
+}
+
+/// What the subscriber has been sent so far.
+fn received(peer: &mut UnixStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = peer.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+fn frames(events: &[&Event], version: Version) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        render_event(e, version, &mut out);
+    }
+    out
+}
+
+/// Applies an event as the bus would bring it, and sends what it queued.
+fn deliver(table: &mut Fanout, m: &mut Match, e: &Event) {
+    apply(m, e);
+    let stats = CoreStats::default();
+    table.apply(
+        BusMsg::Event {
+            event: Arc::new(e.clone()),
+            state: Arc::new(m.clone()),
+        },
+        &stats,
+    );
+    while table.flush(256) {}
+}
+
+#[test]
+fn since_past_the_end_of_a_live_match_sends_nothing_then_every_new_event() {
+    let (mut table, mut m, _) = table_with(3);
+    let (out, mut peer) = subscriber(Version::V2);
+    let id = m.id.clone();
+    assert_eq!(
+        table.subscribe(id.as_str(), &out, Some(10)),
+        Some(Subscribed::Live)
+    );
+    out.flush();
+    assert!(
+        received(&mut peer).is_empty(),
+        "nothing stored after seq 10"
+    );
+    let e4 = event(&m, 4, EventKind::Comment);
+    deliver(&mut table, &mut m, &e4);
+    assert_eq!(received(&mut peer), frames(&[&e4], Version::V2));
+}
+
+#[test]
+fn since_on_an_ended_match_sends_the_rest_and_ends() {
+    let (mut table, mut m, history) = table_with(4);
+    let stop = event(&m, 5, EventKind::Stop);
+    deliver(&mut table, &mut m, &stop);
+    let (out, mut peer) = subscriber(Version::V2);
+    assert_eq!(
+        table.subscribe(m.id.as_str(), &out, Some(2)),
+        Some(Subscribed::Done)
+    );
+    assert_eq!(out.end(), Some(End::Finished));
+    out.flush();
+    assert_eq!(
+        received(&mut peer),
+        frames(&[&history[2], &history[3], &stop], Version::V2)
+    );
+    // Past the end of an ended match: nothing, and the end.
+    let (out, mut peer) = subscriber(Version::V2);
+    assert_eq!(
+        table.subscribe(m.id.as_str(), &out, Some(5)),
+        Some(Subscribed::Done)
+    );
+    out.flush();
+    assert!(received(&mut peer).is_empty());
+}
+
+#[test]
+fn without_since_the_status_comes_first_then_live_events_once_each() {
+    let (mut table, mut m, _) = table_with(2);
+    let (v1, mut peer1) = subscriber(Version::V1);
+    let (v2, mut peer2) = subscriber(Version::V2);
+    for out in [&v1, &v2] {
+        assert_eq!(
+            table.subscribe(m.id.as_str(), out, None),
+            Some(Subscribed::Live)
+        );
+        out.flush();
+    }
+    let mut status1 = Vec::new();
+    render_status(&m, Version::V1, &mut status1);
+    let mut status2 = Vec::new();
+    render_status(&m, Version::V2, &mut status2);
+    assert_eq!(received(&mut peer1), status1);
+    assert_eq!(received(&mut peer2), status2);
+    let e3 = event(&m, 3, EventKind::Comment);
+    deliver(&mut table, &mut m, &e3);
+    // The same event again (a feed's retry) is not sent twice.
+    let stats = CoreStats::default();
+    table.apply(
+        BusMsg::Event {
+            event: Arc::new(e3.clone()),
+            state: Arc::new(m.clone()),
+        },
+        &stats,
+    );
+    while table.flush(256) {}
+    assert_eq!(received(&mut peer1), frames(&[&e3], Version::V1));
+    assert_eq!(received(&mut peer2), frames(&[&e3], Version::V2));
+}
+
+#[test]
+fn a_snapshot_of_a_known_match_delivers_only_the_events_it_lacked() {
+    let (mut table, mut m, mut history) = table_with(2);
+    let (out, mut peer) = subscriber(Version::V2);
+    table.subscribe(m.id.as_str(), &out, Some(2));
+    out.flush();
+    assert!(received(&mut peer).is_empty());
+    for seq in 3..=5 {
+        let e = event(&m, seq, EventKind::Comment);
+        apply(&mut m, &e);
+        history.push(Arc::new(e));
+    }
+    let stats = CoreStats::default();
+    table.apply(
+        BusMsg::Snapshot(MatchRecord {
+            state: Arc::new(m.clone()),
+            history: history.clone(),
+        }),
+        &stats,
+    );
+    while table.flush(256) {}
+    let want: Vec<&Event> = history[2..].iter().map(|e| &**e).collect();
+    assert_eq!(received(&mut peer), frames(&want, Version::V2));
+    let view = table.get(m.id.as_str()).expect("view");
+    assert_eq!(view.last_seq(), 5);
+    assert_eq!(*view.state, m);
+}
+
+#[test]
+fn an_event_past_a_gap_is_delivered_and_a_resume_finds_events_by_seq() {
+    let (mut table, mut m, history) = table_with(2);
+    let (out, mut peer) = subscriber(Version::V2);
+    table.subscribe(m.id.as_str(), &out, Some(2));
+    let e5 = event(&m, 5, EventKind::Comment);
+    deliver(&mut table, &mut m, &e5);
+    assert_eq!(received(&mut peer), frames(&[&e5], Version::V2));
+    // A late event behind the gap is not delivered out of order.
+    let e3 = event(&m, 3, EventKind::Comment);
+    deliver(&mut table, &mut m, &e3);
+    assert!(received(&mut peer).is_empty());
+    let view = table.get(m.id.as_str()).expect("view");
+    assert_eq!(view.last_seq(), 5);
+    let seqs = |since| -> Vec<u64> { view.since(since).iter().map(|e| e.event.seq).collect() };
+    assert_eq!(seqs(0), vec![1, 2, 5]);
+    assert_eq!(seqs(2), vec![5]);
+    assert_eq!(seqs(3), vec![5], "SINCE inside the gap starts after it");
+    assert!(seqs(5).is_empty());
+    assert_eq!(history.len(), 2);
+}
+
+#[test]
+fn a_cancelled_match_ends_its_subscribers_and_leaves_the_table() {
+    let (mut table, m, _) = table_with(2);
+    let (out, _peer) = subscriber(Version::V1);
+    table.subscribe(m.id.as_str(), &out, None);
+    let stats = CoreStats::default();
+    let before = table.listing();
+    table.apply(BusMsg::Cancelled(m.id.clone()), &stats);
+    assert_eq!(out.end(), Some(End::Cancelled));
+    assert!(table.get(m.id.as_str()).is_none());
+    assert_ne!(table.listing(), before, "the listing is rendered again");
+}
