@@ -43,13 +43,13 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     let command = match read_command(&shard, &mut stream).await {
         Ok(command) => command,
         // Boxed: the refusal's buffer and timer are not part of every session's future.
-        Err(Refused::Reply(reason)) => return Box::pin(refuse(stream, reason)).await,
+        Err(Refused::Reply(reason)) => return Box::pin(refuse(&shard, stream, reason)).await,
         Err(Refused::Gone) => return,
     };
     // Read the latest state: a match created (or cancelled) just before is seen.
     shard.sync();
     if shard.fanout.borrow().get(&command.match_id).is_none() {
-        return Box::pin(refuse(stream, "unknown match")).await;
+        return Box::pin(refuse(&shard, stream, "unknown match")).await;
     }
     // A resume's backlog is written piece by piece first (boxed: most sessions have none);
     // it returns with at most one piece left, which the subscription queues. No await from
@@ -75,7 +75,7 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     };
     // Take the socket out of glommio: from here on the outbox owns it.
     let Ok(socket) = duplicate(stream.as_raw_fd()) else {
-        return Box::pin(refuse(stream, "server out of file descriptors")).await;
+        return Box::pin(refuse(&shard, stream, "server out of file descriptors")).await;
     };
     drop(stream);
     // Only an accepted subscription counts a visit: an anonymous loop of connects to unknown
@@ -107,8 +107,9 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
 /// without waiting (the socket's buffers are empty), shuts the write side (the client reads
 /// the line, then an end of stream), then reads and discards the client's input until it
 /// closes, for at most [`LINGER_TIME`] and [`LINGER_BYTES`], and closes. Closing with input
-/// unread would send a reset instead, which some clients report in place of the line.
-async fn refuse(stream: TcpStream, reason: &str) {
+/// unread would send a reset instead, which some clients report in place of the line. Once
+/// the node is stopping, it closes at once: a shutdown does not wait on lingering clients.
+async fn refuse(shard: &Shard, stream: TcpStream, reason: &str) {
     let line = format!("ERROR: {reason}\r\n");
     if !send_now(stream.as_raw_fd(), line.as_bytes())
         || stream.shutdown(Shutdown::Write).await.is_err()
@@ -126,10 +127,13 @@ async fn refuse(stream: TcpStream, reason: &str) {
             }
         }
     };
-    future::or(drain, async {
-        Timer::new(LINGER_TIME).await;
-    })
-    .await;
+    let stop = future::or(
+        async {
+            Timer::new(LINGER_TIME).await;
+        },
+        shard.shutdown.wait(),
+    );
+    future::or(drain, stop).await;
 }
 
 /// Reads and parses the command line within the configured time.

@@ -402,7 +402,7 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], server.ports[0]).into();
     sock.connect(&addr.into()).expect("connect");
     let mut slow: TcpStream = sock.into();
-    slow.write_all(format!("VERSION:1:CONNECT:slow:MATCH:{id}\r\n").as_bytes())
+    slow.write_all(format!("VERSION:2:CONNECT:slow:MATCH:{id}\r\n").as_bytes())
         .expect("send");
     let good = subscribe(
         server.ports[0],
@@ -438,8 +438,13 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
     let mut posted_bytes = 0;
     while slow_cuts(&server) == 0 {
         assert!(posted < 20_000, "the slow subscriber was never cut off");
-        for _ in 0..4 {
-            let body = format!(r#"{{"kind":"comment","comment":"{comment}"}}"#);
+        for i in 0..4 {
+            // Numbered, so a frame skipped, repeated or re-sent shows in the slow one's bytes.
+            let body = format!(
+                r#"{{"kind":"comment","comment":"{:06}{}"}}"#,
+                posted + i,
+                &comment[6..]
+            );
             let r = watcher
                 .post_json(&format!("/1/match/{id}/events"), body.as_bytes())
                 .expect("post");
@@ -489,16 +494,25 @@ fn a_subscriber_that_never_reads_is_cut_off_while_the_others_keep_receiving() {
         "ends with {:?}",
         &text[text.len().saturating_sub(80)..]
     );
-    let frames = text.trim_end_matches("ERROR: too slow\r\n");
+    let frames = &tail[..tail.len() - b"ERROR: too slow\r\n".len()];
     assert!(
-        frames.ends_with("\n\r\n"),
+        frames.ends_with(b"\n\r\n"),
         "cut mid-frame: {:?}",
-        &frames[frames.len().saturating_sub(80)..]
+        String::from_utf8_lossy(&frames[frames.len().saturating_sub(80)..])
     );
+    // Exactly the match's v2 stream up to where it was cut: nothing skipped or repeated.
+    let want = expected_stream(&after_start, &server.history(&id)[1..], Version::V2);
     assert!(
-        !text.contains("stop:"),
+        frames.len() < want.len(),
         "the slow subscriber cannot have reached the end"
     );
+    if frames != &want[..frames.len()] {
+        let at = frames.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        panic!(
+            "the slow subscriber's frames differ from the match's stream at byte {at} of {}",
+            frames.len()
+        );
+    }
 }
 
 #[test]
@@ -562,23 +576,82 @@ fn every_connect_counts_a_visit_for_its_user() {
 fn shutdown_tells_live_subscribers_and_closes() {
     let mut server = TestServer::start();
     let (id, _, _) = started_sample(&server);
-    let mut s = subscribe(
-        server.ports[0],
-        &format!("VERSION:2:CONNECT:bye:MATCH:{id}"),
-    );
-    read_frames(&mut s, 1);
-    wait_for_subscribers(&server, 1);
+    let mut subscribers = Vec::new();
+    for (i, version) in [1, 2, 1, 2].into_iter().enumerate() {
+        let mut s = subscribe(
+            server.ports[i % 2],
+            &format!("VERSION:{version}:CONNECT:bye:MATCH:{id}"),
+        );
+        read_frames(&mut s, 1);
+        subscribers.push(s);
+    }
+    wait_for_subscribers(&server, 4);
     let pending = TcpStream::connect(("127.0.0.1", server.ports[1])).expect("connect");
     pending
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    // Every connection is done at once: a task guard left behind would make the node wait
+    // out its grace period (2 s here; a shutdown takes milliseconds).
+    let started = Instant::now();
     server.stop();
-    assert_eq!(
-        String::from_utf8_lossy(&read_to_close(s)),
-        "ERROR: server shutting down\r\n"
-    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    for s in subscribers {
+        assert_eq!(
+            String::from_utf8_lossy(&read_to_close(s)),
+            "ERROR: server shutting down\r\n"
+        );
+    }
     assert_eq!(
         String::from_utf8_lossy(&read_to_close(pending)),
         "ERROR: server shutting down\r\n"
     );
+}
+
+#[test]
+fn shutdown_with_a_full_socket_waits_its_grace_at_most_and_loses_no_other_subscriber() {
+    let mut config = test_config();
+    config.shutdown_grace_ms = 1_000;
+    let mut server = TestServer::start_with(config);
+    let (id, _, _) = started_sample(&server);
+    // One v1 subscriber that stops reading with frames queued, one that reads.
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], server.ports[0]).into();
+    sock.connect(&addr.into()).expect("connect");
+    let mut stuck: TcpStream = sock.into();
+    stuck
+        .write_all(format!("VERSION:1:CONNECT:stuck:MATCH:{id}\r\n").as_bytes())
+        .expect("send");
+    let good = subscribe(
+        server.ports[0],
+        &format!("VERSION:1:CONNECT:good:MATCH:{id}"),
+    );
+    let reader = std::thread::spawn(move || read_to_close(good));
+    wait_for_subscribers(&server, 2);
+    // 200 comments of 1,000 bytes: more than the stuck one's socket takes, less than the
+    // queue bound, so it is neither drained nor cut off when the node stops.
+    let comment = "y".repeat(1000);
+    let mut watcher = server.watcher();
+    for _ in 0..200 {
+        let body = format!(r#"{{"kind":"comment","comment":"{comment}"}}"#);
+        let r = watcher
+            .post_json(&format!("/1/match/{id}/events"), body.as_bytes())
+            .expect("post");
+        assert_eq!(r.status, 201);
+    }
+    let started = Instant::now();
+    server.stop();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stop took {took:?} with a 1 s grace period"
+    );
+    let got = reader.join().expect("good reader");
+    assert!(
+        got.ends_with(b"\n\r\nERROR: server shutting down\r\n"),
+        "the reading subscriber got every frame and the notice"
+    );
+    drop(stuck);
 }
