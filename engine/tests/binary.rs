@@ -27,6 +27,55 @@ fn sigterm_stops_the_server_cleanly_with_exit_0() {
     );
 }
 
+/// SIGTERM with live v1 and v2 subscribers on both cores: each gets its status frame, then
+/// exactly the shutdown notice, then the end; the process exits 0 within its grace period.
+#[test]
+fn sigterm_with_subscribers_tells_every_one_and_exits_0() {
+    let mut p: Node = serve(&["--store", "memory", "--shutdown-grace-ms", "3000"]);
+    let script = matchstream_protocol::script::parse_script(matchstream_protocol::script::SAMPLE)
+        .expect("sample");
+    let mut client = p.client();
+    let body = matchstream_protocol::api::new_match_body(&script.new_match);
+    assert_eq!(
+        client
+            .post_json("/1/matches", &body)
+            .expect("create")
+            .status,
+        201
+    );
+    let id = MatchId::new(
+        &script.new_match.home,
+        &script.new_match.visit,
+        script.new_match.start_date,
+    );
+    let r = client
+        .post_json(&format!("/1/match/{id}/events"), br#"{"kind":"start"}"#)
+        .expect("start");
+    assert_eq!(r.status, 201);
+    let mut subscribers = Vec::new();
+    for i in 0..8 {
+        let version = 1 + i % 2;
+        let mut s = common::subscribe(
+            p.ports[i % p.ports.len()],
+            &format!("VERSION:{version}:CONNECT:u{i}:MATCH:{id}"),
+        );
+        // The status frame first: then the subscription is registered.
+        let status = common::read_until(&mut s, b"\n\r\n");
+        assert!(status.ends_with(b"\n\r\n"));
+        subscribers.push(s);
+    }
+    let signalled = std::time::Instant::now();
+    assert_eq!(p.terminate(), Some(0));
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    for s in subscribers {
+        assert_eq!(
+            String::from_utf8_lossy(&common::read_to_close(s)),
+            "ERROR: server shutting down\r\n"
+        );
+    }
+}
+
 /// SIGTERM stops every core of an idle 2-core server promptly, every time: wave 1 once left
 /// core 0 silent for more than 4 s after "core 1 shutting down" (a core parked with the
 /// shutdown message unread). Each of 50 starts must exit 0 within 2 s of the signal; a
