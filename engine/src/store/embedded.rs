@@ -868,6 +868,64 @@ mod tests {
         assert_eq!(visits_of(&mut store, "ana"), 1);
     }
 
+    /// A node that stops (or crashes) while its database is closed after a failed commit,
+    /// before any repair: the next start must open the file, find it consistent, and hold
+    /// everything that was acknowledged; the refused batch is there whole or not at all (an
+    /// fsync error says nothing of what reached the disk).
+    #[test]
+    fn a_restart_after_a_failed_commit_finds_every_acknowledged_write() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let faults = Faults::default();
+        let mut store = faults.open(tmp.path());
+        let m = id("elp", "tig");
+        run_ok(&mut store, vec![create("elp", "tig"), visit("ana", 1)]);
+        play(&mut store, &m);
+        let before = contents(&mut store);
+        faults.fail.store(true, Ordering::SeqCst);
+        let refused = store.execute(vec![comment(&m, "refused"), create("abc", "zed")]);
+        assert!(refused
+            .iter()
+            .all(|r| matches!(r, Err(StoreError::Unavailable(_)))));
+        faults.fail.store(false, Ordering::SeqCst);
+        drop(store);
+
+        let mut store = EmbeddedStore::open(tmp.path()).expect("a restart opens the file");
+        let after = contents(&mut store);
+        let whole_batch = after.len() == before.len() + 1
+            && after
+                .iter()
+                .any(|(state, _)| state.id.as_str() == "abc-zed-2011-09-10");
+        if whole_batch {
+            let (state, history) = after
+                .iter()
+                .find(|(state, _)| state.id == m)
+                .expect("the match");
+            let (_, had) = before.iter().find(|(s, _)| s.id == m).expect("before");
+            assert_eq!(&history[..had.len()], &had[..], "the acknowledged history");
+            assert_eq!(history.len(), had.len() + 1);
+            assert_eq!(state.last_seq, history.len() as u64);
+        } else {
+            assert_eq!(
+                after, before,
+                "nothing of the refused batch, all of the rest"
+            );
+        }
+        assert_eq!(visits_of(&mut store, "ana"), 1);
+        // And it takes writes again, from the seq it found.
+        let next = before
+            .iter()
+            .find(|(s, _)| s.id == m)
+            .map(|(s, _)| s.last_seq)
+            .expect("state")
+            + u64::from(whole_batch)
+            + 1;
+        let results = run_ok(&mut store, vec![comment(&m, "after the restart")]);
+        assert!(
+            matches!(&results[0], Outcome::Applied { event, .. } if event.seq == next),
+            "{results:?}"
+        );
+    }
+
     #[test]
     fn reads_and_refused_ops_need_no_commit() {
         let tmp = tempfile::tempdir().expect("tempdir");
