@@ -4,6 +4,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -302,6 +304,28 @@ fn read_v2_frames(s: TcpStream) -> (Vec<String>, String) {
     (frames, text)
 }
 
+/// [`read_v2_frames`], publishing how many whole frames arrived so far.
+fn read_v2_frames_counting(mut s: TcpStream, count: &AtomicUsize) -> (Vec<String>, String) {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+        let whole = bytes.windows(3).filter(|w| w == b"\n\r\n").count();
+        count.store(whole, Ordering::Release);
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let frames = text
+        .split_inclusive("\n\r\n")
+        .filter(|f| f.ends_with("\n\r\n"))
+        .map(str::to_owned)
+        .collect();
+    (frames, text)
+}
+
 fn seq_of(frame: &str) -> u64 {
     frame
         .lines()
@@ -335,17 +359,27 @@ fn subscribers_of_a_killed_node_resume_on_another_and_miss_nothing() {
         })
         .collect();
     wait_subscribers(&nodes[0], 10);
+    let frames_read: Vec<Arc<AtomicUsize>> = (0..10).map(|_| Arc::default()).collect();
     let readers: Vec<_> = victims
         .into_iter()
-        .map(|s| std::thread::spawn(move || read_v2_frames(s)))
+        .zip(&frames_read)
+        .map(|(s, count)| {
+            let count = count.clone();
+            std::thread::spawn(move || read_v2_frames_counting(s, &count))
+        })
         .collect();
     for body in &events[1..8] {
         post(&mut watcher, body);
     }
-    // Let the frames reach the clients, then kill the node under them.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while subscribers_on(&nodes[0]) < 10 && Instant::now() < deadline {}
-    std::thread::sleep(Duration::from_millis(200));
+    // Every client has its status and the 7 events, then the node dies under them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while frames_read.iter().any(|c| c.load(Ordering::Acquire) < 8) {
+        assert!(
+            Instant::now() < deadline,
+            "the frames did not arrive: {frames_read:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     nodes[0].child.kill().expect("kill -9");
     nodes[0].child.wait().expect("wait");
     let first_parts: Vec<Vec<String>> = readers
@@ -444,9 +478,10 @@ fn subscribers_of_a_killed_node_resume_on_another_and_miss_nothing() {
     let history = history(&mut nodes[1].client(), &id);
     for (first, second) in first_parts.into_iter().zip(resumed) {
         let (second, raw) = second.join().expect("resumed");
-        // The status frame names the last event it includes; the first connection may also
-        // have died before its status arrived, and then resumed from 0.
-        let from = first.first().map_or(1, |status| seq_of(status) + 1);
+        // The status frame names the last event it includes (start, seq 1); then 7 events.
+        assert_eq!(first.len(), 8, "status and 7 events before the kill");
+        assert_eq!(seq_of(&first[0]), 1);
+        let from = 2;
         let seqs: Vec<u64> = first
             .iter()
             .skip(1)
@@ -622,4 +657,89 @@ fn a_restarted_node_serves_the_same_matches_and_history_and_checkin_spans_the_cl
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Sends one inline command to Redis and returns its reply line.
+fn redis_command(redis: &RedisServer, command: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", redis.port)).expect("connect to redis");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(format!("{command}\r\n").as_bytes())
+        .expect("send");
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).expect("reply");
+    line.trim_end().to_owned()
+}
+
+#[test]
+fn feeds_cut_off_while_a_node_writes_catch_up_and_every_subscriber_gets_one_exact_stream() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 2);
+    let id = create_sample(&mut nodes[1].client());
+    let events = sample_events();
+    let mut watcher = nodes[1].client();
+    let r = watcher
+        .post_json(&format!("/1/match/{id}/events"), &events[0])
+        .expect("start");
+    assert_eq!(r.status, 201);
+    for n in &nodes {
+        wait_known(n, &id);
+    }
+    let after_start = state(&mut nodes[0].client(), &id);
+    let mut readers = Vec::new();
+    for (k, node) in nodes.iter().enumerate() {
+        for port in &node.ports {
+            let s = subscribe(*port, &format!("VERSION:2:CONNECT:f{k}:MATCH:{id}"));
+            readers.push((k, std::thread::spawn(move || read_to_close(s))));
+        }
+    }
+    for node in &nodes {
+        wait_subscribers(node, 2);
+    }
+    // The watcher writes on node 1 while every feed's subscription is killed, three times:
+    // events published meanwhile are lost to the feeds, which must fetch them from the
+    // history after resubscribing (or on the next event's gap).
+    let writer = std::thread::spawn({
+        let id = id.clone();
+        let events = events.clone();
+        move || {
+            for body in &events[1..] {
+                let r = watcher
+                    .post_json(&format!("/1/match/{id}/events"), body)
+                    .expect("post");
+                assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    let mut killed = 0;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(40));
+        let reply = redis_command(&redis, "CLIENT KILL TYPE pubsub");
+        killed += reply
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("CLIENT KILL answered {reply:?}"));
+    }
+    assert!(killed >= 2, "both nodes' feeds were cut at least once");
+    writer.join().expect("writer");
+    let mut clients: Vec<HttpClient> = nodes.iter().map(Node::client).collect();
+    for c in &mut clients {
+        wait_seq(c, &id, events.len() as u64);
+    }
+    let history = history(&mut clients[1], &id);
+    assert_eq!(history.len(), events.len());
+    let expected = expected_stream(&after_start, &history[1..], Version::V2);
+    for (node, reader) in readers {
+        let got = reader.join().expect("reader");
+        assert!(
+            got == expected,
+            "a subscriber on node {node} got a different stream ({} vs {} bytes): {:?}",
+            got.len(),
+            expected.len(),
+            String::from_utf8_lossy(&got)
+        );
+    }
+    assert_eq!(self::history(&mut clients[0], &id), history);
 }
