@@ -684,9 +684,10 @@ fn feeds_cut_off_while_a_node_writes_catch_up_and_every_subscriber_gets_one_exac
         .expect("start");
     assert_eq!(r.status, 201);
     for n in &nodes {
-        wait_known(n, &id);
+        wait_seq(&mut n.client(), &id, 1);
     }
     let after_start = state(&mut nodes[0].client(), &id);
+    assert_eq!(after_start.last_seq, 1);
     let mut readers = Vec::new();
     for (k, node) in nodes.iter().enumerate() {
         for port in &node.ports {
@@ -733,13 +734,20 @@ fn feeds_cut_off_while_a_node_writes_catch_up_and_every_subscriber_gets_one_exac
     let expected = expected_stream(&after_start, &history[1..], Version::V2);
     for (node, reader) in readers {
         let got = reader.join().expect("reader");
-        assert!(
-            got == expected,
-            "a subscriber on node {node} got a different stream ({} vs {} bytes): {:?}",
-            got.len(),
-            expected.len(),
-            String::from_utf8_lossy(&got)
-        );
+        if got != expected {
+            let at = got
+                .iter()
+                .zip(&expected)
+                .take_while(|(a, b)| a == b)
+                .count();
+            panic!(
+                "a subscriber on node {node} got a different stream ({} vs {} bytes) from byte {at}: got {:?}, want {:?}",
+                got.len(),
+                expected.len(),
+                String::from_utf8_lossy(&got[at.saturating_sub(150)..(at + 150).min(got.len())]),
+                String::from_utf8_lossy(&expected[at.saturating_sub(150)..(at + 150).min(expected.len())])
+            );
+        }
     }
     assert_eq!(self::history(&mut clients[0], &id), history);
 }
