@@ -8,7 +8,8 @@
 //!   [`latch`]: its shutdown signal; [`listener`]: listening sockets and accept loops;
 //! - [`session`]: a subscriber's handshake; [`outbox`]: its queue of shared frames and its
 //!   socket, with [`outbox::tend`], the task that comes back only for a full socket or last
-//!   words;
+//!   words; [`linger`]: refusing a connection with an answer and a clean close (handshake
+//!   errors, the API's 503 at its connection cap);
 //! - [`fanout`]: the per-core match table and event fanout; [`bus`]: cross-core channels;
 //! - [`store`]: the store interface, its thread and backends (memory, embedded, Redis);
 //! - [`cluster`]: many nodes on one Redis: the shared key layout, the node's feed of events,
@@ -28,6 +29,7 @@ pub mod error;
 pub mod fanout;
 pub mod latch;
 pub mod limits;
+pub mod linger;
 pub mod listener;
 pub mod outbox;
 pub mod server;
