@@ -185,6 +185,28 @@ pub struct Config {
     #[arg(long, env = "MATCHSTREAM_HTTP_IDLE_MS", default_value_t = 60_000)]
     pub http_idle_ms: u64,
 
+    /// Milliseconds an HTTP answer may wait for the client to take any of it: a write that
+    /// makes no progress that long closes the connection (a client that never reads is let
+    /// go, its buffers freed). Any progress starts the wait again. 0 counts as 1.
+    #[arg(
+        long,
+        env = "MATCHSTREAM_HTTP_WRITE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub http_write_timeout_ms: u64,
+
+    /// Most HTTP API connections open at once on this node, all cores together; a connection
+    /// above it is answered `503 too many connections` and closed. Each holds a file
+    /// descriptor and at worst 64 KiB of answers plus one answer and one request (docs/api.md):
+    /// the default is 1% of a tuned node's open files (tuning/), and far more than checkins
+    /// need (one short request per subscriber).
+    #[arg(
+        long,
+        env = "MATCHSTREAM_MAX_API_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_api_connections: u64,
+
     /// Milliseconds subscribers get to receive the shutdown notice before the server exits.
     #[arg(long, env = "MATCHSTREAM_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
@@ -209,6 +231,8 @@ impl Default for Config {
             command_timeout_ms: 10_000,
             http_timeout_ms: 10_000,
             http_idle_ms: 60_000,
+            http_write_timeout_ms: 10_000,
+            max_api_connections: 10_000,
             shutdown_grace_ms: 5_000,
             no_pin: false,
         }
@@ -336,5 +360,7 @@ mod tests {
         assert_eq!(c.store, d.store);
         assert_eq!(c.backlog, 65535);
         assert_eq!(c.max_queue, d.max_queue);
+        assert_eq!(c.http_write_timeout_ms, d.http_write_timeout_ms);
+        assert_eq!(c.max_api_connections, d.max_api_connections);
     }
 }

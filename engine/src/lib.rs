@@ -9,7 +9,8 @@
 //! - [`session`]: a subscriber's handshake; [`replay`]: a resume's backlog, streamed in
 //!   bounded pieces before the subscriber joins the fanout; [`outbox`]: its queue of shared frames and its
 //!   socket, with [`outbox::tend`], the task that comes back only for a full socket or last
-//!   words;
+//!   words; [`linger`]: refusing a connection with an answer and a clean close (handshake
+//!   errors, the API's 503 at its connection cap);
 //! - [`fanout`]: the per-core match table and event fanout; [`bus`]: cross-core channels;
 //! - [`store`]: the store interface, its thread and backends (memory, embedded, Redis);
 //! - [`cluster`]: many nodes on one Redis: the shared key layout, the node's feed of events,
@@ -29,6 +30,7 @@ pub mod error;
 pub mod fanout;
 pub mod latch;
 pub mod limits;
+pub mod linger;
 pub mod listener;
 pub mod outbox;
 pub mod replay;

@@ -7,7 +7,6 @@
 //! its stream ends with something left to say ([`crate::outbox::tend`]). Every error ends this
 //! subscriber only and is counted; nothing reaches the listener.
 
-use std::net::Shutdown;
 use std::os::unix::io::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use matchstream_protocol::command::{find_line, parse_command, Command};
 
+use crate::linger;
 use crate::outbox::{duplicate, send_now, tend, Outbox};
 use crate::replay::{self, Stopped};
 use crate::shard::Shard;
@@ -29,12 +29,6 @@ enum Refused {
     /// The peer went away: nothing to say.
     Gone,
 }
-
-/// How long a refused connection's input is drained after its error line (lingering close).
-const LINGER_TIME: Duration = Duration::from_secs(1);
-
-/// Most bytes of a refused connection's input drained before it is closed.
-const LINGER_BYTES: usize = 64 * 1024;
 
 /// Runs one new stream connection through its handshake and subscription.
 pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
@@ -103,37 +97,14 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
         "{} subscribed to {} (v{})", command.user_id, command.match_id, command.version.number());
 }
 
-/// Refuses a connection the way nginx's lingering close does: writes the error line once
-/// without waiting (the socket's buffers are empty), shuts the write side (the client reads
-/// the line, then an end of stream), then reads and discards the client's input until it
-/// closes, for at most [`LINGER_TIME`] and [`LINGER_BYTES`], and closes. Closing with input
-/// unread would send a reset instead, which some clients report in place of the line. Once
-/// the node is stopping, it closes at once: a shutdown does not wait on lingering clients.
+/// Refuses a connection: the error line, then a lingering close ([`linger::refuse`]).
 async fn refuse(shard: &Shard, stream: TcpStream, reason: &str) {
-    let line = format!("ERROR: {reason}\r\n");
-    if !send_now(stream.as_raw_fd(), line.as_bytes())
-        || stream.shutdown(Shutdown::Write).await.is_err()
-    {
-        return;
-    }
-    let mut stream = stream;
-    let mut buf = vec![0u8; 4096];
-    let drain = async {
-        let mut left = LINGER_BYTES;
-        while left > 0 {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    };
-    let stop = future::or(
-        async {
-            Timer::new(LINGER_TIME).await;
-        },
-        shard.shutdown.wait(),
-    );
-    future::or(drain, stop).await;
+    linger::refuse(
+        stream,
+        format!("ERROR: {reason}\r\n").as_bytes(),
+        &shard.shutdown,
+    )
+    .await;
 }
 
 /// Reads and parses the command line within the configured time.

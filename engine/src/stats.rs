@@ -2,7 +2,9 @@
 //! `/metrics`, plus process figures (RSS, open files against the limit) read from /proc.
 //!
 //! Counters are relaxed atomics written only by the owning core, so counting costs no more
-//! than a plain add on the hot path and no lock is ever taken.
+//! than a plain add on the hot path and no lock is ever taken. The one exception is
+//! [`HttpStats`], the node's API connections, which every core writes: the cap on them is per
+//! node, and it is touched once per connection, not per request.
 //!
 //! Reads stay cheap (issue 11, item 8): every figure here costs O(cores) or one small /proc
 //! read, never O(connections). Open files come from one `stat` of `/proc/self/fd`, whose size
@@ -137,6 +139,71 @@ pub struct NodeStats {
     pub cores: Vec<Arc<CoreStats>>,
     /// Stream ports of the other nodes sharing this node's Redis (empty on a lone node).
     pub remote: RwLock<Vec<RemotePort>>,
+    /// The node's HTTP API connections: one count for every core, so the cap holds per node.
+    pub http: HttpStats,
+}
+
+/// The node's HTTP API connections: open now (against `--max-api-connections`), refused at
+/// the cap, closed because the client took none of an answer in time. Shared by every core;
+/// touched once per connection, never per request.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    connections: AtomicU64,
+    refused: AtomicU64,
+    write_timeouts: AtomicU64,
+}
+
+/// A copy of [`HttpStats`].
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct HttpSnapshot {
+    /// API connections open now, on every core.
+    pub connections: u64,
+    /// Connections refused with 503 since start: the node was at `--max-api-connections`.
+    pub refused: u64,
+    /// Connections closed since start because an answer made no progress for
+    /// `--http-write-timeout-ms` (the client did not read).
+    pub write_timeouts: u64,
+}
+
+impl HttpStats {
+    /// Takes one of `max` connection slots, or counts a refusal and gives `None` when all are
+    /// taken. The slot is given back when the returned guard drops.
+    pub fn admit(&self, max: u64) -> Option<HttpSlot<'_>> {
+        let taken = self
+            .connections
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1));
+        match taken {
+            Ok(_) => Some(HttpSlot { stats: self }),
+            Err(_) => {
+                self.refused.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+    /// Counts a connection closed by the write timeout.
+    pub fn add_write_timeout(&self) {
+        self.write_timeouts.fetch_add(1, Relaxed);
+    }
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> HttpSnapshot {
+        HttpSnapshot {
+            connections: self.connections.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            write_timeouts: self.write_timeouts.load(Relaxed),
+        }
+    }
+}
+
+/// One open API connection's place under the cap ([`HttpStats::admit`]); freed on drop.
+#[derive(Debug)]
+pub struct HttpSlot<'a> {
+    stats: &'a HttpStats,
+}
+
+impl Drop for HttpSlot<'_> {
+    fn drop(&mut self) {
+        self.stats.connections.fetch_sub(1, Relaxed);
+    }
 }
 
 /// A stream port of another node, as its last heartbeat told.
@@ -165,6 +232,7 @@ impl NodeStats {
             cores: stream_ports.iter().map(|_| Arc::default()).collect(),
             stream_ports,
             remote: RwLock::new(Vec::new()),
+            http: HttpStats::default(),
         }
     }
 
@@ -266,6 +334,7 @@ struct StatsJson<'a> {
     api: String,
     cores: Vec<CoreJson>,
     process: ProcessSnapshot,
+    http: HttpSnapshot,
     /// Other nodes' stream ports as their last heartbeats told (empty on a lone node).
     cluster: Vec<RemotePort>,
 }
@@ -286,6 +355,7 @@ pub fn stats_json(node: &NodeStats) -> Vec<u8> {
             })
             .collect(),
         process: process_snapshot(),
+        http: node.http.snapshot(),
         cluster: node.remote.read().map(|r| r.clone()).unwrap_or_default(),
     };
     serde_json::to_vec(&body).unwrap_or_default()
@@ -368,26 +438,48 @@ pub fn metrics_text(node: &NodeStats) -> String {
         }
     }
     let p = process_snapshot();
-    for (name, help, v) in [
+    let h = node.http.snapshot();
+    for (name, kind, help, v) in [
+        (
+            "matchstream_http_connections",
+            "gauge",
+            "HTTP API connections open now.",
+            h.connections,
+        ),
+        (
+            "matchstream_http_refused_total",
+            "counter",
+            "HTTP API connections refused at --max-api-connections.",
+            h.refused,
+        ),
+        (
+            "matchstream_http_write_timeouts_total",
+            "counter",
+            "HTTP API connections closed because the client read nothing in time.",
+            h.write_timeouts,
+        ),
         (
             "matchstream_process_rss_bytes",
+            "gauge",
             "Resident set size.",
             p.rss_bytes,
         ),
         (
             "matchstream_process_open_files",
+            "gauge",
             "Open file descriptors.",
             p.open_files,
         ),
         (
             "matchstream_process_open_files_limit",
+            "gauge",
             "Soft open-files limit.",
             p.open_files_limit,
         ),
     ] {
         let _ = writeln!(
             out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node=\"{}\"}} {v}",
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{}\"}} {v}",
             node.node_id
         );
     }
@@ -457,6 +549,31 @@ mod tests {
             .unwrap_or_default();
         drop(extra);
         assert!(fastest < Duration::from_millis(1), "{fastest:?}");
+    }
+
+    #[test]
+    fn api_connections_are_capped_per_node_and_slots_come_back() {
+        let n = NodeStats::for_tests();
+        let a = n.http.admit(2).expect("first");
+        let b = n.http.admit(2).expect("second");
+        assert!(n.http.admit(2).is_none());
+        drop(a);
+        let c = n.http.admit(2).expect("a freed slot");
+        n.http.add_write_timeout();
+        let want = HttpSnapshot {
+            connections: 2,
+            refused: 1,
+            write_timeouts: 1,
+        };
+        assert_eq!(n.http.snapshot(), want);
+        let v: serde_json::Value = serde_json::from_slice(&stats_json(&n)).expect("json");
+        assert_eq!(v["http"]["connections"], 2);
+        assert_eq!(v["http"]["refused"], 1);
+        assert!(metrics_text(&n).contains(
+            "# TYPE matchstream_http_refused_total counter\nmatchstream_http_refused_total{node=\"n1\"} 1"
+        ));
+        drop((b, c));
+        assert_eq!(n.http.snapshot().connections, 0);
     }
 
     #[test]

@@ -49,6 +49,10 @@ const EXCHANGES: [(&str, Send); 9] = [
     ("cancel", Send::Doc),
 ];
 
+/// docs/api.md's answer past the connection cap, checked by its own test on a server of its
+/// own (whose cap one open connection reaches).
+const FULL: &str = "http too-many response";
+
 #[test]
 fn api_doc_exchanges_are_answered_as_shown() {
     let blocks = checked_blocks(API, "http ");
@@ -59,6 +63,7 @@ fn api_doc_exchanges_are_answered_as_shown() {
         }
         named.push(format!("http {name} response"));
     }
+    named.push(FULL.to_owned());
     named.sort();
     let found: Vec<&String> = blocks.keys().collect();
     assert_eq!(
@@ -90,6 +95,31 @@ fn api_doc_exchanges_are_answered_as_shown() {
             "{name}: closed after `Connection: close` only"
         );
     }
+}
+
+#[test]
+fn api_doc_answer_past_the_connection_cap_is_as_shown() {
+    let blocks = checked_blocks(API, "http ");
+    let server = TestServer::start_with(Config {
+        token: Some(TOKEN.into()),
+        max_api_connections: 1,
+        ..test_config()
+    });
+    // The one connection the cap allows, counted once it has been answered.
+    let mut held = TcpStream::connect(server.api).expect("connect");
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    held.write_all(b"GET /1/matches HTTP/1.1\r\n\r\n")
+        .expect("send");
+    read_until(&mut held, b"\r\n\r\n[]");
+    let (got, closed) = exchange(server.api, b"GET /1/matches HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&http_bytes(&blocks[FULL])),
+        "docs/api.md answer past the connection cap"
+    );
+    assert!(closed, "the refused connection is closed");
+    drop(held);
 }
 
 /// How the test provokes an error line on a stream port.

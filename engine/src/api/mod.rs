@@ -6,6 +6,24 @@
 //! closed after `--http-idle-ms`; any parse error is answered with its status and the
 //! connection closed; nothing a client sends can change stored data unless it is a complete,
 //! authenticated, valid write.
+//!
+//! A connection's memory is bounded by a constant, whatever it pipelines and however slowly it
+//! reads (issue 11):
+//!
+//! - **Backpressure.** The requests already read are answered in order until [`MAX_UNSENT`]
+//!   bytes of answers wait; those are written before the next request is answered, and the
+//!   socket is read only once every answer is written and no whole request is left. One answer
+//!   may exceed the bound alone (a long history); no second one is rendered on top of it. So a
+//!   connection holds at most `MAX_UNSENT` plus one answer, and one request of input (the
+//!   parser's limits, 8 KiB of head and 64 KiB of body, plus a [`READ_CHUNK`]); the requests of
+//!   a client that does not read wait in its own socket buffers. Buffers grown past
+//!   [`KEEP_CAPACITY`] are freed once emptied.
+//! - **Write timeout.** A write that makes no progress for `--http-write-timeout-ms` closes the
+//!   connection and is counted: a client that never reads is let go. Progress restarts the wait.
+//! - **Connection cap.** At most `--max-api-connections` API connections are open on the node,
+//!   all cores together ([`crate::stats::HttpStats`]). Above it a connection is answered
+//!   `503 too many connections` at once, without its request being read, and closed the
+//!   lingering way ([`crate::linger`]), so the client reads the answer, not a reset.
 
 pub mod handlers;
 
@@ -18,10 +36,21 @@ use glommio::net::TcpStream;
 use matchstream_http::{parse_request, Limits, Method, Parsed, Response};
 use matchstream_protocol::api::error_body;
 
+use crate::linger;
 use crate::shard::Shard;
 
 /// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 4096;
+pub const READ_CHUNK: usize = 4096;
+
+/// Most bytes of answers rendered and not yet written: past it, a connection's next request is
+/// answered (and its socket read) only once they are written. One answer may be larger alone.
+/// 64 KiB already makes one write of many small pipelined answers; more would only hold
+/// memory the kernel's socket buffer holds anyway.
+pub const MAX_UNSENT: usize = 64 * 1024;
+
+/// Capacity an emptied read or write buffer keeps; a larger one (grown by a big request or
+/// answers) is freed, so an idle keep-alive connection holds little.
+pub const KEEP_CAPACITY: usize = 16 * 1024;
 
 /// A JSON error response `{"error": reason}`.
 pub fn error(status: u16, reason: &str) -> Response {
@@ -35,9 +64,18 @@ enum Input {
     Shutdown,
 }
 
-/// Serves one HTTP connection until the client closes, an error, or shutdown.
+/// Serves one HTTP connection until the client closes, an error, a timeout or shutdown; above
+/// the node's connection cap, refuses it with 503.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let _task = shard.tasks.enter();
+    let Some(_slot) = shard.node.http.admit(shard.config.max_api_connections) else {
+        // Boxed: the refusal's buffer and timer are not part of every connection's future.
+        return Box::pin(linger::refuse(stream, &full_answer(), &shard.shutdown)).await;
+    };
+    let write_timeout = Duration::from_millis(shard.config.http_write_timeout_ms.max(1));
+    if stream.set_write_timeout(Some(write_timeout)).is_err() {
+        return;
+    }
     let local = stream.local_addr().ok();
     let limits = Limits::default();
     let mut buf: Vec<u8> = Vec::new();
@@ -45,7 +83,13 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let mut started: Option<Instant> = None;
     loop {
         let mut close = false;
+        // Whether every whole request read so far is answered: only then is the socket read.
+        let mut drained = true;
         while !buf.is_empty() {
+            if out.len() >= MAX_UNSENT {
+                drained = false;
+                break;
+            }
             match parse_request(&buf, &limits) {
                 Ok(Parsed::Complete { request, consumed }) => {
                     buf.drain(..consumed);
@@ -71,13 +115,26 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
         }
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            if let Err(e) = stream.write_all(&out).await {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    shard.node.http.add_write_timeout();
+                }
                 return;
             }
-            out.clear();
+            recycle(&mut out);
+            // A client that pipelines and reads fast could keep this task writing (every send
+            // succeeding at once) until its pipeline ends: past the preemption period, let the
+            // core's other connections have their turn.
+            glommio::yield_if_needed().await;
         }
         if close {
             return;
+        }
+        if !drained {
+            continue;
+        }
+        if buf.is_empty() {
+            recycle(&mut buf);
         }
         let wait = match started {
             Some(t) => {
@@ -90,6 +147,22 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             Input::Read(_) | Input::Shutdown => return,
             Input::Timeout => return timed_out(&mut stream, started.is_some(), &mut out).await,
         }
+    }
+}
+
+/// The whole answer to a connection above `--max-api-connections`.
+fn full_answer() -> Vec<u8> {
+    let mut out = Vec::new();
+    error(503, "too many connections").write_to(&mut out, false, false);
+    out
+}
+
+/// Empties a buffer, freeing it when it grew past [`KEEP_CAPACITY`].
+fn recycle(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_CAPACITY {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
     }
 }
 
