@@ -381,6 +381,7 @@ mod tests {
             connect_timeout_ms: 1000,
             time_limit_ms: 1000,
             source_ips: None,
+            resume: None,
         }
     }
 
