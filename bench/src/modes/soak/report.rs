@@ -216,6 +216,12 @@ impl Report {
                         r.tolerance_percent
                     ),
                 ]);
+                if let Some(b) = r.bytes_per_event {
+                    t.row([
+                        "rss growth".into(),
+                        format!("{b:.0} B per event published after the reference"),
+                    ]);
+                }
             }
             None => t.row(["rss", "no comparison (no sample after the reference)"]),
         }
@@ -243,6 +249,7 @@ mod tests {
                 end_kib: 103_424,
                 ratio: 1.01,
                 within: true,
+                bytes_per_event: Some(512.0),
                 tolerance_percent: 5.0,
             }),
             ..Report::default()
@@ -250,6 +257,7 @@ mod tests {
         let text = r.table();
         assert!(text.contains("100.0 MiB at 0:30 (a short run"), "{text}");
         assert!(text.contains("1.010 x the reference (+1.00 %"), "{text}");
+        assert!(text.contains("512 B per event published"), "{text}");
         assert!(text.ends_with("result: PASS\n"), "{text}");
         r.problems = vec!["3 events lost".into()];
         let text = r.table();

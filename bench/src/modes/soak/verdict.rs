@@ -40,6 +40,10 @@ pub struct RssCheck {
     pub ratio: f64,
     /// Whether |end − reference| is within the tolerance.
     pub within: bool,
+    /// The RSS growth from the reference to the end per event published in between, bytes
+    /// (null when none was): growth that follows the events is the history the server keeps,
+    /// growth that does not is something else.
+    pub bytes_per_event: Option<f64>,
     /// The tolerance, percent of the reference.
     pub tolerance_percent: f64,
 }
@@ -60,6 +64,10 @@ pub fn rss_check(
         return None;
     }
     let ratio = end.rss_kib as f64 / reference.rss_kib as f64;
+    let events = end
+        .events_published
+        .saturating_sub(reference.events_published);
+    let growth = (end.rss_kib as f64 - reference.rss_kib as f64) * 1024.0;
     Some(RssCheck {
         reference_s: reference.time_s,
         reference_kib: reference.rss_kib,
@@ -68,6 +76,7 @@ pub fn rss_check(
         end_kib: end.rss_kib,
         ratio,
         within: (ratio - 1.0).abs() * 100.0 <= tolerance_percent,
+        bytes_per_event: (events > 0).then(|| growth / events as f64),
         tolerance_percent,
     })
 }
@@ -151,6 +160,7 @@ mod tests {
             .map(|(i, &rss_kib)| Sample {
                 time_s: i as f64 * every,
                 rss_kib,
+                events_published: i as u64 * 100,
                 ..Sample::default()
             })
             .collect()
@@ -187,6 +197,12 @@ mod tests {
         assert_eq!((r.reference_s, r.reference_kib), (300.0, 200_000));
         assert_eq!((r.end_s, r.end_kib), (1790.0, 209_000));
         assert!(r.within && !r.short_run, "{r:?}");
+        // 9,000 KiB over 149 samples of 100 events each.
+        let per_event = r.bytes_per_event.expect("events were published");
+        assert!(
+            (per_event - 9_000.0 * 1024.0 / 14_900.0).abs() < 1e-6,
+            "{per_event}"
+        );
         // +5.5 % and −5.5 % are both beyond 5 %.
         for end in [211_000, 189_000] {
             let mut rss = rss.clone();
@@ -219,6 +235,7 @@ mod tests {
             end_kib: 104,
             ratio: 1.04,
             within: true,
+            bytes_per_event: Some(2.0),
             tolerance_percent: 5.0,
         };
         let clean = Figures {
