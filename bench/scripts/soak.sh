@@ -7,10 +7,10 @@
 # (the table); exits with the bench's status: 0 passed (RSS at the end within 5 % of RSS at
 # 5 minutes, nothing lost, duplicated or out of order), 1 failed, 2 could not run.
 #
-# Files: the server holds one per subscriber plus its own (listeners, io_uring rings, the
-# store: about 30 at 2 cores; it reserves 64) plus, briefly, the old connection of each resume
-# under way until it sees it closed: 19,000 + 64 + a few dozen fit the 20,000 cap with about
-# 900 to spare. The subscribers are spread over WORKERS bench processes (default 2, ~9,500
+# Files: the server holds one per subscriber, one per publishing connection (20) and about 20
+# of its own (listeners, io_uring rings, the store; it reserves 64), plus during resume rounds
+# the checkins and the old connections it has not yet seen closed: a 2-minute trial peaked at
+# 19,077, 923 under the 20,000 cap. The subscribers are spread over WORKERS bench processes (default 2, ~9,500
 # sockets each) and over source addresses 127.0.0.2-127.0.0.254.
 #
 # Usage: bench/scripts/soak.sh [minutes]
