@@ -8,13 +8,14 @@ use serde::Serialize;
 
 use crate::figures::env::Environment;
 use crate::figures::report;
-use crate::modes::{clients, compare, fanout, http, ramp};
+use crate::modes::{clients, compare, fanout, http, ramp, soak};
 use crate::options::Output;
 use crate::subscribers::shards;
 use crate::{interrupt, preflight};
 
 const ABOUT: &str = "Load tools for matchstream: the user simulator (clients), the HTTP load \
-test (http), the fanout benchmark (fanout), the seed's stage 2 ramp (ramp), and compare.";
+test (http), the fanout benchmark (fanout), the seed's stage 2 ramp (ramp), the soak test \
+(soak), and compare.";
 
 const LONG_ABOUT: &str = "Load tools for matchstream, after the \"Scaling Erlang\" procedure.
 
@@ -25,6 +26,8 @@ Two numbers drive every test, as in the seed:
 
 Stage 1 (is it really working?):  matchstream-bench clients --api URL --play sample --token T --n 5
 Stage 2 (finding the boundaries): matchstream-bench ramp --api URL --token T --max 16384
+Soak (half an hour, with resumes): matchstream-bench soak --api URL --token T --server-pid PID
+  (or bench/scripts/soak.sh [minutes], which starts the server)
 
 Every subcommand prints a table, and with --json FILE writes a report whose first object is
 the environment (kernel, cores, limits, sysctls, git revision, arguments). The bench spreads
@@ -62,6 +65,11 @@ pub enum Command {
     /// at the first failing step and names the cause.
     #[command(long_about = crate::modes::ramp::LONG_ABOUT)]
     Ramp(crate::modes::ramp::Options),
+    /// The soak test: subscribers over matches kept live for --minutes at a steady rate, a
+    /// share of them resuming with SINCE every minute, the server's RSS and open files
+    /// sampled; fails on RSS growth, loss, duplicates or disorder.
+    #[command(long_about = crate::modes::soak::LONG_ABOUT)]
+    Soak(crate::modes::soak::Options),
     /// Two --json reports side by side: the figures that differ, and a warning when their
     /// environments or arguments differ.
     Compare(crate::modes::compare::Options),
@@ -102,6 +110,13 @@ pub fn run(cli: Cli, soft_initial: u64) -> anyhow::Result<Vec<String>> {
             preflight::output(&o.output)?;
             let r = ramp::run(o).context("ramp")?;
             finish(&env, "ramp", &o.output, &r, &r.table())?;
+            Ok(r.problems())
+        }
+        Command::Soak(o) => {
+            // Ctrl-C: publishing stops, the subscribers give up, the report says so.
+            interrupt::install();
+            let r = soak::run(o).context("soak")?;
+            finish(&env, "soak", &o.output, &r, &r.table())?;
             Ok(r.problems())
         }
         Command::Compare(o) => compare::run(o),

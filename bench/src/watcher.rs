@@ -1,15 +1,17 @@
 //! The bench as a watcher: unique match ids per run, match scripts renamed onto those ids,
 //! and playing them through the API with [`matchstream_client::player`] (the original's
 //! fake_watcher), split in two parts: up to the `start` event before the subscribers connect
-//! (so that version 1 subscribers find the match live), the rest while they watch.
+//! (so that version 1 subscribers find the match live), the rest while they watch; and the
+//! plain started matches that `fanout` and `soak` publish into, deleted at their end.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
+use matchstream_client::match_id;
 use matchstream_client::player::play_steps;
 use matchstream_client::HttpClient;
 use matchstream_protocol::script::{Script, Step};
-use matchstream_protocol::{Date, EventKind, MatchId, TeamCode};
+use matchstream_protocol::{Date, EventKind, MatchId, NewMatch, PostedEvent, TeamCode};
 
 /// The date of every match the bench creates (the seed's sample session); ids stay unique
 /// through the team codes, which carry the run id.
@@ -85,6 +87,42 @@ pub fn prepare(api: &mut HttpClient, script: &Script) -> anyhow::Result<Prepared
         id,
         rest: steps[start..].to_vec(),
     })
+}
+
+/// Creates `count` matches with ids unique to `run` (teams `b<run>` and `m<i>`, dated
+/// [`DATE`], no players) and starts each (`fanout`, `soak`).
+pub fn create_started(
+    client: &mut HttpClient,
+    run: &str,
+    count: u64,
+) -> anyhow::Result<Vec<MatchId>> {
+    let home = team(&format!("b{run}"))?;
+    let start_date = Date::parse(DATE).context("date")?;
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let m = NewMatch {
+            home: home.clone(),
+            visit: team(&format!("m{i}"))?,
+            start_date,
+            stadium: None,
+            home_players: Vec::new(),
+            visit_players: Vec::new(),
+        };
+        let id = client
+            .create_match(&m)?
+            .with_context(|| format!("creating the match {}: it exists already", match_id(&m)))?;
+        client.post_event(&id, &PostedEvent::new(EventKind::Start))?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// `DELETE /1/match/<id>` for each (so `/1/matches` does not grow run after run).
+pub fn cancel_all(client: &mut HttpClient, ids: &[MatchId]) -> anyhow::Result<()> {
+    for id in ids {
+        client.cancel_match(id)?;
+    }
+    Ok(())
 }
 
 /// What playing cost.

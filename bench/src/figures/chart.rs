@@ -1,8 +1,9 @@
-//! A line chart as an SVG written by hand, for the ramp: x values evenly spaced (N doubles
-//! step by step, so that is a log₂ axis), series in percent on the left axis and in
-//! milliseconds on the right one. It takes plain series; what they mean is the caller's.
-//! (Hand-written rather than plotters: text in plotters needs a font backend, this needs
-//! none and stays dependency-free.)
+//! A line chart as an SVG written by hand, for the ramp and the soak: x values evenly spaced
+//! (the ramp's N doubles step by step, so that is a log₂ axis; the soak's samples are evenly
+//! spaced in time), series on a left and a right axis, each with its unit and either a fixed
+//! top (percent: 100) or one rounded up from its largest value. It takes plain series; what
+//! they mean is the caller's. (Hand-written rather than plotters: text in plotters needs a
+//! font backend, this needs none and stays dependency-free.)
 
 use std::fmt::Write as _;
 
@@ -14,6 +15,10 @@ const TOP: f64 = 64.0;
 const BOTTOM: f64 = 60.0;
 const PLOT_W: f64 = W - LEFT - RIGHT;
 const PLOT_H: f64 = H - TOP - BOTTOM;
+/// Most x values labelled (more would overlap: every k-th is labelled).
+const MAX_X_LABELS: usize = 12;
+/// Most values per series drawn with a dot (beyond, the line alone).
+const MAX_DOTS: usize = 60;
 
 /// One line of the chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,10 +27,37 @@ pub struct Series {
     pub name: &'static str,
     /// Its stroke colour (`#rrggbb`).
     pub color: &'static str,
-    /// Milliseconds on the right axis (else percent on the left).
+    /// On the right axis (else on the left one).
     pub right_axis: bool,
     /// One value per x.
     pub values: Vec<f64>,
+}
+
+/// A y axis: its unit and its top.
+#[derive(Debug, Clone, Copy)]
+pub struct Axis<'a> {
+    /// Written after each tick's value (`%`, ` ms`, ` MiB`).
+    pub unit: &'a str,
+    /// A fixed top (100 for percent); `None`: the largest value of its series, rounded up to
+    /// 1, 2 or 5 × 10^k.
+    pub top: Option<f64>,
+}
+
+impl Axis<'_> {
+    /// Percent, 0 to 100.
+    pub const PERCENT: Axis<'static> = Axis {
+        unit: "%",
+        top: Some(100.0),
+    };
+    /// Milliseconds, from 0 to the largest value rounded up.
+    pub const MS: Axis<'static> = Axis::auto(" ms");
+}
+
+impl<'a> Axis<'a> {
+    /// From 0 to the largest value rounded up, ticks written with `unit`.
+    pub const fn auto(unit: &'a str) -> Axis<'a> {
+        Axis { unit, top: None }
+    }
 }
 
 /// What to draw: x values evenly spaced (a log₂ axis when they double), and the series.
@@ -37,6 +69,10 @@ pub struct Chart<'a> {
     pub x_label: &'a str,
     /// The x values, in order.
     pub xs: &'a [u64],
+    /// The left axis.
+    pub left: Axis<'a>,
+    /// The right axis.
+    pub right: Axis<'a>,
     /// The lines.
     pub series: &'a [Series],
 }
@@ -45,8 +81,10 @@ pub struct Chart<'a> {
 struct Scale {
     /// How many x values.
     count: usize,
-    /// The right axis's top, in milliseconds.
-    ms_top: f64,
+    /// The left axis's top.
+    left_top: f64,
+    /// The right axis's top.
+    right_top: f64,
 }
 
 impl Scale {
@@ -59,25 +97,33 @@ impl Scale {
     }
 
     fn y(&self, v: f64, right_axis: bool) -> f64 {
-        if right_axis {
-            TOP + PLOT_H * (1.0 - (v / self.ms_top).clamp(0.0, 1.0))
+        let top = if right_axis {
+            self.right_top
         } else {
-            TOP + PLOT_H * (1.0 - v.clamp(0.0, 100.0) / 100.0)
-        }
+            self.left_top
+        };
+        TOP + PLOT_H * (1.0 - (v / top).clamp(0.0, 1.0))
     }
+}
+
+/// The top of `axis`: fixed, or the largest value of its series rounded up.
+fn top(axis: &Axis<'_>, series: &[Series], right_axis: bool) -> f64 {
+    axis.top.unwrap_or_else(|| {
+        let max = series
+            .iter()
+            .filter(|s| s.right_axis == right_axis)
+            .flat_map(|s| s.values.iter().copied())
+            .fold(0.0_f64, f64::max);
+        nice_ceiling(max.max(1.0))
+    })
 }
 
 /// The SVG of `chart`.
 pub fn render(chart: &Chart<'_>) -> String {
-    let max_ms = chart
-        .series
-        .iter()
-        .filter(|s| s.right_axis)
-        .flat_map(|s| s.values.iter().copied())
-        .fold(0.0_f64, f64::max);
     let scale = Scale {
         count: chart.xs.len(),
-        ms_top: nice_ceiling(max_ms.max(1.0)),
+        left_top: top(&chart.left, chart.series, false),
+        right_top: top(&chart.right, chart.series, true),
     };
     let mut svg = String::new();
     let _ = writeln!(
@@ -112,24 +158,27 @@ fn axes(svg: &mut String, chart: &Chart<'_>, scale: &Scale) {
         );
         let _ = writeln!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{:.0}%</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}{}</text>"#,
             LEFT - 8.0,
             y + 4.0,
-            f * 100.0
+            trim(f * scale.left_top),
+            chart.left.unit
         );
         let _ = writeln!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}">{} ms</text>"#,
+            r#"<text x="{:.1}" y="{:.1}">{}{}</text>"#,
             W - RIGHT + 8.0,
             y + 4.0,
-            trim(f * scale.ms_top)
+            trim(f * scale.right_top),
+            chart.right.unit
         );
     }
     let _ = writeln!(
         svg,
         r##"<rect x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}" fill="none" stroke="#555"/>"##
     );
-    for (i, n) in chart.xs.iter().enumerate() {
+    let every = chart.xs.len().div_ceil(MAX_X_LABELS).max(1);
+    for (i, n) in chart.xs.iter().enumerate().step_by(every) {
         let _ = writeln!(
             svg,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{n}</text>"#,
@@ -160,6 +209,9 @@ fn line(svg: &mut String, s: &Series, scale: &Scale) {
         points.join(" "),
         s.color
     );
+    if points.len() > MAX_DOTS {
+        return;
+    }
     for p in &points {
         let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
         let _ = writeln!(
@@ -226,6 +278,8 @@ mod tests {
             title: "t",
             x_label: "x",
             xs: &[],
+            left: Axis::PERCENT,
+            right: Axis::MS,
             series: &[],
         });
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -252,11 +306,47 @@ mod tests {
             title: "t",
             x_label: "N",
             xs: &[16, 32],
+            left: Axis::PERCENT,
+            right: Axis::MS,
             series: &series,
         });
         // 100 % and 20 ms (the right axis's top) are at the top, 0 ms at the bottom.
         assert!(svg.contains(r#"points="70.0,64.0 740.0,232.0""#), "{svg}");
         assert!(svg.contains(r#"points="70.0,400.0 740.0,64.0""#), "{svg}");
         assert!(svg.contains(">20 ms</text>") && svg.contains(">ok %</text>"));
+    }
+
+    #[test]
+    fn long_series_keep_their_labels_apart() {
+        // A soak's 180 samples: both axes rounded up from their values, a dozen x labels at
+        // most, lines without dots.
+        let xs: Vec<u64> = (0..180).map(|i| i * 10).collect();
+        let series = [
+            Series {
+                name: "RSS MiB",
+                color: "#000000",
+                right_axis: false,
+                values: vec![310.0; 180],
+            },
+            Series {
+                name: "open files",
+                color: "#ffffff",
+                right_axis: true,
+                values: vec![19_050.0; 180],
+            },
+        ];
+        let svg = render(&Chart {
+            title: "t",
+            x_label: "s",
+            xs: &xs,
+            left: Axis::auto(" MiB"),
+            right: Axis::auto(""),
+            series: &series,
+        });
+        assert!(svg.contains(">500 MiB</text>"), "{svg}");
+        assert!(svg.contains(">20000</text>"), "{svg}");
+        let x_labels = svg.matches(r#"text-anchor="middle">"#).count() - 2; // title, x label
+        assert!((10..=MAX_X_LABELS).contains(&x_labels), "{x_labels}");
+        assert!(!svg.contains("<circle"));
     }
 }

@@ -38,6 +38,10 @@ pub struct Live {
     pub p50_us: AtomicU64,
     /// Delivery latency p99 over the last second of deliveries, µs.
     pub p99_us: AtomicU64,
+    /// Resumes done (`soak`): subscribers that reconnected with `SINCE`.
+    pub resumes: AtomicU64,
+    /// Resumes under way: disconnected, their `SINCE` command not sent yet.
+    pub resuming: AtomicU64,
 }
 
 /// A copy of a [`Live`]'s counters.
@@ -54,6 +58,10 @@ pub struct Snapshot {
     pub p50_us: u64,
     #[serde(default)]
     pub p99_us: u64,
+    #[serde(default)]
+    pub resumes: u64,
+    #[serde(default)]
+    pub resuming: u64,
 }
 
 impl Live {
@@ -69,6 +77,8 @@ impl Live {
             open: g(&self.open),
             p50_us: g(&self.p50_us),
             p99_us: g(&self.p99_us),
+            resumes: g(&self.resumes),
+            resuming: g(&self.resuming),
         }
     }
 
@@ -83,6 +93,8 @@ impl Live {
         p(&self.open, s.open);
         p(&self.p50_us, s.p50_us);
         p(&self.p99_us, s.p99_us);
+        p(&self.resumes, s.resumes);
+        p(&self.resuming, s.resuming);
     }
 
     /// The sum of several (the live percentiles: the worst shard's, which bounds the whole).
@@ -99,6 +111,8 @@ impl Live {
                 open: a.open + b.open,
                 p50_us: a.p50_us.max(b.p50_us),
                 p99_us: a.p99_us.max(b.p99_us),
+                resumes: a.resumes + b.resumes,
+                resuming: a.resuming + b.resuming,
             })
     }
 }

@@ -196,6 +196,19 @@ pub fn counts<'a>(map: impl IntoIterator<Item = (&'a String, &'a u64)>) -> Strin
     }
 }
 
+/// The last lines of a table: `result: PASS`, or `result: FAIL (n problem(s))` and a line per
+/// problem.
+pub fn result_lines(problems: &[String]) -> String {
+    if problems.is_empty() {
+        return "result: PASS\n".into();
+    }
+    let mut out = format!("result: FAIL ({} problem(s))\n", problems.len());
+    for p in problems {
+        let _ = writeln!(out, "  - {p}");
+    }
+    out
+}
+
 /// The bench's cost as one line.
 pub fn cost_line(c: &BenchCost) -> String {
     let per_conn = c

@@ -270,6 +270,7 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
         connect_timeout_ms: setup.connect_timeout_ms,
         time_limit_ms: setup.time_limit.as_millis() as u64,
         source_ips: setup.source_ips.clone(),
+        resume: None,
     };
     let mut shards = Shards::start(&plan, setup.workers)?;
     let lives = shards.lives();

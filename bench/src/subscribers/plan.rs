@@ -19,8 +19,24 @@ pub enum Target {
     Direct(Vec<SocketAddr>),
 }
 
+/// Rounds of resumes (`soak`): each round, a share of the shard's streaming subscribers,
+/// picked at random, disconnect and reconnect with `SINCE:<the last seq received whole>`
+/// (version 2), their seq count going on across the reconnection.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Resume {
+    /// Milliseconds between rounds; the first round comes one period after every attempt of
+    /// the shard has ended (its `Ready`).
+    pub every_ms: u64,
+    /// Percent of the shard's subscribers each round picks (of those streaming then).
+    pub percent: f64,
+    /// Milliseconds over which a round's resumes are spread evenly (0: all at once).
+    pub spread_ms: u64,
+    /// Seed of the picks; each shard mixes in the index of its first subscriber.
+    pub seed: u64,
+}
+
 /// One shard's share of a run.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// The protocol.
     pub protocol: Protocol,
@@ -42,6 +58,9 @@ pub struct Plan {
     pub time_limit_ms: u64,
     /// Source addresses to rotate over.
     pub source_ips: Option<SourceIps>,
+    /// Rounds of resumes, if any (`soak`).
+    #[serde(default)]
+    pub resume: Option<Resume>,
 }
 
 /// What a shard measured; shards merge into one.
@@ -93,9 +112,18 @@ pub struct Outcome {
     /// CPU seconds of the shard's thread at its end.
     #[serde(default)]
     pub cpu_at_end: f64,
+    /// Resumes done: a subscriber disconnected and sent its `SINCE` command again.
+    #[serde(default)]
+    pub resumes: u64,
 }
 
 impl Outcome {
+    /// Deliveries missing from `expected`: expected − (delivered − duplicated). A duplicate
+    /// does not make up for a missing delivery.
+    pub fn lost(&self, expected: u64) -> u64 {
+        expected.saturating_sub(self.delivered.saturating_sub(self.duplicated))
+    }
+
     /// The bench's RSS growth per connection open once every attempt had ended (none below
     /// 100 connections: too few to tell).
     pub fn rss_per_connection(&self) -> Option<f64> {
@@ -137,5 +165,6 @@ impl Outcome {
         self.seconds = self.seconds.max(o.seconds);
         self.cpu_at_ready += o.cpu_at_ready;
         self.cpu_at_end += o.cpu_at_end;
+        self.resumes += o.resumes;
     }
 }

@@ -350,7 +350,12 @@ pub fn worker_main() -> anyhow::Result<()> {
     };
     let mut signal = |s: Signal<'_>| {
         let line = match s {
-            Signal::Ready => WorkerLine::Ready,
+            Signal::Ready => {
+                // The counters as they stand at Ready, so the coordinator's are exact then
+                // rather than up to a tick old.
+                let _ = emit(&WorkerLine::Progress(live.snapshot()));
+                WorkerLine::Ready
+            }
             Signal::Tick => WorkerLine::Progress(live.snapshot()),
             Signal::Frontier(changes) => WorkerLine::Frontier(changes.to_vec()),
         };
@@ -381,6 +386,7 @@ mod tests {
             connect_timeout_ms: 1000,
             time_limit_ms: 1000,
             source_ips: None,
+            resume: None,
         }
     }
 

@@ -13,12 +13,18 @@
 //! does a connected subscriber whose status does not follow within it, and at the time limit
 //! every subscriber still open fails as `timeout`.
 //!
+//! With a [`Resume`](crate::subscribers::plan::Resume) plan (`soak`), rounds of subscribers
+//! picked at random disconnect and reconnect with `SINCE:<last seq received whole>`
+//! ([`resume`]); a subscriber's seq count goes on across its reconnections, so a resume that
+//! loses or repeats an event shows as out of order or duplicated.
+//!
 //! Memory: one `Sub` per open connection (about 250 bytes: the framing checker keeps only
 //! the head of the current line) in a slab; reads go through one shared 64 KiB buffer. The
 //! checkin's response parser lives only while the checkin does.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -84,6 +90,8 @@ struct Sub {
     last_seq: u64,
     /// Where its match's tracker has it (see [`MinTracker::add`]).
     tracked: u64,
+    /// This session was resumed: its command carries `SINCE:<last_seq>` and no status comes.
+    resumed: bool,
 }
 
 /// A pending bound on one subscriber's phase: it applies while the subscriber with `index`
@@ -129,6 +137,10 @@ struct Shard<'a> {
     dirty: Vec<bool>,
     dirty_list: Vec<u32>,
     changes: Vec<(u32, u64)>,
+    /// Rounds of resumes, once the shard is ready (with a resume plan).
+    rounds: Option<resume::Rounds>,
+    /// Resumes under way: disconnected, the `SINCE` command not wholly sent yet.
+    resuming: u64,
 }
 
 /// Runs one shard to its end; `signal` is called with [`Signal::Ready`] once and
@@ -163,6 +175,7 @@ pub fn run(
             ready = true;
             shard.ready(rss_start, signal);
         }
+        shard.resume_due(now);
         if shard.launched == plan.count && shard.subs.is_empty() {
             break;
         }
@@ -222,6 +235,8 @@ impl<'a> Shard<'a> {
             dirty: vec![true; plan.channels.len()],
             dirty_list: (0..plan.channels.len() as u32).collect(),
             changes: Vec::new(),
+            rounds: None,
+            resuming: 0,
         })
     }
 
@@ -232,6 +247,11 @@ impl<'a> Shard<'a> {
         let rss = crate::figures::sysstat::rss_bytes("self").unwrap_or(0);
         self.out.rss_growth_bytes = rss.saturating_sub(rss_start);
         self.out.cpu_at_ready = crate::figures::sysstat::thread_cpu_seconds();
+        self.rounds = self
+            .plan
+            .resume
+            .as_ref()
+            .map(|r| resume::Rounds::new(r, self.plan.first, std::time::Instant::now()));
         self.publish();
         self.report_frontiers(signal);
         signal(Signal::Ready);
@@ -253,6 +273,8 @@ impl Shard<'_> {
         p(&self.live.failed, self.out.failed);
         p(&self.live.delivered, self.out.delivered);
         p(&self.live.open, open);
+        p(&self.live.resumes, self.out.resumes);
+        p(&self.live.resuming, self.resuming);
         // Live percentiles over the last second or so of deliveries.
         if self.recent.count() > 0 {
             p(
@@ -275,60 +297,85 @@ impl Shard<'_> {
         while self.attempting < self.plan.concurrency.max(1) && self.launched < self.plan.count {
             let index = self.plan.first + self.launched;
             self.launched += 1;
-            let source = self.plan.source_ips.as_ref().map(|s| s.pick(index));
-            let (addr, checkin) = match &self.plan.target {
-                Target::Checkin(api) => (api.addr, true),
-                Target::Direct(addrs) if !addrs.is_empty() => {
-                    (addrs[(index % addrs.len() as u64) as usize], false)
-                }
-                Target::Direct(_) => {
-                    self.fail_unlaunched(Failure::ConnectError);
+            // The key the next insert takes: nothing is inserted in between.
+            let key = self.subs.vacant_key();
+            let (stream, phase) = match self.open(index, key) {
+                Ok(opened) => opened,
+                Err(kind) => {
+                    self.fail_unlaunched(kind);
                     continue;
                 }
             };
-            let stream = match net::connect(addr, source) {
-                Ok(s) => s,
-                Err(e) => {
-                    let kind = net::classify(&e);
-                    self.fail_unlaunched(if checkin && kind != net::IoKind::BenchLimit {
-                        Failure::CheckinFailed
-                    } else {
-                        Failure::of_connect(kind)
-                    });
-                    continue;
-                }
-            };
-            let entry = self.subs.vacant_entry();
-            let key = entry.key();
-            let mut sub = Sub {
+            self.subs.insert(Sub {
                 index,
                 stream,
-                phase: if checkin {
-                    Phase::Checkin {
-                        parser: Box::new(ResponseParser::new(1024)),
-                        sent: false,
-                    }
-                } else {
-                    Phase::Connecting
-                },
+                phase,
                 t0: now,
                 seen: Seen::default(),
                 decoder: Decoder::new(self.plan.protocol),
                 last_seq: 0,
                 tracked: 0,
-            };
-            if let Err(e) = self.poll.registry().register(
-                &mut sub.stream,
-                Token(key),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                self.fail_unlaunched(Failure::of_connect(net::classify(&e)));
-                continue;
-            }
-            entry.insert(sub);
+                resumed: false,
+            });
             self.attempting += 1;
             self.bound(key, index, now, Stage::Connect);
         }
+    }
+
+    /// Opens subscriber `index`'s connection, registered as `key`: to the API for its checkin,
+    /// or straight to its stream address; the phase it starts in.
+    fn open(&self, index: u64, key: usize) -> Result<(TcpStream, Phase), Failure> {
+        let (addr, checkin) = match &self.plan.target {
+            Target::Checkin(api) => (api.addr, true),
+            Target::Direct(addrs) if !addrs.is_empty() => {
+                (addrs[(index % addrs.len() as u64) as usize], false)
+            }
+            Target::Direct(_) => return Err(Failure::ConnectError),
+        };
+        let stream = self.connect_as(addr, index, key).map_err(|e| {
+            let kind = net::classify(&e);
+            if checkin && kind != net::IoKind::BenchLimit {
+                Failure::CheckinFailed
+            } else {
+                Failure::of_connect(kind)
+            }
+        })?;
+        let phase = if checkin {
+            Phase::Checkin {
+                parser: Box::new(ResponseParser::new(1024)),
+                sent: false,
+            }
+        } else {
+            Phase::Connecting
+        };
+        Ok((stream, phase))
+    }
+
+    /// Connects subscriber `index` to `addr` from its source address, registered as `key`.
+    fn connect_as(&self, addr: SocketAddr, index: u64, key: usize) -> io::Result<TcpStream> {
+        let source = self.plan.source_ips.as_ref().map(|s| s.pick(index));
+        let mut stream = net::connect(addr, source)?;
+        self.poll.registry().register(
+            &mut stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok(stream)
+    }
+
+    /// Moves subscriber `key` to its new connection `stream` (registered) in `phase`, closing
+    /// the old one, and bounds the phase from `now` (a checkin's answer, a resume).
+    fn switch(&mut self, key: usize, stream: TcpStream, phase: Phase, now: Instant) {
+        let Some(sub) = self.subs.get_mut(key) else {
+            return;
+        };
+        let mut old = std::mem::replace(&mut sub.stream, stream);
+        let _ = self.poll.registry().deregister(&mut old);
+        drop(old);
+        sub.phase = phase;
+        sub.t0 = now;
+        let index = sub.index;
+        self.bound(key, index, now, Stage::Connect);
     }
 
     fn fail_unlaunched(&mut self, kind: Failure) {
@@ -387,6 +434,9 @@ impl Shard<'_> {
             return;
         };
         let _ = self.poll.registry().deregister(&mut sub.stream);
+        if sub.resumed && !matches!(sub.phase, Phase::Reading) {
+            self.resuming = self.resuming.saturating_sub(1);
+        }
         if !sub.seen.status {
             self.attempting = self.attempting.saturating_sub(1);
         } else {
@@ -453,9 +503,13 @@ impl Shard<'_> {
                 let mut line = String::with_capacity(96);
                 let _ = write!(
                     line,
-                    "VERSION:{version}:CONNECT:{}{}:MATCH:{channel}\r\n",
+                    "VERSION:{version}:CONNECT:{}{}:MATCH:{channel}",
                     self.plan.user_prefix, sub.index
                 );
+                if sub.resumed {
+                    let _ = write!(line, ":SINCE:{}", sub.last_seq);
+                }
+                line.push_str("\r\n");
                 self.scratch.extend_from_slice(line.as_bytes());
             }
             Protocol::Redis => {
@@ -475,6 +529,10 @@ impl Shard<'_> {
             }
         }
         sub.phase = Phase::Reading;
+        if sub.resumed {
+            self.resuming = self.resuming.saturating_sub(1);
+            self.out.resumes += 1;
+        }
         Ok(())
     }
 
@@ -532,6 +590,7 @@ impl Shard<'_> {
 
 mod account;
 mod checkin;
+mod resume;
 
 #[cfg(test)]
 mod tests {

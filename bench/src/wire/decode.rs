@@ -47,6 +47,17 @@ impl Decoder {
         }
     }
 
+    /// The decoder of a stream session resumed with `SINCE` (no status first); the baselines
+    /// have no resume, so theirs is [`Decoder::new`]'s.
+    pub fn resumed(protocol: Protocol) -> Decoder {
+        match protocol {
+            Protocol::Stream { version } if version >= 2 => {
+                Decoder::Stream(FrameChecker::resumed(Version::V2))
+            }
+            other => Decoder::new(other),
+        }
+    }
+
     /// Decodes the next bytes.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<Item>) -> Result<(), Violation> {
         match self {

@@ -5,7 +5,8 @@
 //! line `YYYY-MM-DD HH:MM:SS: <kind>:\n` naming a known event kind, holds only tab detail lines
 //! (`\t<key>: <value>`, a roster `\t<key>:` followed by `\t\t <player>` lines, and in version 2
 //! a `\tseq: <n>` line first) and ends with the terminator line `\r\n`; the first frame is a
-//! status; nothing appears outside a frame except one `ERROR: <reason>\r\n` line, after which
+//! status (except in a session resumed with `SINCE`, which opens with the events after that
+//! seq: [`FrameChecker::resumed`]); nothing appears outside a frame except one `ERROR: <reason>\r\n` line, after which
 //! the server must hang up; and the connection does not end inside a frame.
 //!
 //! It keeps no buffer beyond the first [`CAPTURE`] bytes of the current line (enough for any
@@ -89,6 +90,8 @@ pub struct FrameChecker {
     last: u8,
     state: State,
     frames: u64,
+    /// The first frame must be a status (not in a session resumed with `SINCE`).
+    status_first: bool,
     cur: Frame,
 }
 
@@ -102,7 +105,18 @@ impl FrameChecker {
             last: 0,
             state: State::Between,
             frames: 0,
+            status_first: true,
             cur: Frame::new(EventKind::Status),
+        }
+    }
+
+    /// A checker for a version 2 session resumed with `SINCE:<seq>`: the server sends the
+    /// stored events after that seq instead of a status (docs/protocol.md), so the first frame
+    /// may be of any kind.
+    pub fn resumed(version: Version) -> FrameChecker {
+        FrameChecker {
+            status_first: false,
+            ..FrameChecker::new(version)
         }
     }
 
@@ -203,7 +217,7 @@ impl FrameChecker {
             return Err(Violation::BadFraming("a bad header line"));
         }
         let kind = parse_header(line).ok_or(Violation::BadFraming("a bad header line"))?;
-        if self.frames == 0 && kind != EventKind::Status {
+        if self.status_first && self.frames == 0 && kind != EventKind::Status {
             return Err(Violation::BadFraming("the first frame is not a status"));
         }
         self.cur = Frame::new(kind);

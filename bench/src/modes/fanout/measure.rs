@@ -104,6 +104,7 @@ fn plan(shape: &Shape<'_>, time_limit: Duration) -> Plan {
         connect_timeout_ms: opts.spread.connect_timeout_ms(),
         time_limit_ms: time_limit.as_millis() as u64,
         source_ips: opts.spread.source_ips.clone(),
+        resume: None,
     }
 }
 
@@ -256,7 +257,7 @@ fn figures(
         framing: o.framing.clone(),
         expected,
         delivered: o.delivered,
-        lost: expected.saturating_sub(o.delivered.saturating_sub(o.duplicated)),
+        lost: o.lost(expected),
         duplicated: o.duplicated,
         out_of_order: o.out_of_order,
         deliveries_per_second: if span_ns > 0 {

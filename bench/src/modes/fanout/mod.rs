@@ -11,9 +11,9 @@
 //! failure, refused publish, missed rate or broken `--fail-on` criterion.
 
 use anyhow::{bail, Context};
-use matchstream_client::{match_id, HttpClient};
+use matchstream_client::HttpClient;
 use matchstream_protocol::frame::{render_event, Version};
-use matchstream_protocol::{Event, EventData, EventKind, MatchId, PostedEvent};
+use matchstream_protocol::{Event, EventData, EventKind, MatchId};
 
 use crate::net::{self, Api};
 use crate::publisher::flow::Flow;
@@ -157,7 +157,7 @@ fn run_once(
 ) -> anyhow::Result<()> {
     let opts = setup.opts;
     let run = watcher::run_id();
-    let ids = create_matches(client, &run, opts.matches)
+    let ids = watcher::create_started(client, &run, opts.matches)
         .with_context(|| format!("creating the matches of run {k}"))?;
     let channels: Vec<String> = ids.iter().map(MatchId::to_string).collect();
     let m = measure::measure(&Shape {
@@ -178,7 +178,7 @@ fn run_once(
         flow: setup.flow,
     });
     if !opts.keep_matches {
-        if let Err(e) = delete_matches(client, &ids) {
+        if let Err(e) = watcher::cancel_all(client, &ids) {
             warnings.push(format!("run {k}: deleting its matches: {e:#}"));
         }
     }
@@ -263,37 +263,6 @@ fn flow_control(opts: &Options, flow: Flow) -> FlowControl {
             .clamp(1, opts.matches.max(1) as usize),
         description: flow.describe(),
     }
-}
-
-/// Creates and starts `count` matches with ids unique to `run`.
-fn create_matches(client: &mut HttpClient, run: &str, count: u64) -> anyhow::Result<Vec<MatchId>> {
-    let home = watcher::team(&format!("b{run}"))?;
-    let start_date = matchstream_protocol::Date::parse(watcher::DATE).context("date")?;
-    let mut ids = Vec::new();
-    for i in 0..count {
-        let m = matchstream_protocol::NewMatch {
-            home: home.clone(),
-            visit: watcher::team(&format!("m{i}"))?,
-            start_date,
-            stadium: None,
-            home_players: Vec::new(),
-            visit_players: Vec::new(),
-        };
-        let id = client
-            .create_match(&m)?
-            .with_context(|| format!("creating the match {}: it exists already", match_id(&m)))?;
-        client.post_event(&id, &PostedEvent::new(EventKind::Start))?;
-        ids.push(id);
-    }
-    Ok(ids)
-}
-
-/// `DELETE /1/match/<id>` for each (so `/1/matches` does not grow run after run).
-fn delete_matches(client: &mut HttpClient, ids: &[MatchId]) -> anyhow::Result<()> {
-    for id in ids {
-        client.cancel_match(id)?;
-    }
-    Ok(())
 }
 
 fn write_hgrms(path: &std::path::Path, systems: &[SystemRuns]) -> anyhow::Result<()> {

@@ -274,17 +274,7 @@ impl Report {
         for w in &self.warnings {
             out.push_str(&format!("warning: {w}\n"));
         }
-        if self.problems.is_empty() {
-            out.push_str("result: PASS\n");
-        } else {
-            out.push_str(&format!(
-                "result: FAIL ({} problem(s))\n",
-                self.problems.len()
-            ));
-            for p in &self.problems {
-                out.push_str(&format!("  - {p}\n"));
-            }
-        }
+        out.push_str(&report::result_lines(&self.problems));
         out
     }
 }

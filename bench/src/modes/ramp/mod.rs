@@ -16,7 +16,7 @@ use matchstream_client::player::load_script;
 use matchstream_client::HttpClient;
 use matchstream_protocol::script::Script;
 
-use crate::figures::chart::{self, Chart, Series};
+use crate::figures::chart::{self, Axis, Chart, Series};
 use crate::figures::progress::Mode;
 use crate::figures::report::{self, BenchCost, Table};
 use crate::figures::sysstat;
@@ -408,6 +408,8 @@ fn render_chart(steps: &[Step]) -> String {
         title: "matchstream ramp: N against success and p99 latency",
         x_label: "N (users; C = min(N, max-c))",
         xs: &xs,
+        left: Axis::PERCENT,
+        right: Axis::MS,
         series: &series,
     })
 }

@@ -9,7 +9,7 @@ use slab::Slab;
 use super::{Shard, Signal, Sub};
 use crate::figures::latency::realtime_ns;
 use crate::publisher::window::NO_LIVE;
-use crate::subscribers::outcome::{self, Failure, Order};
+use crate::subscribers::outcome::{self, Failure};
 use crate::wire::decode::Protocol;
 use crate::wire::framing::Item;
 
@@ -73,12 +73,7 @@ impl Shard<'_> {
                 self.out.status.record(sub.t0.elapsed());
             }
             if let Some(seq) = f.seq {
-                match outcome::order(sub.last_seq, seq) {
-                    Order::Duplicate => self.out.duplicated += 1,
-                    Order::Gap => self.out.out_of_order += 1,
-                    Order::First | Order::Next => {}
-                }
-                sub.last_seq = sub.last_seq.max(seq);
+                outcome::track(&mut sub.last_seq, seq, &mut self.out);
             }
             if let Some(sent) = f.sent_ns {
                 self.out.delivered += 1;

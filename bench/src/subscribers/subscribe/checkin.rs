@@ -5,9 +5,8 @@ use std::time::Instant;
 
 use matchstream_client::{write_request, Checkin};
 use mio::net::TcpStream;
-use mio::{Interest, Token};
 
-use super::{Phase, Shard, Stage};
+use super::{Phase, Shard};
 use crate::net;
 use crate::net::Api;
 use crate::subscribers::outcome::Failure;
@@ -51,25 +50,12 @@ impl Shard<'_> {
             return fail;
         };
         let elapsed = sub.t0.elapsed();
-        self.out.checkin.record(elapsed);
-        let source = self.plan.source_ips.as_ref().map(|s| s.pick(sub.index));
-        let mut stream =
-            net::connect(addr, source).map_err(|e| Err(Failure::of_connect(net::classify(&e))))?;
-        let _ = self.poll.registry().deregister(&mut sub.stream);
-        self.poll
-            .registry()
-            .register(
-                &mut stream,
-                Token(key),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| Err(Failure::of_connect(net::classify(&e))))?;
-        let now = Instant::now();
-        sub.stream = stream;
-        sub.phase = Phase::Connecting;
-        sub.t0 = now;
         let index = sub.index;
-        self.bound(key, index, now, Stage::Connect);
+        self.out.checkin.record(elapsed);
+        let stream = self
+            .connect_as(addr, index, key)
+            .map_err(|e| Err(Failure::of_connect(net::classify(&e))))?;
+        self.switch(key, stream, Phase::Connecting, Instant::now());
         Ok(())
     }
 }

@@ -120,6 +120,31 @@ fn facts_are_pulled_out_of_frames() {
 }
 
 #[test]
+fn a_resumed_session_opens_with_events() {
+    // SINCE:1 replaces the status with the events after seq 1.
+    let mut bytes = Vec::new();
+    render_event(&event(2, EventKind::Goal, None), Version::V2, &mut bytes);
+    render_event(&event(3, EventKind::Stop, None), Version::V2, &mut bytes);
+    let mut c = FrameChecker::resumed(Version::V2);
+    let mut items = Vec::new();
+    assert_eq!(c.feed(&bytes, &mut items).and_then(|()| c.finish()), Ok(()));
+    let seqs: Vec<_> = items
+        .iter()
+        .map(|i| match i {
+            Item::Frame(f) => f.seq,
+            Item::Error(e) => panic!("error {e}"),
+        })
+        .collect();
+    assert_eq!(seqs, [Some(2), Some(3)]);
+    // A fresh session still has to open with its status.
+    let (_, r) = check(Version::V2, &bytes);
+    assert_eq!(
+        r,
+        Err(Violation::BadFraming("the first frame is not a status"))
+    );
+}
+
+#[test]
 fn error_lines_are_reported() {
     let (items, r) = check(Version::V1, b"ERROR: unknown match\r\n");
     assert_eq!(r, Ok(()));
