@@ -21,27 +21,68 @@ use crate::bus::{BusMsg, MatchRecord};
 use crate::outbox::{End, Frame, Outbox};
 use crate::stats::CoreStats;
 
-/// One stored event with its frames.
+/// Events at the end of each match's history whose frames a core keeps rendered: the live
+/// fanout and the resumes of clients that dropped a moment ago share them. Older events keep
+/// only the event; a resume that reaches back that far has their frames rendered again.
+/// (Every core holds every match's history: kept frames cost about 250 bytes per event per
+/// core, which a long match on many cores would otherwise hold for good.)
+pub const RECENT_FRAMES: usize = 64;
+
+/// One stored event with, while it is recent, its frames.
 pub struct Entry {
     /// The event.
     pub event: Arc<Event>,
-    v1: Frame,
-    v2: Frame,
+    /// The v1 and v2 frames, rendered while the event is among the last [`RECENT_FRAMES`].
+    frames: RefCell<Option<[Frame; 2]>>,
 }
 
 impl Entry {
-    fn new(event: Arc<Event>) -> Entry {
-        let v1 = frame_of(|out| render_event(&event, Version::V1, out));
-        let v2 = frame_of(|out| render_event(&event, Version::V2, out));
-        Entry { event, v1, v2 }
+    fn new(event: Arc<Event>, rendered: bool) -> Entry {
+        let frames = rendered.then(|| {
+            [
+                frame_of(|out| render_event(&event, Version::V1, out)),
+                frame_of(|out| render_event(&event, Version::V2, out)),
+            ]
+        });
+        Entry {
+            event,
+            frames: RefCell::new(frames),
+        }
     }
 
-    /// The frame for `version`.
-    pub fn frame(&self, version: Version) -> &Frame {
-        match version {
-            Version::V1 => &self.v1,
-            Version::V2 => &self.v2,
+    /// The frame for `version`: the shared rendering while the event is recent, a new one
+    /// otherwise.
+    pub fn frame(&self, version: Version) -> Frame {
+        match self.frames.borrow().as_ref() {
+            Some(frames) => frames[slot(version)].clone(),
+            None => frame_of(|out| render_event(&self.event, version, out)),
         }
+    }
+
+    /// Appends the frame for `version` to `out` (a resume's piece), rendering it if the event
+    /// is no longer recent.
+    pub fn write_frame(&self, version: Version, out: &mut Vec<u8>) {
+        match self.frames.borrow().as_ref() {
+            Some(frames) => out.extend_from_slice(&frames[slot(version)]),
+            None => render_event(&self.event, version, out),
+        }
+    }
+
+    /// True while the frames are kept.
+    pub fn is_rendered(&self) -> bool {
+        self.frames.borrow().is_some()
+    }
+
+    /// Drops the frames of an event that is no longer recent.
+    fn forget_frames(&self) {
+        self.frames.replace(None);
+    }
+}
+
+fn slot(version: Version) -> usize {
+    match version {
+        Version::V1 => 0,
+        Version::V2 => 1,
     }
 }
 
@@ -67,9 +108,14 @@ pub struct MatchView {
 
 impl MatchView {
     fn new(state: Arc<Match>, history: Vec<Arc<Event>>) -> MatchView {
+        let old = history.len().saturating_sub(RECENT_FRAMES);
         MatchView {
             state,
-            history: history.into_iter().map(Entry::new).collect(),
+            history: history
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| Entry::new(e, i >= old))
+                .collect(),
             status: RefCell::new(None),
             json: RefCell::new(None),
             history_json: RefCell::new(None),
@@ -281,7 +327,7 @@ impl Fanout {
             log::warn!(target: "matchstream::fanout",
                 "match {}: event {} arrived after {}: gap", event.match_id, event.seq, last);
         }
-        let entry = Entry::new(event);
+        let entry = Entry::new(event, true);
         let is_stop = entry.event.kind == EventKind::Stop;
         view.state = state;
         view.forget_renderings();
@@ -290,7 +336,7 @@ impl Fanout {
             if sub.end().is_some() {
                 return false;
             }
-            sub.push(entry.frame(sub.version).clone());
+            sub.push(entry.frame(sub.version));
             if is_stop {
                 sub.finish(End::Finished);
             }
@@ -300,6 +346,9 @@ impl Fanout {
             !is_stop
         });
         view.history.push(entry);
+        if let Some(old) = view.history.len().checked_sub(RECENT_FRAMES + 1) {
+            view.history[old].forget_frames();
+        }
     }
 
     /// Sends what the last messages queued to up to `max` touched subscribers, one vectored
@@ -361,7 +410,7 @@ impl Fanout {
         match since {
             Some(seq) => {
                 for entry in view.since(seq) {
-                    outbox.push(entry.frame(version).clone());
+                    outbox.push(entry.frame(version));
                 }
             }
             None => outbox.push(view.status_frame(version)),

@@ -239,3 +239,31 @@ fn a_cancelled_match_ends_its_subscribers_and_leaves_the_table() {
     assert!(table.get(m.id.as_str()).is_none());
     assert_ne!(table.listing(), before, "the listing is rendered again");
 }
+
+#[test]
+fn only_recent_events_keep_their_frames_and_old_ones_render_the_same_bytes() {
+    let total = RECENT_FRAMES + 40;
+    let (mut table, mut m, history) = table_with(total);
+    let view = table.get(m.id.as_str()).expect("view");
+    // Loaded from the store: only the newest keep frames.
+    let kept: Vec<bool> = view.history.iter().map(Entry::is_rendered).collect();
+    assert_eq!(kept.iter().filter(|k| **k).count(), RECENT_FRAMES);
+    assert!(kept[total - RECENT_FRAMES..].iter().all(|k| *k));
+    for (entry, event) in view.history.iter().zip(&history) {
+        for version in [Version::V1, Version::V2] {
+            let want = frames(&[event], version);
+            assert_eq!(&entry.frame(version)[..], &want[..]);
+            let mut out = b"before".to_vec();
+            entry.write_frame(version, &mut out);
+            assert_eq!(&out[6..], &want[..]);
+        }
+    }
+    // Each live event pushes the oldest kept one out.
+    let e = event(&m, total as u64 + 1, EventKind::Comment);
+    deliver(&mut table, &mut m, &e);
+    let view = table.get(m.id.as_str()).expect("view");
+    let kept = view.history.iter().filter(|e| e.is_rendered()).count();
+    assert_eq!(kept, RECENT_FRAMES);
+    assert!(view.history.last().expect("last").is_rendered());
+    assert!(!view.history[total - RECENT_FRAMES].is_rendered());
+}
