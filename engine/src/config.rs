@@ -207,6 +207,13 @@ pub struct Config {
     )]
     pub max_api_connections: u64,
 
+    /// Milliseconds without anything sent after which an SSE stream (GET
+    /// /1/match/<id>/stream) gets a keep-alive comment line, so that proxies do not close it as
+    /// idle; checked at the core's sweep of its subscribers (every 5 s), so the comment comes up
+    /// to 5 s later. 0 = no keep-alive.
+    #[arg(long, env = "MATCHSTREAM_SSE_KEEPALIVE_MS", default_value_t = 15_000)]
+    pub sse_keepalive_ms: u64,
+
     /// Milliseconds subscribers get to receive the shutdown notice before the server exits.
     #[arg(long, env = "MATCHSTREAM_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
@@ -233,6 +240,7 @@ impl Default for Config {
             http_idle_ms: 60_000,
             http_write_timeout_ms: 10_000,
             max_api_connections: 10_000,
+            sse_keepalive_ms: 15_000,
             shutdown_grace_ms: 5_000,
             no_pin: false,
         }
@@ -362,5 +370,6 @@ mod tests {
         assert_eq!(c.max_queue, d.max_queue);
         assert_eq!(c.http_write_timeout_ms, d.http_write_timeout_ms);
         assert_eq!(c.max_api_connections, d.max_api_connections);
+        assert_eq!(c.sse_keepalive_ms, d.sse_keepalive_ms);
     }
 }

@@ -1,20 +1,23 @@
 //! The per-core match table: each core's copy of every match (state, history, rendered
 //! frames) and its local subscribers, and the fanout of committed events to them.
 //!
-//! A core renders each event once per protocol version when it arrives from the bus and
-//! shares the bytes among all its subscribers ([`Outbox`]). The table is also the core's read
+//! A core renders each event once per encoding when it arrives from the bus and shares the
+//! bytes among all its subscribers ([`Outbox`]): the TCP frames (v1, v2) at once, the SSE event
+//! when the first SSE subscriber asks for it, so a node without browsers pays nothing for them. The table is also the core's read
 //! model: the API answers match, list and history requests from it without touching the store.
 //! Subscribers whose stream ended are dropped from the table on the next event of their match
 //! or by the periodic [`Fanout::sweep`], which also finds idle subscribers whose peer has gone
-//! (a subscriber has no task reading its socket).
+//! (a subscriber has no task reading its socket), and queues the keep-alive comment of SSE
+//! subscribers that have had nothing sent for a while.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use matchstream_protocol::api::{match_body, write_history};
-use matchstream_protocol::frame::{render_event, render_status, Version};
+use matchstream_protocol::encoding::Encoding;
+use matchstream_protocol::sse::KEEPALIVE;
 use matchstream_protocol::{Event, EventKind, Match, MatchId, Period};
 
 use crate::bus::{BusMsg, MatchRecord};
@@ -27,21 +30,40 @@ pub struct Entry {
     pub event: Arc<Event>,
     v1: Frame,
     v2: Frame,
+    /// The SSE event, rendered when an SSE subscriber first needs it.
+    sse: OnceCell<Frame>,
 }
 
 impl Entry {
     fn new(event: Arc<Event>) -> Entry {
-        let v1 = frame_of(|out| render_event(&event, Version::V1, out));
-        let v2 = frame_of(|out| render_event(&event, Version::V2, out));
-        Entry { event, v1, v2 }
+        let v1 = frame_of(|out| Encoding::V1.render_event(&event, out));
+        let v2 = frame_of(|out| Encoding::V2.render_event(&event, out));
+        Entry {
+            event,
+            v1,
+            v2,
+            sse: OnceCell::new(),
+        }
     }
 
-    /// The frame for `version`.
-    pub fn frame(&self, version: Version) -> &Frame {
-        match version {
-            Version::V1 => &self.v1,
-            Version::V2 => &self.v2,
+    /// The frame for `encoding` (the SSE one rendered on first use).
+    pub fn frame(&self, encoding: Encoding) -> &Frame {
+        match encoding {
+            Encoding::V1 => &self.v1,
+            Encoding::V2 => &self.v2,
+            Encoding::Sse => self
+                .sse
+                .get_or_init(|| frame_of(|out| Encoding::Sse.render_event(&self.event, out))),
         }
+    }
+}
+
+/// The place of `encoding` in per-encoding arrays.
+fn slot(encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::V1 => 0,
+        Encoding::V2 => 1,
+        Encoding::Sse => 2,
     }
 }
 
@@ -58,8 +80,9 @@ pub struct MatchView {
     /// Every event in seq order (`history[i].event.seq == i + 1` unless a gap was logged).
     pub history: Vec<Entry>,
     /// Renderings of the current state, made when first asked for and dropped on every change:
-    /// the status frames (v1, v2), the match's JSON, the whole history's JSON.
-    status: RefCell<Option<[Frame; 2]>>,
+    /// the status frames (v1, v2, SSE, each when first asked for), the match's JSON, the
+    /// whole history's JSON.
+    status: RefCell<[Option<Frame>; 3]>,
     json: RefCell<Option<Rc<[u8]>>>,
     history_json: RefCell<Option<Rc<[u8]>>>,
     subscribers: Vec<Rc<Outbox>>,
@@ -70,26 +93,19 @@ impl MatchView {
         MatchView {
             state,
             history: history.into_iter().map(Entry::new).collect(),
-            status: RefCell::new(None),
+            status: RefCell::new([None, None, None]),
             json: RefCell::new(None),
             history_json: RefCell::new(None),
             subscribers: Vec::new(),
         }
     }
 
-    /// The status frame of the current state, rendered once per state.
-    pub fn status_frame(&self, version: Version) -> Frame {
+    /// The status frame of the current state in `encoding`, rendered once per state.
+    pub fn status_frame(&self, encoding: Encoding) -> Frame {
         let mut cache = self.status.borrow_mut();
-        let frames = cache.get_or_insert_with(|| {
-            [
-                frame_of(|out| render_status(&self.state, Version::V1, out)),
-                frame_of(|out| render_status(&self.state, Version::V2, out)),
-            ]
-        });
-        match version {
-            Version::V1 => frames[0].clone(),
-            Version::V2 => frames[1].clone(),
-        }
+        cache[slot(encoding)]
+            .get_or_insert_with(|| frame_of(|out| encoding.render_status(&self.state, out)))
+            .clone()
     }
 
     /// The body of `GET /1/match/<id>`, rendered once per state.
@@ -119,7 +135,7 @@ impl MatchView {
 
     /// Drops the renderings of the state before a change.
     fn forget_renderings(&self) {
-        self.status.replace(None);
+        self.status.replace([None, None, None]);
         self.json.replace(None);
         self.history_json.replace(None);
     }
@@ -234,10 +250,11 @@ impl Fanout {
                 }
             }
             BusMsg::Shutdown => {
-                let notice: Frame = Rc::from(&b"ERROR: server shutting down\r\n"[..]);
+                let notices = Encoding::ALL
+                    .map(|e| frame_of(|out| e.render_error("server shutting down", out)));
                 for view in self.views.values_mut() {
                     for sub in view.subscribers.drain(..) {
-                        sub.push_final(notice.clone());
+                        sub.push_final(notices[slot(sub.encoding)].clone());
                         sub.finish(End::Shutdown);
                         if sub.mark_dirty() {
                             self.dirty.push_back(sub);
@@ -290,7 +307,7 @@ impl Fanout {
             if sub.end().is_some() {
                 return false;
             }
-            sub.push(entry.frame(sub.version).clone());
+            sub.push(entry.frame(sub.encoding).clone());
             if is_stop {
                 sub.finish(End::Finished);
             }
@@ -328,18 +345,31 @@ impl Fanout {
         std::mem::take(&mut self.tend)
     }
 
-    /// Drops ended subscribers from the table and ends those whose peer has gone; returns
-    /// how many were dropped. Run every few seconds: idle subscribers have no task that
-    /// would notice a closed connection.
-    pub fn sweep(&mut self, stats: &CoreStats) -> usize {
+    /// Drops ended subscribers from the table and ends those whose peer has gone; queues the
+    /// keep-alive comment for SSE subscribers that had nothing sent for more than
+    /// `keepalive_after` sweeps (0: never); returns how many were dropped. Run every few
+    /// seconds: idle subscribers have no task that would notice a closed connection, and a
+    /// timer per subscriber would cost more than this pass over them.
+    pub fn sweep(&mut self, stats: &CoreStats, keepalive_after: u32) -> usize {
         let mut dropped = 0;
+        let keepalive: Frame = Rc::from(KEEPALIVE);
+        let dirty = &mut self.dirty;
         for view in self.views.values_mut() {
             let before = view.subscribers.len();
             view.subscribers.retain(|sub| {
                 if sub.end().is_none() && sub.peer_gone() {
                     sub.finish(End::PeerGone);
                 }
-                sub.end().is_none()
+                if sub.end().is_some() {
+                    return false;
+                }
+                if sub.encoding == Encoding::Sse && sub.quiet_for(keepalive_after) {
+                    sub.push(keepalive.clone());
+                    if sub.mark_dirty() {
+                        dirty.push_back(sub.clone());
+                    }
+                }
+                true
             });
             dropped += before - view.subscribers.len();
         }
@@ -348,7 +378,8 @@ impl Fanout {
     }
 
     /// Starts a subscription: queues the status (or, with `since`, every event after it)
-    /// and registers the outbox for live events when the match is live, or (v2) not started.
+    /// and registers the outbox for live events when the match is live, or (v2, SSE) not
+    /// started.
     /// `None` when the match is unknown.
     pub fn subscribe(
         &mut self,
@@ -357,19 +388,19 @@ impl Fanout {
         since: Option<u64>,
     ) -> Option<Subscribed> {
         let view = self.views.get_mut(id)?;
-        let version = outbox.version;
+        let encoding = outbox.encoding;
         match since {
             Some(seq) => {
                 for entry in view.since(seq) {
-                    outbox.push(entry.frame(version).clone());
+                    outbox.push(entry.frame(encoding).clone());
                 }
             }
-            None => outbox.push(view.status_frame(version)),
+            None => outbox.push(view.status_frame(encoding)),
         }
         let period = view.state.period;
         let stays = match period {
             Period::Ended => false,
-            Period::NotStarted => version == Version::V2,
+            Period::NotStarted => encoding.waits_for_start(),
             _ => true,
         };
         if stays {
