@@ -253,11 +253,16 @@ pub struct Node {
 
 /// Starts the real binary: `serve` on ephemeral ports, 2 cores, with `args` added.
 pub fn serve(args: &[&str]) -> Node {
+    serve_at("127.0.0.1:0", args)
+}
+
+/// [`serve`] with its API on `api` (a node restarted where its clients expect it).
+pub fn serve_at(api: &str, args: &[&str]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_matchstream"))
         .arg("serve")
         .args([
             "--api",
-            "127.0.0.1:0",
+            api,
             "--stream-port",
             "0",
             "--cores",
