@@ -316,7 +316,10 @@ fn unknown_matches_bad_resume_points_and_ended_matches_are_answered_before_any_s
     );
     assert_eq!(
         get(&path, "Last-Event-ID: -1\r\n"),
-        answer("400 Bad Request", "Last-Event-ID must be a non-negative integer")
+        answer(
+            "400 Bad Request",
+            "Last-Event-ID must be a non-negative integer"
+        )
     );
     for body in [r#"{"kind":"start"}"#, r#"{"kind":"stop"}"#] {
         assert_eq!(server.post_event(&id, body).0, 201);
@@ -436,7 +439,11 @@ fn a_quiet_stream_gets_a_comment_line_and_tcp_streams_do_not() {
     let goal = &goal[HEAD.len()..];
     assert_same(&read_exactly(&mut stream, goal.len()), goal, "the goal");
     let quiet = Instant::now();
-    assert_eq!(read_exactly(&mut stream, 3), b":\n\n", "the next keep-alive");
+    assert_eq!(
+        read_exactly(&mut stream, 3),
+        b":\n\n",
+        "the next keep-alive"
+    );
     assert!(quiet.elapsed() >= Duration::from_millis(500));
     assert_eq!(server.post_event(&id, r#"{"kind":"stop"}"#).0, 201);
     let history = server.history(&id);
