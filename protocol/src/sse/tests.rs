@@ -168,8 +168,10 @@ fn parser_corners() {
             data: data.to_owned(),
         })
     };
+    /// A case's name, its input, and the block and length expected.
+    type Case<'a> = (&'a str, &'a [u8], Option<(Block, usize)>);
     #[rustfmt::skip]
-    let cases: Vec<(&str, &[u8], Option<(Block, usize)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("empty", b"", None),
         ("no blank line yet", b"data: x\n", None),
         ("crlf lines", b"data: x\r\n\r\n", Some((event(None, "message", "x"), 11))),
