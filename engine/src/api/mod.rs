@@ -118,7 +118,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                             // connection cap: it is a subscriber now. Requests pipelined
                             // behind it are never read.
                             drop(slot);
-                            return self::stream::run(shard, stream, plan, out).await;
+                            // Boxed: not part of every connection's future.
+                            return Box::pin(self::stream::run(shard, stream, plan, out)).await;
                         }
                     };
                     let keep_alive = request.keep_alive && !shard.shutdown.is_set();

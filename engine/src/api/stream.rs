@@ -125,8 +125,15 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream, plan: Plan, pending: V
             }
         }
     };
-    // The latest state (the head's write may have waited), then no await until subscribed.
+    // The latest state (the head's write may have waited), then no await until subscribed. A
+    // node that began stopping meanwhile has told its subscribers already: say it here.
     shard.sync();
+    if shard.shutdown.is_set() {
+        let mut words = Vec::new();
+        encoding.render_error("server shutting down", &mut words);
+        send_now(stream.as_raw_fd(), &words);
+        return;
+    }
     let Ok(socket) = duplicate(stream.as_raw_fd()) else {
         let mut words = Vec::new();
         encoding.render_error("server out of file descriptors", &mut words);
