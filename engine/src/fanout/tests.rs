@@ -275,17 +275,27 @@ fn sse_subscribers_share_the_fanout_and_their_frames_are_rendered_only_for_them(
     matchstream_protocol::sse::render_event(&history[1], &mut backlog);
     assert_eq!(received(&mut resumed_peer), backlog);
     let e3 = event(&m, 3, EventKind::Comment);
-    deliver(&mut table, &mut m, &e3);
-    let view = table.get(id.as_str()).expect("view");
-    let shared = view.history[2].frame(Encoding::Sse);
+    apply(&mut m, &e3);
+    table.apply(
+        BusMsg::Event {
+            event: Arc::new(e3.clone()),
+            state: Arc::new(m.clone()),
+        },
+        &CoreStats::default(),
+    );
+    let shared = table.get(id.as_str()).expect("view").history[2]
+        .frame(Encoding::Sse)
+        .clone();
     let mut want = Vec::new();
     matchstream_protocol::sse::render_event(&e3, &mut want);
     assert_eq!(&shared[..], &want[..]);
     assert_eq!(
-        Rc::strong_count(shared),
-        1,
-        "both SSE subscribers were sent the one rendering, now released"
+        Rc::strong_count(&shared),
+        4,
+        "one rendering, queued for both SSE subscribers (the table's, this test's, two queues)"
     );
+    while table.flush(256) {}
+    assert_eq!(Rc::strong_count(&shared), 2, "sent, the queues let go");
     assert_eq!(received(&mut sse_peer), want);
     assert_eq!(received(&mut resumed_peer), want);
     assert_eq!(received(&mut tcp_peer), frames(&[&e3], Version::V2));
