@@ -25,7 +25,22 @@ pub enum Command {
     Demo(DemoArgs),
     /// Register a match script through the HTTP API (the original's fake_watcher).
     Replay(ReplayArgs),
-    /// Watch a match in the terminal: check in, connect, print every frame.
+    /// Watch a match in the terminal: the score and every event in words, as it happens.
+    ///
+    /// Checks in through the API and follows the match on a stream port (protocol version 2
+    /// by default), or with --sse on the API port's event stream, what browsers read. It
+    /// prints a score line and each event with its minute of play, e.g. `67' GOAL tig — Luna
+    /// (7) · elp 0-2 tig`. Minutes are counted from the server's timestamps of kick-off, the
+    /// end of half-time and the start of extra time, read from the match's history when the
+    /// watch starts; before kick-off, or if those are unknown, an event shows its time of day
+    /// (HH:MM:SS, UTC) instead, and HT during half-time. On a terminal the score line stays at
+    /// the bottom. --raw prints the frames (or SSE events) as they arrive instead.
+    ///
+    /// A lost stream (closed before `stop`, reset, too slow, server shutting down, node
+    /// draining) is resumed after the last event printed — checking in again for a stream
+    /// port (possibly another node), the same --url with --sse — so nothing is printed twice
+    /// or missed; version 1 cannot resume. It gives up after 8 attempts in a row that bring
+    /// nothing (pauses from 100 ms doubling to 2 s). Exits 0 when the match has ended.
     Watch(WatchArgs),
 }
 
@@ -207,6 +222,13 @@ pub struct Config {
     )]
     pub max_api_connections: u64,
 
+    /// Milliseconds without anything sent after which an SSE stream (GET
+    /// /1/match/<id>/stream) gets a keep-alive comment line, so that proxies do not close it as
+    /// idle; checked at the core's sweep of its subscribers (every 5 s), so the comment comes up
+    /// to 5 s later. 0 = no keep-alive.
+    #[arg(long, env = "MATCHSTREAM_SSE_KEEPALIVE_MS", default_value_t = 15_000)]
+    pub sse_keepalive_ms: u64,
+
     /// Milliseconds subscribers get to receive the shutdown notice before the server exits.
     #[arg(long, env = "MATCHSTREAM_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
@@ -233,6 +255,7 @@ impl Default for Config {
             http_idle_ms: 60_000,
             http_write_timeout_ms: 10_000,
             max_api_connections: 10_000,
+            sse_keepalive_ms: 15_000,
             shutdown_grace_ms: 5_000,
             no_pin: false,
         }
@@ -289,17 +312,27 @@ pub struct WatchArgs {
     /// The match id, e.g. elp-tig-2011-09-10.
     pub match_id: String,
 
-    /// The server's HTTP API (for checkin).
+    /// The server's HTTP API: checkin, the match's history, and with --sse the stream.
     #[arg(long, env = "MATCHSTREAM_URL", default_value = "http://127.0.0.1:8888")]
     pub url: String,
 
-    /// The user id to connect as.
+    /// The user id to connect as (stream ports only).
     #[arg(long, default_value = "watcher")]
     pub user: String,
 
-    /// Protocol version (1 or 2).
+    /// Protocol version on the stream port (1 or 2); version 1 cannot resume a lost stream.
     #[arg(long, default_value_t = 2)]
     pub version: u8,
+
+    /// Watch over the API port's server-sent events (GET /1/match/<id>/stream, what browsers
+    /// read) instead of a stream port; a stream silent for 60 s, keep-alives included, counts
+    /// as lost.
+    #[arg(long, conflicts_with = "version")]
+    pub sse: bool,
+
+    /// Print the frames (or the SSE events) as they arrive instead of the match in words.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[cfg(test)]
@@ -362,5 +395,6 @@ mod tests {
         assert_eq!(c.max_queue, d.max_queue);
         assert_eq!(c.http_write_timeout_ms, d.http_write_timeout_ms);
         assert_eq!(c.max_api_connections, d.max_api_connections);
+        assert_eq!(c.sse_keepalive_ms, d.sse_keepalive_ms);
     }
 }

@@ -1,20 +1,23 @@
 //! The per-core match table: each core's copy of every match (state, history, rendered
 //! frames) and its local subscribers, and the fanout of committed events to them.
 //!
-//! A core renders each event once per protocol version when it arrives from the bus and
-//! shares the bytes among all its subscribers ([`Outbox`]). The table is also the core's read
+//! A core renders each event once per encoding when it arrives from the bus and shares the
+//! bytes among all its subscribers ([`Outbox`]): the TCP frames (v1, v2) at once, the SSE event
+//! when the first SSE subscriber asks for it, so a node without browsers pays nothing for them. The table is also the core's read
 //! model: the API answers match, list and history requests from it without touching the store.
 //! Subscribers whose stream ended are dropped from the table on the next event of their match
 //! or by the periodic [`Fanout::sweep`], which also finds idle subscribers whose peer has gone
-//! (a subscriber has no task reading its socket).
+//! (a subscriber has no task reading its socket), and queues the keep-alive comment of SSE
+//! subscribers that have had nothing sent for a while.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use matchstream_protocol::api::{match_body, write_history};
-use matchstream_protocol::frame::{render_event, render_status, Version};
+use matchstream_protocol::encoding::Encoding;
+use matchstream_protocol::sse::KEEPALIVE;
 use matchstream_protocol::{Event, EventKind, Match, MatchId, Period};
 
 use crate::bus::{BusMsg, MatchRecord};
@@ -32,57 +35,71 @@ pub const RECENT_FRAMES: usize = 64;
 pub struct Entry {
     /// The event.
     pub event: Arc<Event>,
-    /// The v1 and v2 frames, rendered while the event is among the last [`RECENT_FRAMES`].
-    frames: RefCell<Option<[Frame; 2]>>,
+    /// The frames per encoding ([`slot`]): v1 and v2 rendered on arrival, SSE when an SSE
+    /// subscriber first needs it, all dropped once the event is no longer among the last
+    /// [`RECENT_FRAMES`] of its match.
+    frames: RefCell<[Option<Frame>; 3]>,
+    /// Among the last [`RECENT_FRAMES`]: frames rendered are kept.
+    recent: Cell<bool>,
 }
 
 impl Entry {
-    fn new(event: Arc<Event>, rendered: bool) -> Entry {
-        let frames = rendered.then(|| {
-            [
-                frame_of(|out| render_event(&event, Version::V1, out)),
-                frame_of(|out| render_event(&event, Version::V2, out)),
-            ]
-        });
+    fn new(event: Arc<Event>, recent: bool) -> Entry {
+        let mut frames = [None, None, None];
+        if recent {
+            for encoding in [Encoding::V1, Encoding::V2] {
+                frames[slot(encoding)] = Some(frame_of(|out| encoding.render_event(&event, out)));
+            }
+        }
         Entry {
             event,
             frames: RefCell::new(frames),
+            recent: Cell::new(recent),
         }
     }
 
-    /// The frame for `version`: the shared rendering while the event is recent, a new one
-    /// otherwise.
-    pub fn frame(&self, version: Version) -> Frame {
-        match self.frames.borrow().as_ref() {
-            Some(frames) => frames[slot(version)].clone(),
-            None => frame_of(|out| render_event(&self.event, version, out)),
+    /// The frame for `encoding`: the shared rendering while the event is recent (the SSE one
+    /// made on first use), a new one otherwise.
+    pub fn frame(&self, encoding: Encoding) -> Frame {
+        let mut frames = self.frames.borrow_mut();
+        let cached = &mut frames[slot(encoding)];
+        if let Some(frame) = cached {
+            return frame.clone();
+        }
+        let frame = frame_of(|out| encoding.render_event(&self.event, out));
+        if self.recent.get() {
+            *cached = Some(frame.clone());
+        }
+        frame
+    }
+
+    /// Appends the frame for `encoding` to `out` (a resume's piece), rendering it into `out`
+    /// when it is not kept.
+    pub fn write_frame(&self, encoding: Encoding, out: &mut Vec<u8>) {
+        match &self.frames.borrow()[slot(encoding)] {
+            Some(frame) => out.extend_from_slice(frame),
+            None => encoding.render_event(&self.event, out),
         }
     }
 
-    /// Appends the frame for `version` to `out` (a resume's piece), rendering it if the event
-    /// is no longer recent.
-    pub fn write_frame(&self, version: Version, out: &mut Vec<u8>) {
-        match self.frames.borrow().as_ref() {
-            Some(frames) => out.extend_from_slice(&frames[slot(version)]),
-            None => render_event(&self.event, version, out),
-        }
-    }
-
-    /// True while the frames are kept.
+    /// True while the event is recent (its frames are kept).
     pub fn is_rendered(&self) -> bool {
-        self.frames.borrow().is_some()
+        self.recent.get()
     }
 
     /// Drops the frames of an event that is no longer recent.
     fn forget_frames(&self) {
-        self.frames.replace(None);
+        self.recent.set(false);
+        self.frames.replace([None, None, None]);
     }
 }
 
-fn slot(version: Version) -> usize {
-    match version {
-        Version::V1 => 0,
-        Version::V2 => 1,
+/// The place of `encoding` in per-encoding arrays.
+fn slot(encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::V1 => 0,
+        Encoding::V2 => 1,
+        Encoding::Sse => 2,
     }
 }
 
@@ -99,8 +116,9 @@ pub struct MatchView {
     /// Every event in seq order (`history[i].event.seq == i + 1` unless a gap was logged).
     pub history: Vec<Entry>,
     /// Renderings of the current state, made when first asked for and dropped on every change:
-    /// the status frames (v1, v2), the match's JSON, the whole history's JSON.
-    status: RefCell<Option<[Frame; 2]>>,
+    /// the status frames (v1, v2, SSE, each when first asked for), the match's JSON, the
+    /// whole history's JSON.
+    status: RefCell<[Option<Frame>; 3]>,
     json: RefCell<Option<Rc<[u8]>>>,
     history_json: RefCell<Option<Rc<[u8]>>>,
     subscribers: Vec<Rc<Outbox>>,
@@ -116,26 +134,19 @@ impl MatchView {
                 .enumerate()
                 .map(|(i, e)| Entry::new(e, i >= old))
                 .collect(),
-            status: RefCell::new(None),
+            status: RefCell::new([None, None, None]),
             json: RefCell::new(None),
             history_json: RefCell::new(None),
             subscribers: Vec::new(),
         }
     }
 
-    /// The status frame of the current state, rendered once per state.
-    pub fn status_frame(&self, version: Version) -> Frame {
+    /// The status frame of the current state in `encoding`, rendered once per state.
+    pub fn status_frame(&self, encoding: Encoding) -> Frame {
         let mut cache = self.status.borrow_mut();
-        let frames = cache.get_or_insert_with(|| {
-            [
-                frame_of(|out| render_status(&self.state, Version::V1, out)),
-                frame_of(|out| render_status(&self.state, Version::V2, out)),
-            ]
-        });
-        match version {
-            Version::V1 => frames[0].clone(),
-            Version::V2 => frames[1].clone(),
-        }
+        cache[slot(encoding)]
+            .get_or_insert_with(|| frame_of(|out| encoding.render_status(&self.state, out)))
+            .clone()
     }
 
     /// The body of `GET /1/match/<id>`, rendered once per state.
@@ -165,7 +176,7 @@ impl MatchView {
 
     /// Drops the renderings of the state before a change.
     fn forget_renderings(&self) {
-        self.status.replace(None);
+        self.status.replace([None, None, None]);
         self.json.replace(None);
         self.history_json.replace(None);
     }
@@ -280,10 +291,11 @@ impl Fanout {
                 }
             }
             BusMsg::Shutdown => {
-                let notice: Frame = Rc::from(&b"ERROR: server shutting down\r\n"[..]);
+                let notices = Encoding::ALL
+                    .map(|e| frame_of(|out| e.render_error("server shutting down", out)));
                 for view in self.views.values_mut() {
                     for sub in view.subscribers.drain(..) {
-                        sub.push_final(notice.clone());
+                        sub.push_final(notices[slot(sub.encoding)].clone());
                         sub.finish(End::Shutdown);
                         if sub.mark_dirty() {
                             self.dirty.push_back(sub);
@@ -336,7 +348,7 @@ impl Fanout {
             if sub.end().is_some() {
                 return false;
             }
-            sub.push(entry.frame(sub.version));
+            sub.push(entry.frame(sub.encoding));
             if is_stop {
                 sub.finish(End::Finished);
             }
@@ -377,18 +389,31 @@ impl Fanout {
         std::mem::take(&mut self.tend)
     }
 
-    /// Drops ended subscribers from the table and ends those whose peer has gone; returns
-    /// how many were dropped. Run every few seconds: idle subscribers have no task that
-    /// would notice a closed connection.
-    pub fn sweep(&mut self, stats: &CoreStats) -> usize {
+    /// Drops ended subscribers from the table and ends those whose peer has gone; queues the
+    /// keep-alive comment for SSE subscribers that had nothing sent for more than
+    /// `keepalive_after` sweeps (0: never); returns how many were dropped. Run every few
+    /// seconds: idle subscribers have no task that would notice a closed connection, and a
+    /// timer per subscriber would cost more than this pass over them.
+    pub fn sweep(&mut self, stats: &CoreStats, keepalive_after: u32) -> usize {
         let mut dropped = 0;
+        let keepalive: Frame = Rc::from(KEEPALIVE);
+        let dirty = &mut self.dirty;
         for view in self.views.values_mut() {
             let before = view.subscribers.len();
             view.subscribers.retain(|sub| {
                 if sub.end().is_none() && sub.peer_gone() {
                     sub.finish(End::PeerGone);
                 }
-                sub.end().is_none()
+                if sub.end().is_some() {
+                    return false;
+                }
+                if sub.encoding == Encoding::Sse && sub.quiet_for(keepalive_after) {
+                    sub.push(keepalive.clone());
+                    if sub.mark_dirty() {
+                        dirty.push_back(sub.clone());
+                    }
+                }
+                true
             });
             dropped += before - view.subscribers.len();
         }
@@ -397,7 +422,8 @@ impl Fanout {
     }
 
     /// Starts a subscription: queues the status (or, with `since`, every event after it)
-    /// and registers the outbox for live events when the match is live, or (v2) not started.
+    /// and registers the outbox for live events when the match is live, or (v2, SSE) not
+    /// started.
     /// `None` when the match is unknown.
     pub fn subscribe(
         &mut self,
@@ -406,19 +432,19 @@ impl Fanout {
         since: Option<u64>,
     ) -> Option<Subscribed> {
         let view = self.views.get_mut(id)?;
-        let version = outbox.version;
+        let encoding = outbox.encoding;
         match since {
             Some(seq) => {
                 for entry in view.since(seq) {
-                    outbox.push(entry.frame(version));
+                    outbox.push(entry.frame(encoding));
                 }
             }
-            None => outbox.push(view.status_frame(version)),
+            None => outbox.push(view.status_frame(encoding)),
         }
         let period = view.state.period;
         let stays = match period {
             Period::Ended => false,
-            Period::NotStarted => version == Version::V2,
+            Period::NotStarted => encoding.waits_for_start(),
             _ => true,
         };
         if stays {

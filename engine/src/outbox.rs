@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 
-use matchstream_protocol::frame::Version;
+use matchstream_protocol::encoding::Encoding;
 
 use crate::stats::CoreStats;
 
@@ -69,8 +69,9 @@ pub struct Outbox {
     fd: RawFd,
     /// The core's counters: bytes and frames sent, subscribers, slow disconnects ([`tend`]).
     stats: Arc<CoreStats>,
-    /// The stream protocol version the subscriber speaks.
-    pub version: Version,
+    /// How the subscriber's stream is written (v1, v2 frames or SSE): which shared frames it
+    /// queues and how its last words read.
+    pub encoding: Encoding,
     queue: RefCell<VecDeque<Frame>>,
     /// Bytes of the first queued frame already sent.
     offset: Cell<usize>,
@@ -85,13 +86,15 @@ pub struct Outbox {
     waker: RefCell<Option<Waker>>,
     /// A task tends this outbox (full socket or last words).
     tended: Cell<bool>,
+    /// Sweeps of the core since bytes last left ([`Outbox::quiet_for`], the SSE keep-alive).
+    quiet: Cell<u16>,
 }
 
 impl Outbox {
     /// An empty outbox owning `socket`; counts as a subscriber of `stats` until dropped.
     pub fn new(
         socket: OwnedFd,
-        version: Version,
+        encoding: Encoding,
         max_queue: usize,
         stats: Arc<CoreStats>,
     ) -> Outbox {
@@ -100,7 +103,7 @@ impl Outbox {
             fd: socket.as_raw_fd(),
             socket: RefCell::new(Some(socket)),
             stats,
-            version,
+            encoding,
             queue: RefCell::new(VecDeque::new()),
             offset: Cell::new(0),
             queued: Cell::new(0),
@@ -110,6 +113,7 @@ impl Outbox {
             end: Cell::new(None),
             waker: RefCell::new(None),
             tended: Cell::new(false),
+            quiet: Cell::new(0),
         }
     }
 
@@ -173,6 +177,23 @@ impl Outbox {
         log::debug!(target: "matchstream::outbox",
             "fd {}: more than {MAX_DISCARD} bytes of input since the last check: cut off", self.fd);
         true
+    }
+
+    /// Counts one sweep of the core; true (and the count starts again) once more than `after`
+    /// sweeps passed without a byte sent (`after` 0: never). The sweep then queues the SSE
+    /// keep-alive: a stream that had nothing sent for `after` sweep periods gets it at the next.
+    pub fn quiet_for(&self, after: u32) -> bool {
+        if after == 0 {
+            return false;
+        }
+        let n = self.quiet.get().saturating_add(1);
+        if u32::from(n) > after {
+            self.quiet.set(0);
+            true
+        } else {
+            self.quiet.set(n);
+            false
+        }
     }
 
     /// Queues a frame. Ignored once the stream has an end. Ends the stream as too slow when
@@ -335,6 +356,9 @@ impl Outbox {
     }
 
     fn consume(&self, mut sent: usize) {
+        if sent > 0 {
+            self.quiet.set(0);
+        }
         let stats = &self.stats;
         stats.add_bytes(sent as u64);
         self.queued.set(self.queued.get().saturating_sub(sent));
@@ -417,7 +441,7 @@ mod tests {
     fn flush_sends_all_queued_frames_in_one_go() {
         let (a, mut b) = UnixStream::pair().expect("pair");
         let stats = Arc::new(CoreStats::default());
-        let out = Outbox::new(a.into(), Version::V1, 1 << 20, stats.clone());
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, stats.clone());
         assert_eq!(stats.subscribers(), 1);
         out.push(frame("one\r\n"));
         out.push(frame("two\r\n"));
@@ -458,7 +482,7 @@ mod tests {
         // A small fixed send buffer (no autotuning): the socket fills early.
         set_buffer(a.as_raw_fd(), libc::SO_SNDBUF, 8 * 1024);
         let stats = Arc::new(CoreStats::default());
-        let out = Outbox::new(a.into(), Version::V1, usize::MAX, stats.clone());
+        let out = Outbox::new(a.into(), Encoding::V1, usize::MAX, stats.clone());
         // 64 distinct frames of 16 KiB: each starts with its number and is filled with its
         // own letter, so a frame sent twice, skipped or cut shows in the bytes.
         let mut want = Vec::new();
@@ -523,7 +547,7 @@ mod tests {
     #[test]
     fn exceeding_the_bound_ends_as_too_slow_and_drops_the_queue() {
         let (a, _b) = UnixStream::pair().expect("pair");
-        let out = Outbox::new(a.into(), Version::V1, 8, Arc::default());
+        let out = Outbox::new(a.into(), Encoding::V1, 8, Arc::default());
         out.push(frame("12345"));
         assert_eq!(out.end(), None);
         out.push(frame("67890"));
@@ -536,7 +560,7 @@ mod tests {
     #[test]
     fn a_graceful_end_needs_the_task_only_once_drained() {
         let (a, _b) = UnixStream::pair().expect("pair");
-        let out = Outbox::new(a.into(), Version::V1, 1 << 20, Arc::default());
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
         out.push(frame("stop\r\n"));
         out.finish(End::Finished);
         assert!(out.wants_task(), "something left to send after the end");
@@ -550,7 +574,7 @@ mod tests {
     #[test]
     fn writing_to_a_closed_peer_ends_the_stream() {
         let (a, b) = UnixStream::pair().expect("pair");
-        let out = Outbox::new(a.into(), Version::V1, 1 << 20, Arc::default());
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
         assert!(!out.peer_gone());
         drop(b);
         assert!(out.peer_gone());
@@ -563,7 +587,7 @@ mod tests {
     fn input_after_the_command_is_discarded_and_a_close_behind_it_seen() {
         use std::io::Write;
         let (a, mut b) = UnixStream::pair().expect("pair");
-        let out = Outbox::new(a.into(), Version::V2, 1 << 20, Arc::default());
+        let out = Outbox::new(a.into(), Encoding::V2, 1 << 20, Arc::default());
         b.write_all(b"x").expect("write");
         assert!(!out.peer_gone(), "input alone is not a close");
         b.write_all(b"more").expect("write");
@@ -576,7 +600,7 @@ mod tests {
         use std::io::Write;
         let (a, mut b) = UnixStream::pair().expect("pair");
         b.set_nonblocking(true).expect("nonblocking");
-        let out = Outbox::new(a.into(), Version::V2, 1 << 20, Arc::default());
+        let out = Outbox::new(a.into(), Encoding::V2, 1 << 20, Arc::default());
         let flood = vec![b'x'; MAX_DISCARD + 2 * DISCARD_CHUNK];
         b.write_all(&flood).expect("the pair's buffer takes it");
         assert!(out.peer_gone(), "more than the bound since the last check");

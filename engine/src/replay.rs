@@ -1,5 +1,7 @@
-//! A resume's backlog (`SINCE:<seq>`), streamed from the core's history in bounded pieces as
-//! the client's socket drains, before the subscriber joins the live fanout.
+//! A resume's backlog (`SINCE:<seq>` on a stream port, `Last-Event-ID` or `?since=` on an SSE
+//! stream), streamed from the core's history in bounded pieces as the client's socket drains,
+//! before the subscriber joins the live fanout. The same for every encoding: only the frames
+//! copied differ.
 //!
 //! Policy: a resuming subscriber's memory is bounded by [`piece_bytes`] (at most half of
 //! `--max-queue`), whatever the backlog: the session task copies the next piece of stored
@@ -15,7 +17,7 @@ use futures_lite::future;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
-use matchstream_protocol::frame::Version;
+use matchstream_protocol::encoding::Encoding;
 
 use crate::shard::Shard;
 
@@ -47,7 +49,7 @@ pub async fn stream_backlog(
     shard: &Shard,
     stream: &mut TcpStream,
     match_id: &str,
-    version: Version,
+    encoding: Encoding,
     since: u64,
 ) -> Result<u64, Stopped> {
     let budget = piece_bytes(shard.config.max_queue);
@@ -70,7 +72,7 @@ pub async fn stream_backlog(
             let mut reached = cursor;
             for entry in rest {
                 let before = piece.len();
-                entry.write_frame(version, &mut piece);
+                entry.write_frame(encoding, &mut piece);
                 if frames > 0 && piece.len() > budget {
                     piece.truncate(before);
                     break;
@@ -98,12 +100,14 @@ async fn write(stream: &mut TcpStream, piece: &[u8]) -> Result<(), Stopped> {
 }
 
 /// Tells a resuming client why its stream ends (the frames before were written whole), if
-/// its socket takes the line within [`GOODBYE_TIME`].
-pub async fn say_goodbye(stream: &mut TcpStream, reason: &str) {
-    let line = format!("ERROR: {reason}\r\n");
+/// its socket takes the line (`ERROR: <reason>`, or an SSE `error` event) within
+/// [`GOODBYE_TIME`].
+pub async fn say_goodbye(stream: &mut TcpStream, reason: &str, encoding: Encoding) {
+    let mut line = Vec::with_capacity(64);
+    encoding.render_error(reason, &mut line);
     future::or(
         async {
-            let _ = stream.write_all(line.as_bytes()).await;
+            let _ = stream.write_all(&line).await;
         },
         async {
             Timer::new(GOODBYE_TIME).await;

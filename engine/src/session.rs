@@ -16,6 +16,7 @@ use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use matchstream_protocol::command::{find_line, parse_command, Command};
+use matchstream_protocol::encoding::Encoding;
 
 use crate::linger;
 use crate::outbox::{duplicate, send_now, tend, Outbox};
@@ -45,23 +46,19 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     if shard.fanout.borrow().get(&command.match_id).is_none() {
         return Box::pin(refuse(&shard, stream, "unknown match")).await;
     }
+    let encoding = Encoding::from(command.version);
     // A resume's backlog is written piece by piece first (boxed: most sessions have none);
     // it returns with at most one piece left, which the subscription queues. No await from
     // its last look at the match to the subscription, so nothing falls between the two.
     let since = match command.since {
         None => None,
         Some(seq) => {
-            let backlog = replay::stream_backlog(
-                &shard,
-                &mut stream,
-                &command.match_id,
-                command.version,
-                seq,
-            );
+            let backlog =
+                replay::stream_backlog(&shard, &mut stream, &command.match_id, encoding, seq);
             match Box::pin(backlog).await {
                 Ok(reached) => Some(reached),
                 Err(Stopped::Reply(reason)) => {
-                    return Box::pin(replay::say_goodbye(&mut stream, reason)).await
+                    return Box::pin(replay::say_goodbye(&mut stream, reason, encoding)).await
                 }
                 Err(Stopped::Gone) => return,
             }
@@ -77,7 +74,7 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     shard.store.visit(&command.user_id);
     let outbox = Rc::new(Outbox::new(
         socket,
-        command.version,
+        encoding,
         shard.config.max_queue,
         shard.stats.clone(),
     ));

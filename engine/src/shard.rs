@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
+use std::time::Duration;
 
 use crate::bus::{BusMsg, Inbox};
 use crate::config::Config;
@@ -27,7 +28,7 @@ const MAX_DRAIN: usize = 1024;
 const FLUSH_CHUNK: usize = 256;
 
 /// How often idle subscribers are checked for a closed connection.
-pub const PEER_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
+pub const PEER_SWEEP: Duration = Duration::from_secs(5);
 
 /// One core's state.
 pub struct Shard {
@@ -100,14 +101,19 @@ impl Shard {
                 fanout.apply(msg, &self.stats);
             }
         }
+        self.wake_flusher();
+        if stop && !self.shutdown.is_set() {
+            log::info!(target: "matchstream::shard", "core {} shutting down", self.core);
+            self.shutdown.set();
+        }
+    }
+
+    /// Wakes the bus task when frames wait to be sent.
+    fn wake_flusher(&self) {
         if self.fanout.borrow().has_dirty() {
             if let Some(w) = self.flusher.borrow().as_ref() {
                 w.wake_by_ref();
             }
-        }
-        if stop && !self.shutdown.is_set() {
-            log::info!(target: "matchstream::shard", "core {} shutting down", self.core);
-            self.shutdown.set();
         }
     }
 
@@ -160,11 +166,14 @@ impl Shard {
         }
     }
 
-    /// Every [`PEER_SWEEP`], drops ended subscribers and finds those whose peer has gone.
+    /// Every [`PEER_SWEEP`], drops ended subscribers and finds those whose peer has gone; and
+    /// queues the SSE keep-alive ([`Fanout::sweep`]). With an SSE keep-alive shorter than
+    /// [`PEER_SWEEP`] (tests) it sweeps that often instead.
     pub async fn run_sweep(self: Rc<Self>) {
+        let (period, keepalive_after) = sweep_plan(self.config.sse_keepalive_ms);
         loop {
             let tick = async {
-                glommio::timer::sleep(PEER_SWEEP).await;
+                glommio::timer::sleep(period).await;
                 true
             };
             let stop = async {
@@ -174,10 +183,37 @@ impl Shard {
             if !futures_lite::future::or(tick, stop).await {
                 break;
             }
-            let dropped = self.fanout.borrow_mut().sweep(&self.stats);
+            let dropped = self.fanout.borrow_mut().sweep(&self.stats, keepalive_after);
             if dropped > 0 {
                 log::debug!(target: "matchstream::shard", "core {}: swept {dropped} ended subscribers", self.core);
             }
+            self.wake_flusher();
         }
+    }
+}
+
+/// The sweep's period and the number of sweeps without output after which an SSE stream gets
+/// its keep-alive (0: never), for a keep-alive of `keepalive_ms` (0: none). A stream then has
+/// the comment between `keepalive_ms` and one period after its last byte.
+fn sweep_plan(keepalive_ms: u64) -> (Duration, u32) {
+    if keepalive_ms == 0 {
+        return (PEER_SWEEP, 0);
+    }
+    let keepalive = Duration::from_millis(keepalive_ms);
+    let period = PEER_SWEEP.min(keepalive);
+    let after = keepalive.as_millis().div_ceil(period.as_millis().max(1));
+    (period, u32::try_from(after).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keepalive_rides_on_the_sweep() {
+        assert_eq!(sweep_plan(15_000), (PEER_SWEEP, 3));
+        assert_eq!(sweep_plan(12_000), (PEER_SWEEP, 3));
+        assert_eq!(sweep_plan(0), (PEER_SWEEP, 0));
+        assert_eq!(sweep_plan(500), (Duration::from_millis(500), 1));
     }
 }

@@ -53,6 +53,15 @@ const EXCHANGES: [(&str, Send); 9] = [
 /// own (whose cap one open connection reaches).
 const FULL: &str = "http too-many response";
 
+/// docs/api.md's event stream blocks, checked by their own test: the head of a stream (the
+/// body that follows depends on the server's clock), and the 204 of a resume after the end.
+const STREAM: [&str; 4] = [
+    "http stream request",
+    "http stream response-head",
+    "http stream-ended request",
+    "http stream-ended response",
+];
+
 #[test]
 fn api_doc_exchanges_are_answered_as_shown() {
     let blocks = checked_blocks(API, "http ");
@@ -64,6 +73,7 @@ fn api_doc_exchanges_are_answered_as_shown() {
         named.push(format!("http {name} response"));
     }
     named.push(FULL.to_owned());
+    named.extend(STREAM.map(str::to_owned));
     named.sort();
     let found: Vec<&String> = blocks.keys().collect();
     assert_eq!(
@@ -120,6 +130,57 @@ fn api_doc_answer_past_the_connection_cap_is_as_shown() {
     );
     assert!(closed, "the refused connection is closed");
     drop(held);
+}
+
+#[test]
+fn api_doc_stream_answers_are_as_shown() {
+    let blocks = checked_blocks(API, "http stream");
+    let server = TestServer::start_with(Config {
+        token: Some(TOKEN.into()),
+        ..test_config()
+    });
+    let (created, _) = exchange(server.api, CREATE);
+    assert!(created.starts_with(b"HTTP/1.1 201 "), "{created:?}");
+    let mut s = TcpStream::connect(server.api).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(&http_bytes(&blocks["http stream request"]))
+        .expect("send");
+    // The head, and whatever of the status came with it.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = s.read(&mut buf).expect("read the head");
+        assert!(n > 0, "closed inside the head: {head:?}");
+        head.extend_from_slice(&buf[..n]);
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&head[..end]),
+        String::from_utf8_lossy(&http_bytes(&blocks["http stream response-head"])),
+        "docs/api.md stream head"
+    );
+    for body in [r#"{"kind":"start"}"#, r#"{"kind":"stop"}"#] {
+        let post = format!(
+            "POST /1/match/elp-tig-2011-09-10/events HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (answer, _) = exchange(server.api, post.as_bytes());
+        assert!(answer.starts_with(b"HTTP/1.1 201 "), "{answer:?}");
+    }
+    let (got, closed) = exchange(
+        server.api,
+        &http_bytes(&blocks["http stream-ended request"]),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&http_bytes(&blocks["http stream-ended response"])),
+        "docs/api.md stream-ended exchange"
+    );
+    assert!(!closed, "a 204 keeps the connection");
 }
 
 /// How the test provokes an error line on a stream port.

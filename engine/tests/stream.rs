@@ -9,32 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use matchstream_protocol::frame::Version;
-use matchstream_protocol::{Match, MatchId};
-
-/// Waits (bounded) until the node reports `n` subscribers in total.
-fn wait_for_subscribers(server: &TestServer, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let total = core_sum(&mut server.reader(), "subscribers");
-        if total >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {total} of {n} subscribers registered"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Starts the sample match (posts `start`) and returns its id, script and state after start.
-fn started_sample(server: &TestServer) -> (MatchId, matchstream_protocol::script::Script, Match) {
-    let (id, script) = server.create_sample();
-    let (status, body) = server.post_event(&id, r#"{"kind":"start"}"#);
-    assert_eq!(status, 201, "{body}");
-    let state = server.state(&id);
-    (id, script, state)
-}
 
 fn many_subscribers_receive_the_whole_match(version: Version, n: usize) {
     let server = TestServer::start();

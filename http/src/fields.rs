@@ -1,6 +1,6 @@
 //! Interpretation of the few header fields the parsers care about: those that frame a message
 //! (length, transfer coding, connection), for requests and responses alike, and a request's
-//! authorization and content type.
+//! authorization, content type and `Last-Event-ID` (an event stream's resume point).
 
 use crate::error::ParseError;
 
@@ -13,6 +13,7 @@ pub(crate) struct Fields {
     pub(crate) keep_alive: bool,
     pub(crate) authorization: Option<String>,
     pub(crate) content_type: Option<String>,
+    pub(crate) last_event_id: Option<String>,
 }
 
 impl Fields {
@@ -26,6 +27,8 @@ impl Fields {
             set_once(&mut self.authorization, value)?;
         } else if name.eq_ignore_ascii_case("content-type") {
             set_once(&mut self.content_type, value)?;
+        } else if name.eq_ignore_ascii_case("last-event-id") {
+            set_once(&mut self.last_event_id, value)?;
         }
         Ok(())
     }

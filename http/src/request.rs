@@ -42,6 +42,9 @@ pub struct Request {
     pub authorization: Option<String>,
     /// Value of the `Content-Type` header, if any (lossy UTF-8).
     pub content_type: Option<String>,
+    /// Value of the `Last-Event-ID` header, if any (lossy UTF-8): where a reconnecting
+    /// `EventSource` resumes an event stream.
+    pub last_event_id: Option<String>,
     /// The body, exactly `Content-Length` bytes (empty without that header).
     pub body: Vec<u8>,
     /// Whether the connection may stay open after the response: HTTP/1.1 defaults to true unless
@@ -73,7 +76,7 @@ pub enum Parsed {
 /// - [`ParseError::TooManyHeaders`] past `max_headers` fields;
 /// - [`ParseError::Malformed`] on syntax errors, a target not starting with `'/'` or holding
 ///   bytes outside printable ASCII, an invalid or conflicting `Content-Length`, or a repeated
-///   `Authorization` / `Content-Type`;
+///   `Authorization` / `Content-Type` / `Last-Event-ID`;
 /// - [`ParseError::BodyTooLarge`] when `Content-Length` exceeds `max_body` (before the body
 ///   arrives);
 /// - [`ParseError::NotImplemented`] for any `Transfer-Encoding` (chunked bodies are not accepted);
@@ -167,6 +170,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> 
             query: query.map(str::to_owned),
             authorization: fields.authorization,
             content_type: fields.content_type,
+            last_event_id: fields.last_event_id,
             body: body.to_vec(),
             keep_alive,
         },
@@ -197,6 +201,7 @@ mod tests {
             query: query.map(str::to_owned),
             authorization: None,
             content_type: None,
+            last_event_id: None,
             body: body.to_vec(),
             keep_alive: true,
         }
@@ -259,6 +264,14 @@ mod tests {
                 b"POST /1/match HTTP/1.1\r\nauthorization: Bearer abc.def\r\n\
                   CONTENT-TYPE: application/json\r\ncontent-length: 2\r\n\r\n{}",
                 authorized,
+            ),
+            (
+                "last-event-id extracted",
+                b"GET /1/match/m/stream HTTP/1.1\r\nlast-event-ID: 17\r\n\r\n",
+                Request {
+                    last_event_id: Some("17".to_owned()),
+                    ..request(Method::Get, "/1/match/m/stream", None, b"")
+                },
             ),
             (
                 "get with a body",
@@ -331,6 +344,8 @@ mod tests {
                 b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Malformed),
             ("duplicate authorization",
                 b"GET / HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", Malformed),
+            ("duplicate last-event-id",
+                b"GET / HTTP/1.1\r\nLast-Event-ID: 1\r\nlast-event-id: 2\r\n\r\n", Malformed),
             ("http 2.0", b"GET / HTTP/2.0\r\n\r\n", UnsupportedVersion),
             ("unknown protocol", b"GET / XTTP/1.1\r\n\r\n", Malformed),
             ("body too large before it arrives",

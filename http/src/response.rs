@@ -106,6 +106,43 @@ impl Response {
             out.extend_from_slice(&self.body);
         }
     }
+
+    /// Appends the head of a response whose body runs until the server closes the connection
+    /// (an event stream): status line, `Content-Type` if any, the extra headers,
+    /// `Connection: close`, blank line — no `Content-Length`, and never the body, which the
+    /// caller writes as it comes.
+    ///
+    /// ```
+    /// use matchstream_http::Response;
+    ///
+    /// let mut out = Vec::new();
+    /// let mut stream = Response::new(200).with_header("Cache-Control", "no-cache");
+    /// stream.content_type = Some("text/event-stream");
+    /// stream.write_head_until_close(&mut out);
+    /// assert_eq!(
+    ///     out,
+    ///     b"HTTP/1.1 200 OK\r\n\
+    ///       Content-Type: text/event-stream\r\n\
+    ///       Cache-Control: no-cache\r\n\
+    ///       Connection: close\r\n\
+    ///       \r\n"
+    /// );
+    /// ```
+    pub fn write_head_until_close(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(out, usize::from(self.status));
+        out.push(b' ');
+        out.extend_from_slice(reason_phrase(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if let Some(content_type) = self.content_type {
+            push_header(out, "Content-Type", content_type);
+        }
+        for (name, value) in &self.headers {
+            push_header(out, name, value);
+        }
+        push_header(out, "Connection", "close");
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 impl From<ParseError> for Response {

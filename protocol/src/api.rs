@@ -143,6 +143,12 @@ pub fn write_history_iter<'a>(events: impl IntoIterator<Item = &'a Event>, out: 
     out.push(b']');
 }
 
+/// Appends one history entry (an element of [`write_history`]'s array): the `data` of an SSE
+/// event ([`crate::sse`]).
+pub fn write_event(e: &Event, out: &mut Vec<u8>) {
+    write_json(&EventJson::of(e, false), out);
+}
+
 /// The body of the 201 answering `POST /1/match/<id>/events`:
 /// `{"match":"<id>","seq":n,"timestamp":ms,"kind":..,"data":{..}}`.
 pub fn stored_event_body(e: &Event) -> Vec<u8> {

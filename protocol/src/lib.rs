@@ -4,6 +4,8 @@
 //! - [`model`]: ids, teams, players, periods, event kinds, events, match state (SPEC §2);
 //! - [`state`]: validation of posted events and the state transitions they cause;
 //! - [`frame`]: rendering of status and event frames for stream versions 1 and 2 (SPEC §3);
+//! - [`sse`]: the same stream as server-sent events for browsers (SPEC §8), and their parser;
+//! - [`encoding`]: a subscriber's encoding (v1, v2 or SSE), one way to ask for its bytes;
 //! - [`command`]: the stream command line a subscriber sends;
 //! - [`api`]: the JSON shapes of the HTTP API (SPEC §4);
 //! - [`codec`]: lossless JSON encoding of matches and events for stores;
@@ -13,9 +15,11 @@
 pub mod api;
 pub mod codec;
 pub mod command;
+pub mod encoding;
 pub mod frame;
 pub mod model;
 pub mod script;
+pub mod sse;
 pub mod state;
 
 pub use model::*;

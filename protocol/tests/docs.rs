@@ -1,6 +1,9 @@
 //! The examples of `docs/protocol.md` and the JSON examples of `docs/api.md`, checked against
 //! the code that produces those bytes, so the docs cannot drift from the wire.
 //!
+//! The SSE examples of `docs/api.md` (`sse ...` blocks) are the bytes as they are: each line of
+//! the block ends with `\n`, and an event's blank line is the block's last line.
+//!
 //! A fenced block is checked when the line before its opening fence is
 //! `<!-- check: <name> -->`. Each table below says which blocks it checks and what it compares
 //! them with; a marker no table knows, or a table entry whose block is gone, fails too.
@@ -24,6 +27,7 @@ use matchstream_protocol::api::{
 use matchstream_protocol::command::{find_line, parse_command, Command, CommandError};
 use matchstream_protocol::frame::{render_error, render_event, render_status, Version};
 use matchstream_protocol::script::{parse_script, Step, SAMPLE};
+use matchstream_protocol::sse;
 use matchstream_protocol::state::{apply, validate};
 use matchstream_protocol::{Event, Match};
 
@@ -76,6 +80,44 @@ const JSON: [(&str, Json); 5] = [
     ("json create-request", Json::CreateRequest),
     ("json event-request", Json::EventRequest),
 ];
+
+/// What an SSE block of `docs/api.md` is.
+enum Sse {
+    /// The event with this seq.
+    Event(u64),
+    /// A stream's last words with this reason.
+    Error(&'static str),
+    /// The keep-alive comment.
+    KeepAlive,
+}
+
+/// `docs/api.md`: the SSE examples.
+const SSE: [(&str, Sse); 4] = [
+    ("sse goal", Sse::Event(2)),
+    ("sse stop", Sse::Event(30)),
+    ("sse too-slow", Sse::Error("too slow")),
+    ("sse keepalive", Sse::KeepAlive),
+];
+
+#[test]
+fn api_sse_examples_are_what_the_server_renders() {
+    let blocks = checked_blocks(API, "sse ");
+    assert_same_names(&blocks, SSE.iter().map(|(name, _)| *name), "docs/api.md");
+    let (_, events) = play_sample();
+    for (name, kind) in &SSE {
+        let mut bytes = Vec::new();
+        match *kind {
+            Sse::Event(seq) => sse::render_event(&events[idx(seq) - 1], &mut bytes),
+            Sse::Error(reason) => sse::render_error(reason, &mut bytes),
+            Sse::KeepAlive => bytes.extend_from_slice(sse::KEEPALIVE),
+        }
+        assert_eq!(
+            blocks[*name],
+            String::from_utf8(bytes).expect("UTF-8"),
+            "docs/api.md block {name:?}"
+        );
+    }
+}
 
 #[test]
 fn protocol_frame_examples_are_what_the_server_renders() {

@@ -1,5 +1,6 @@
 //! The endpoints of SPEC §4: public reads answered from the core's own match table, watcher
-//! writes sent to the store thread, checkin from the per-core load counters.
+//! writes sent to the store thread, checkin from the per-core load counters; and the start of
+//! a match's event stream (SPEC §8, [`super::stream`]).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -9,7 +10,8 @@ use matchstream_http::{query_param, Method, Request, Response, RouteError, Route
 use matchstream_protocol::api::{parse_new_match, parse_posted_event, stored_event_body};
 use matchstream_protocol::MatchId;
 
-use super::error;
+use super::stream::{self, Plan};
+use super::{error, read};
 use crate::checkin::{self, Target};
 use crate::shard::Shard;
 use crate::stats::{metrics_text, stats_json};
@@ -21,6 +23,7 @@ enum Endpoint {
     Matches,
     Match,
     History,
+    Stream,
     Stats,
     Metrics,
     CreateMatch,
@@ -37,6 +40,7 @@ static ROUTER: LazyLock<Router<Endpoint>> = LazyLock::new(|| {
         .add(Method::Get, "/1/match/:id", Endpoint::Match)
         .add(Method::Delete, "/1/match/:id", Endpoint::CancelMatch)
         .add(Method::Get, "/1/match/:id/history", Endpoint::History)
+        .add(Method::Get, "/1/match/:id/stream", Endpoint::Stream)
         .add(Method::Post, "/1/match/:id/events", Endpoint::PostEvent)
         .add(Method::Get, "/1/users/:id", Endpoint::User)
         .add(Method::Get, "/1/stats", Endpoint::Stats)
@@ -44,17 +48,28 @@ static ROUTER: LazyLock<Router<Endpoint>> = LazyLock::new(|| {
     r
 });
 
+/// What a request gets.
+pub enum Answer {
+    /// A response, written in order with the connection's other answers.
+    Reply(Response),
+    /// An event stream: the connection leaves the request loop for the match's fanout.
+    Stream(Plan),
+}
+
 /// Answers one request.
-pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>) -> Response {
+pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>) -> Answer {
     let (endpoint, params) = match ROUTER.route(req.method, &req.path) {
         Ok(found) => found,
-        Err(RouteError::NotFound) => return error(404, "no such path"),
+        Err(RouteError::NotFound) => return Answer::Reply(error(404, "no such path")),
         Err(RouteError::MethodNotAllowed(allow)) => {
-            return error(405, "method not allowed").with_header("Allow", allow.to_string())
+            return Answer::Reply(
+                error(405, "method not allowed").with_header("Allow", allow.to_string()),
+            )
         }
     };
     let id = params.get("id").unwrap_or_default();
-    match endpoint {
+    let response = match endpoint {
+        Endpoint::Stream => return stream::open(shard, id, req),
         Endpoint::Checkin => read(checkin(shard, local)),
         Endpoint::Matches => read(matches(shard)),
         Endpoint::Match => read(one_match(shard, id)),
@@ -66,7 +81,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
         // Watchers only: the visit counts are not public (not in the product spec).
         Endpoint::User | Endpoint::CreateMatch | Endpoint::PostEvent | Endpoint::CancelMatch => {
             if let Err(denied) = authorize(shard, req) {
-                return denied;
+                return Answer::Reply(denied);
             }
             match endpoint {
                 Endpoint::User => user(shard, id).await,
@@ -75,12 +90,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
                 _ => cancel_match(shard, id).await,
             }
         }
-    }
-}
-
-/// Adds the CORS header every public read carries.
-fn read(response: Response) -> Response {
-    response.with_header("Access-Control-Allow-Origin", "*")
+    };
+    Answer::Reply(response)
 }
 
 fn authorize(shard: &Shard, req: &Request) -> Result<(), Response> {

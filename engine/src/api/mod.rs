@@ -24,8 +24,13 @@
 //!   all cores together ([`crate::stats::HttpStats`]). Above it a connection is answered
 //!   `503 too many connections` at once, without its request being read, and closed the
 //!   lingering way ([`crate::linger`]), so the client reads the answer, not a reset.
+//!
+//! A request for a match's event stream (SPEC §8) ends the request loop: the answers before it
+//! and the stream's head are written, and the connection becomes a subscriber ([`stream`]),
+//! out of the connection cap; requests pipelined behind it are never read.
 
 pub mod handlers;
+pub mod stream;
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -38,6 +43,7 @@ use matchstream_protocol::api::error_body;
 
 use crate::linger;
 use crate::shard::Shard;
+use handlers::Answer;
 
 /// Bytes read from the socket at a time.
 pub const READ_CHUNK: usize = 4096;
@@ -57,6 +63,11 @@ pub fn error(status: u16, reason: &str) -> Response {
     Response::json(status, error_body(reason))
 }
 
+/// Adds the CORS header every public read carries.
+pub fn read(response: Response) -> Response {
+    response.with_header("Access-Control-Allow-Origin", "*")
+}
+
 /// What a wait for more of a request brought.
 enum Input {
     Read(std::io::Result<usize>),
@@ -68,7 +79,7 @@ enum Input {
 /// the node's connection cap, refuses it with 503.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let _task = shard.tasks.enter();
-    let Some(_slot) = shard.node.http.admit(shard.config.max_api_connections) else {
+    let Some(slot) = shard.node.http.admit(shard.config.max_api_connections) else {
         // Boxed: the refusal's buffer and timer are not part of every connection's future.
         return Box::pin(linger::refuse(stream, &full_answer(), &shard.shutdown)).await;
     };
@@ -95,7 +106,22 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     buf.drain(..consumed);
                     started = None;
                     shard.stats.add_http_request();
-                    let response = handlers::handle(&shard, &request, local).await;
+                    let response = match handlers::handle(&shard, &request, local).await {
+                        Answer::Reply(response) => response,
+                        Answer::Stream(plan) => {
+                            self::stream::head().write_head_until_close(&mut out);
+                            if request.method == Method::Head {
+                                close = true;
+                                break;
+                            }
+                            // The connection leaves the request loop for good, and the API's
+                            // connection cap: it is a subscriber now. Requests pipelined
+                            // behind it are never read.
+                            drop(slot);
+                            // Boxed: not part of every connection's future.
+                            return Box::pin(self::stream::run(shard, stream, plan, out)).await;
+                        }
+                    };
                     let keep_alive = request.keep_alive && !shard.shutdown.is_set();
                     response.write_to(&mut out, keep_alive, request.method == Method::Head);
                     if !keep_alive {

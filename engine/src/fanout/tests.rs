@@ -56,10 +56,15 @@ fn table_with(events: usize) -> (Fanout, Match, Vec<Arc<Event>>) {
     (Fanout::new(&[record]), m, history)
 }
 
-fn subscriber(version: Version) -> (Rc<Outbox>, UnixStream) {
+fn subscriber(encoding: impl Into<Encoding>) -> (Rc<Outbox>, UnixStream) {
     let (a, b) = UnixStream::pair().expect("pair");
     b.set_nonblocking(true).expect("nonblocking");
-    let out = Outbox::new(a.into(), version, 1 << 20, Arc::new(CoreStats::default()));
+    let out = Outbox::new(
+        a.into(),
+        encoding.into(),
+        1 << 20,
+        Arc::new(CoreStats::default()),
+    );
     (Rc::new(out), b)
 }
 
@@ -252,9 +257,9 @@ fn only_recent_events_keep_their_frames_and_old_ones_render_the_same_bytes() {
     for (entry, event) in view.history.iter().zip(&history) {
         for version in [Version::V1, Version::V2] {
             let want = frames(&[event], version);
-            assert_eq!(&entry.frame(version)[..], &want[..]);
+            assert_eq!(&entry.frame(version.into())[..], &want[..]);
             let mut out = b"before".to_vec();
-            entry.write_frame(version, &mut out);
+            entry.write_frame(version.into(), &mut out);
             assert_eq!(&out[6..], &want[..]);
         }
     }
@@ -266,4 +271,120 @@ fn only_recent_events_keep_their_frames_and_old_ones_render_the_same_bytes() {
     assert_eq!(kept, RECENT_FRAMES);
     assert!(view.history.last().expect("last").is_rendered());
     assert!(!view.history[total - RECENT_FRAMES].is_rendered());
+}
+
+#[test]
+fn sse_subscribers_share_the_fanout_and_their_frames_are_rendered_only_for_them() {
+    let (mut table, mut m, history) = table_with(2);
+    let id = m.id.clone();
+    assert!(
+        table.get(id.as_str()).expect("view").history[0]
+            .frames
+            .borrow()[slot(Encoding::Sse)]
+        .is_none(),
+        "no SSE subscriber, no SSE rendering"
+    );
+    let (tcp, mut tcp_peer) = subscriber(Version::V2);
+    let (sse, mut sse_peer) = subscriber(Encoding::Sse);
+    let (resumed, mut resumed_peer) = subscriber(Encoding::Sse);
+    table.subscribe(id.as_str(), &tcp, None);
+    table.subscribe(id.as_str(), &sse, None);
+    table.subscribe(id.as_str(), &resumed, Some(1));
+    for out in [&tcp, &sse, &resumed] {
+        out.flush();
+    }
+    let mut status = Vec::new();
+    render_status(&m, Version::V2, &mut status);
+    assert_eq!(received(&mut tcp_peer), status);
+    let mut status = Vec::new();
+    matchstream_protocol::sse::render_status(&m, &mut status);
+    assert_eq!(received(&mut sse_peer), status);
+    let mut backlog = Vec::new();
+    matchstream_protocol::sse::render_event(&history[1], &mut backlog);
+    assert_eq!(received(&mut resumed_peer), backlog);
+    let e3 = event(&m, 3, EventKind::Comment);
+    apply(&mut m, &e3);
+    table.apply(
+        BusMsg::Event {
+            event: Arc::new(e3.clone()),
+            state: Arc::new(m.clone()),
+        },
+        &CoreStats::default(),
+    );
+    let shared = table.get(id.as_str()).expect("view").history[2]
+        .frame(Encoding::Sse)
+        .clone();
+    let mut want = Vec::new();
+    matchstream_protocol::sse::render_event(&e3, &mut want);
+    assert_eq!(&shared[..], &want[..]);
+    assert_eq!(
+        Rc::strong_count(&shared),
+        4,
+        "one rendering, queued for both SSE subscribers (the table's, this test's, two queues)"
+    );
+    while table.flush(256) {}
+    assert_eq!(Rc::strong_count(&shared), 2, "sent, the queues let go");
+    assert_eq!(received(&mut sse_peer), want);
+    assert_eq!(received(&mut resumed_peer), want);
+    assert_eq!(received(&mut tcp_peer), frames(&[&e3], Version::V2));
+}
+
+#[test]
+fn the_sweep_sends_the_keepalive_to_quiet_sse_streams_only() {
+    let (mut table, m, _) = table_with(1);
+    let (tcp, mut tcp_peer) = subscriber(Version::V2);
+    let (sse, mut sse_peer) = subscriber(Encoding::Sse);
+    for out in [&tcp, &sse] {
+        table.subscribe(m.id.as_str(), out, None);
+        out.flush();
+    }
+    received(&mut tcp_peer);
+    received(&mut sse_peer);
+    let stats = CoreStats::default();
+    let sweep = |table: &mut Fanout| {
+        table.sweep(&stats, 2);
+        while table.flush(256) {}
+    };
+    // Nothing sent for more than two sweeps: the third sends the comment.
+    sweep(&mut table);
+    sweep(&mut table);
+    assert!(received(&mut sse_peer).is_empty());
+    sweep(&mut table);
+    assert_eq!(received(&mut sse_peer), b":\n\n");
+    assert!(
+        received(&mut tcp_peer).is_empty(),
+        "TCP streams stay silent"
+    );
+    // The comment counts as output: the next one comes three sweeps later.
+    sweep(&mut table);
+    sweep(&mut table);
+    assert!(received(&mut sse_peer).is_empty());
+    sweep(&mut table);
+    assert_eq!(received(&mut sse_peer), b":\n\n");
+    // 0 turns it off.
+    for _ in 0..5 {
+        table.sweep(&stats, 0);
+    }
+    while table.flush(256) {}
+    assert!(received(&mut sse_peer).is_empty());
+}
+
+#[test]
+fn shutdown_notices_speak_each_subscribers_encoding() {
+    let (mut table, m, _) = table_with(1);
+    let (v1, mut v1_peer) = subscriber(Version::V1);
+    let (sse, mut sse_peer) = subscriber(Encoding::Sse);
+    for out in [&v1, &sse] {
+        table.subscribe(m.id.as_str(), out, None);
+        out.flush();
+    }
+    received(&mut v1_peer);
+    received(&mut sse_peer);
+    table.apply(BusMsg::Shutdown, &CoreStats::default());
+    while table.flush(256) {}
+    assert_eq!(received(&mut v1_peer), b"ERROR: server shutting down\r\n");
+    assert_eq!(
+        received(&mut sse_peer),
+        b"event: error\ndata: {\"error\":\"server shutting down\"}\n\n"
+    );
 }

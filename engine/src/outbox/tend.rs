@@ -3,7 +3,8 @@
 //! The fanout writes to a healthy subscriber directly ([`Outbox::flush`]); a task comes back
 //! for it only while its socket is full (waiting for writability through io_uring, then
 //! handing the subscriber back to the fanout) or its stream ends with something left to say
-//! (the rest of a started frame and the error line, for at most `GOODBYE_TIME`).
+//! (the rest of a started frame and the error line — an `error` event for an SSE subscriber —
+//! for at most `GOODBYE_TIME`).
 
 use std::os::unix::io::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
@@ -90,9 +91,9 @@ async fn write_when_writable(stream: &mut TcpStream, outbox: &Outbox) {
 /// reading soon gets whole frames and the reason; one that never reads costs a parked task
 /// for that long, no CPU).
 async fn say_goodbye(stream: &mut TcpStream, outbox: &Outbox, end: End) {
-    let line: &[u8] = match end {
-        End::TooSlow => b"ERROR: too slow\r\n",
-        End::Cancelled => b"ERROR: match cancelled\r\n",
+    let reason = match end {
+        End::TooSlow => "too slow",
+        End::Cancelled => "match cancelled",
         End::Finished | End::Shutdown | End::PeerGone => return,
     };
     let mut last = Vec::with_capacity(256);
@@ -101,7 +102,8 @@ async fn say_goodbye(stream: &mut TcpStream, outbox: &Outbox, end: End) {
             last.extend_from_slice(&head[outbox.head_offset()..]);
         }
     }
-    last.extend_from_slice(line);
+    // `ERROR: <reason>\r\n` on a stream port, an `error` event on an SSE stream.
+    outbox.encoding.render_error(reason, &mut last);
     let write = async {
         let _ = stream.write_all(&last).await;
     };

@@ -159,6 +159,7 @@ fn banner(b: &Banner<'_>) -> String {
          \x20 nc {host} {port}\n\
          \x20     then type: VERSION:1:CONNECT:me:MATCH:{first}\n\
          \x20 {program} watch {first} --url {base}\n\
+         \x20 curl -N {base}/1/match/{first}/stream      (server-sent events, as browsers get them)\n\
          \n\
          HTTP API:\n\
          \x20 checkin:  curl {base}/1/checkin\n\
@@ -478,6 +479,7 @@ mod tests {
             "  nc 127.0.0.1 9100\n",
             "then type: VERSION:1:CONNECT:me:MATCH:elp-tig-2011-09-10\n",
             "  matchstream watch elp-tig-2011-09-10 --url http://127.0.0.1:8888\n",
+            "  curl -N http://127.0.0.1:8888/1/match/elp-tig-2011-09-10/stream ",
             "curl http://127.0.0.1:8888/1/checkin\n",
             "curl http://127.0.0.1:8888/1/match/elp-tig-2011-09-10/history\n",
             "token:    secret\n",

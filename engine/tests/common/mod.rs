@@ -253,11 +253,16 @@ pub struct Node {
 
 /// Starts the real binary: `serve` on ephemeral ports, 2 cores, with `args` added.
 pub fn serve(args: &[&str]) -> Node {
+    serve_at("127.0.0.1:0", args)
+}
+
+/// [`serve`] with its API on `api` (a node restarted where its clients expect it).
+pub fn serve_at(api: &str, args: &[&str]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_matchstream"))
         .arg("serve")
         .args([
             "--api",
-            "127.0.0.1:0",
+            api,
             "--stream-port",
             "0",
             "--cores",
@@ -421,4 +426,31 @@ pub fn core_sum(client: &mut HttpClient, key: &str) -> u64 {
         .iter()
         .map(|c| c[key].as_u64().unwrap_or(0))
         .sum()
+}
+
+/// Waits (bounded) until the node reports `n` subscribers in total.
+pub fn wait_for_subscribers(server: &TestServer, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let total = core_sum(&mut server.reader(), "subscribers");
+        if total >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {total} of {n} subscribers registered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts the sample match (posts `start`) and returns its id, script and state after start.
+pub fn started_sample(
+    server: &TestServer,
+) -> (MatchId, matchstream_protocol::script::Script, Match) {
+    let (id, script) = server.create_sample();
+    let (status, body) = server.post_event(&id, r#"{"kind":"start"}"#);
+    assert_eq!(status, 201, "{body}");
+    let state = server.state(&id);
+    (id, script, state)
 }
