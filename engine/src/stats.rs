@@ -28,8 +28,98 @@ pub struct CoreStats {
     bus_depth: AtomicU64,
     sessions_total: AtomicU64,
     http_requests: AtomicU64,
-    /// Clients checkin sent to this core that have not connected yet.
-    pending: AtomicU64,
+    /// Clients checkin sent to this core that have not connected yet (for a while).
+    pending: Pending,
+}
+
+/// How long a client checkin sent to a core counts there if it never connects. A client
+/// connects right after its checkin (milliseconds); one that does not — gone, or a scan of the
+/// endpoint — must not weigh on the core's load for ever, or a stream of check-ins without
+/// connects would steer every later client away from it. 5 s covers a slow client on a
+/// slow network many times over and is short against a match.
+pub const PENDING_TTL: Duration = Duration::from_secs(5);
+
+/// The clock of [`Pending`]: check-ins of the same half second share a slot.
+const PENDING_TICK: Duration = Duration::from_millis(500);
+
+/// Slots of [`Pending`]: a check-in counts for `PENDING_SLOTS` ticks at most, so between
+/// [`PENDING_TTL`] less one tick and [`PENDING_TTL`].
+const PENDING_SLOTS: usize = (PENDING_TTL.as_millis() / PENDING_TICK.as_millis()) as usize;
+
+/// Bits of a slot's word that hold its count; the others hold its tick.
+const COUNT_BITS: u32 = 24;
+
+/// Check-ins not followed by a connect yet, each expiring [`PENDING_TTL`] after it was made.
+/// Any core's checkin adds to it and the core's accepts take from it, so it is made of
+/// relaxed atomics, like every counter here: one word per tick slot, holding the slot's tick
+/// and how many check-ins of that tick are still pending. A slot whose tick is
+/// [`PENDING_SLOTS`] old counts nothing and is reused; no timer runs.
+#[derive(Debug, Default)]
+struct Pending {
+    slots: [AtomicU64; PENDING_SLOTS],
+}
+
+impl Pending {
+    fn slot(&self, tick: u64) -> &AtomicU64 {
+        &self.slots[(tick % PENDING_SLOTS as u64) as usize]
+    }
+
+    /// Counts a check-in made at `tick`.
+    fn add(&self, tick: u64) {
+        let _ = self.slot(tick).fetch_update(Relaxed, Relaxed, |word| {
+            let (at, count) = unpack(word);
+            Some(match at == tick {
+                true => pack(tick, (count + 1).min(COUNT_MAX)),
+                false => pack(tick, 1),
+            })
+        });
+    }
+
+    /// Takes the oldest check-in still counting at `tick` (a client arrived); none left is
+    /// fine (a client that connected without a checkin).
+    fn take(&self, tick: u64) {
+        for age in (0..PENDING_SLOTS as u64).rev() {
+            let Some(at) = tick.checked_sub(age) else {
+                continue;
+            };
+            let taken = self.slot(at).fetch_update(Relaxed, Relaxed, |word| {
+                let (was, count) = unpack(word);
+                (was == at && count > 0).then(|| pack(at, count - 1))
+            });
+            if taken.is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Check-ins still counting at `tick`.
+    fn count(&self, tick: u64) -> u64 {
+        self.slots
+            .iter()
+            .map(|slot| unpack(slot.load(Relaxed)))
+            .filter(|&(at, _)| at <= tick && tick - at < PENDING_SLOTS as u64)
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+/// The largest count a slot holds.
+const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+
+fn pack(tick: u64, count: u64) -> u64 {
+    tick << COUNT_BITS | count
+}
+
+fn unpack(word: u64) -> (u64, u64) {
+    (word >> COUNT_BITS, word & COUNT_MAX)
+}
+
+/// The current tick of [`Pending`]'s clock: [`PENDING_TICK`]s since the first use. Ticks start
+/// at 1, so that an unused slot (tick 0, count 0) is never mistaken for a counting one.
+fn pending_tick() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let elapsed = ORIGIN.get_or_init(Instant::now).elapsed();
+    (elapsed.as_millis() / PENDING_TICK.as_millis()) as u64 + 1
 }
 
 /// A copy of one core's counters.
@@ -88,18 +178,17 @@ impl CoreStats {
     /// Counts an accepted stream connection (one client checkin announced has arrived).
     pub fn add_session(&self) {
         self.sessions_total.fetch_add(1, Relaxed);
-        let _ = self
-            .pending
-            .fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_sub(1)));
+        self.pending.take(pending_tick());
     }
-    /// Counts a client checkin sent to this core.
+    /// Counts a client checkin sent to this core, for [`PENDING_TTL`] at most.
     pub fn add_pending(&self) {
-        self.pending.fetch_add(1, Relaxed);
+        self.pending.add(pending_tick());
     }
-    /// Subscribers plus clients sent here that have not connected yet: checkin's measure,
-    /// so a connect burst spreads instead of piling onto the core that looked emptiest.
+    /// Subscribers plus clients sent here in the last [`PENDING_TTL`] that have not
+    /// connected yet: checkin's measure, so a connect burst spreads instead of piling onto
+    /// the core that looked emptiest.
     pub fn load(&self) -> u64 {
-        self.subscribers.load(Relaxed) + self.pending.load(Relaxed)
+        self.subscribers.load(Relaxed) + self.pending.count(pending_tick())
     }
     /// Counts an HTTP request.
     pub fn add_http_request(&self) {
@@ -457,6 +546,58 @@ mod tests {
             .unwrap_or_default();
         drop(extra);
         assert!(fastest < Duration::from_millis(1), "{fastest:?}");
+    }
+
+    /// Ticks of [`PENDING_TICK`] in `d`.
+    fn ticks(d: Duration) -> u64 {
+        (d.as_millis() / PENDING_TICK.as_millis()) as u64
+    }
+
+    #[test]
+    fn a_checkin_without_a_connect_stops_counting_after_the_ttl() {
+        let p = Pending::default();
+        let t0 = 1;
+        p.add(t0);
+        p.add(t0);
+        assert_eq!(p.count(t0), 2);
+        let last = t0 + ticks(PENDING_TTL) - 1;
+        assert_eq!(p.count(last), 2, "still counting a tick before the TTL");
+        assert_eq!(p.count(last + 1), 0, "expired at the TTL");
+        // A check-in at the same slot a TTL later starts afresh, not on top of the old ones.
+        p.add(last + 1);
+        assert_eq!(p.count(last + 1), 1);
+    }
+
+    #[test]
+    fn a_connect_takes_the_oldest_checkin_still_counting() {
+        let p = Pending::default();
+        p.add(1);
+        p.add(3);
+        p.add(3);
+        p.take(4);
+        assert_eq!(p.count(4), 2);
+        // The one of tick 1 was taken: those of tick 3 count until their own TTL.
+        let expiry = 3 + ticks(PENDING_TTL);
+        assert_eq!(p.count(expiry - 1), 2);
+        p.take(expiry - 1);
+        p.take(expiry - 1);
+        p.take(expiry - 1);
+        assert_eq!(
+            p.count(expiry - 1),
+            0,
+            "more connects than check-ins leave none, not less"
+        );
+        p.add(expiry);
+        assert_eq!(p.count(expiry), 1);
+    }
+
+    #[test]
+    fn pending_counts_saturate_instead_of_spilling_into_the_tick() {
+        let p = Pending::default();
+        p.slots[1].store(pack(1, COUNT_MAX), Relaxed);
+        p.add(1);
+        assert_eq!(p.count(1), COUNT_MAX);
+        assert_eq!(unpack(p.slots[1].load(Relaxed)), (1, COUNT_MAX));
     }
 
     #[test]
