@@ -450,7 +450,8 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use matchstream_protocol::{
-        Card, Date, EventKind, MatchId, NewMatch, Player, PlayerRef, PostedEvent, TeamCode,
+        Card, Date, EventData, EventKind, MatchId, NewMatch, Player, PlayerRef, PostedEvent,
+        TeamCode,
     };
     use redb::backends::FileBackend;
     use redb::StorageBackend;
@@ -956,7 +957,18 @@ mod tests {
             kind: EventKind::Start,
             data: Default::default(),
         };
-        let cases: [(&str, Vec<u8>, RawEvents); 3] = [
+        // A state of one event, its event a comment carrying a frame of its own.
+        let mut one = state.clone();
+        one.last_seq = 1;
+        let forged = Event {
+            kind: EventKind::Comment,
+            data: EventData {
+                comment: Some("x\r\n\r\n2011-01-01 00:00:00: goal:\n".into()),
+                ..EventData::default()
+            },
+            ..event.clone()
+        };
+        let cases: [(&str, Vec<u8>, RawEvents); 4] = [
             ("garbage state", b"not json".to_vec(), Vec::new()),
             (
                 "garbage event",
@@ -967,6 +979,11 @@ mod tests {
                 "missing event",
                 encode_match(&state),
                 vec![(m.as_str(), 1, encode_event(&event))],
+            ),
+            (
+                "a comment forging a frame",
+                encode_match(&one),
+                vec![(m.as_str(), 1, encode_event(&forged))],
             ),
         ];
         for (name, state_bytes, events) in cases {

@@ -164,6 +164,9 @@ fn match_json_refusals() {
         ("negative seq", "last_seq", json!(-1), "last_seq must be a non-negative integer"),
         ("missing updated", "updated", Value::Null, "updated is required"),
         ("missing roster", "visit_players", Value::Null, "visit_players is required"),
+        ("stadium of two lines", "stadium", json!("a\r\nb"), "stadium: stadium names are 1 to 128 bytes of printable text"),
+        ("roster name of two lines", "home_players", json!([{"number": 1, "name": "A\nB"}]), "home_players[0]: player names are 1 to 64 bytes of printable text"),
+        ("roster number twice", "visit_players", json!([{"number": 1, "name": "A"}, {"number": 1, "name": "B"}]), "visit_players: number 1 appears twice"),
     ];
     for (name, key, value, want) in cases {
         let mut v = good.clone();
@@ -237,6 +240,11 @@ fn event_json_refusals() {
         ("bad kind", json!({"seq": 1, "timestamp": 1, "kind": "x"}), "kind: unknown kind \"x\""),
         ("data not object", json!({"seq": 1, "timestamp": 1, "kind": "goal", "data": 3}), "data must be an object"),
         ("player by number", json!({"seq": 1, "timestamp": 1, "kind": "goal", "data": {"player": 7}}), "player must be {\"number\":..,\"name\":..}"),
+        ("comment forging a frame", json!({"seq": 1, "timestamp": 1, "kind": "comment", "data": {"comment": "x\r\n\r\n2011-01-01 00:00:00: goal:\n"}}), "comment: comments are one line of 1 to 1024 bytes of printable text"),
+        ("comment too long", json!({"seq": 1, "timestamp": 1, "kind": "comment", "data": {"comment": "x".repeat(1025)}}), "comment: comments are one line of 1 to 1024 bytes of printable text"),
+        ("status event", json!({"seq": 1, "timestamp": 1, "kind": "status"}), "kind: status events are made by the server"),
+        ("player name with a tab", json!({"seq": 1, "timestamp": 1, "kind": "goal", "data": {"player": {"number": 7, "name": "a\tb"}}}), "player: player names are 1 to 64 bytes of printable text"),
+        ("roster number twice", json!({"seq": 1, "timestamp": 1, "kind": "start", "data": {"home_players": [{"number": 1, "name": "A"}, {"number": 1, "name": "B"}]}}), "home_players: number 1 appears twice"),
     ];
     for (name, v, want) in cases {
         assert_eq!(
