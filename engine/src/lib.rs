@@ -10,6 +10,7 @@
 //!   socket, with [`outbox::tend`], the task that comes back only for a full socket or last
 //!   words;
 //! - [`fanout`]: the per-core match table and event fanout; [`bus`]: cross-core channels;
+//!   [`incarnation`]: drawing incarnations, and refusing a resume against another history;
 //! - [`store`]: the store interface, its thread and backends (memory, embedded, Redis);
 //! - [`cluster`]: many nodes on one Redis: the shared key layout, the node's feed of events,
 //!   the node registry;
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod fanout;
+pub mod incarnation;
 pub mod latch;
 pub mod limits;
 pub mod listener;

@@ -18,6 +18,7 @@ use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use matchstream_protocol::command::{find_line, parse_command, Command};
 
+use crate::incarnation;
 use crate::outbox::{duplicate, send_now, tend, Outbox};
 use crate::shard::Shard;
 
@@ -50,6 +51,10 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     shard.sync();
     if shard.fanout.borrow().get(&command.match_id).is_none() {
         return Box::pin(refuse(stream, "unknown match")).await;
+    }
+    let resume = incarnation::check_resume(&shard.fanout.borrow(), &command);
+    if let Err(reason) = resume {
+        return Box::pin(refuse(stream, reason)).await;
     }
     // Take the socket out of glommio: from here on the outbox owns it.
     let Ok(socket) = duplicate(stream.as_raw_fd()) else {

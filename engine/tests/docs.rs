@@ -108,7 +108,7 @@ enum Provoke {
 }
 
 /// Every `ERROR:` reason of docs/protocol.md, and how it is provoked here.
-const ERRORS: [(&str, Provoke); 11] = [
+const ERRORS: [(&str, Provoke); 12] = [
     (
         "malformed command",
         Provoke::Command(b"VERSION:1:CONNECT:ana:MATC:elp-tig-2011-09-10\r\n"),
@@ -133,6 +133,12 @@ const ERRORS: [(&str, Provoke); 11] = [
         Provoke::Command(b"VERSION:1:CONNECT:ana:MATCH:aaa-bbb-2011-01-01\r\n"),
     ),
     ("match cancelled", Provoke::Cancel),
+    (
+        "match history changed",
+        Provoke::Command(
+            b"VERSION:2:CONNECT:ana:MATCH:elp-tig-2011-09-10:SINCE:0:INCARNATION:0000000000000001\r\n",
+        ),
+    ),
     ("too slow", Provoke::TinyQueue),
     ("server shutting down", Provoke::Shutdown),
 ];

@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`model`]: ids, teams, players, periods, event kinds, events, match state (SPEC §2);
+//! - [`incarnation`]: which history of a match a seq belongs to;
 //! - [`state`]: validation of posted events and the state transitions they cause;
 //! - [`frame`]: rendering of status and event frames for stream versions 1 and 2 (SPEC §3);
 //! - [`command`]: the stream command line a subscriber sends;
@@ -14,10 +15,12 @@ pub mod api;
 pub mod codec;
 pub mod command;
 pub mod frame;
+pub mod incarnation;
 pub mod model;
 pub mod script;
 pub mod state;
 
+pub use incarnation::Incarnation;
 pub use model::*;
 
 #[cfg(test)]

@@ -182,13 +182,13 @@ fn needs_team(kind: EventKind) -> bool {
 /// (number, name) from the roster. Does not change `m`.
 ///
 /// ```
-/// use matchstream_protocol::{state, Date, EventKind, Match, NewMatch, Player, PlayerRef,
-///     PostedEvent, TeamCode};
+/// use matchstream_protocol::{state, Date, EventKind, Incarnation, Match, NewMatch, Player,
+///     PlayerRef, PostedEvent, TeamCode};
 /// let tig = TeamCode::parse("tig")?;
 /// let mut m = Match::create(NewMatch {
 ///     home: TeamCode::parse("elp")?, visit: tig.clone(), start_date: Date::parse("2011-09-10")?,
 ///     stadium: None, home_players: vec![], visit_players: vec![Player::new(7, "Luna")?],
-/// }, 0);
+/// }, 0, Incarnation::parse(b"3f9a0c1d2b4e5f60")?);
 /// m.period = matchstream_protocol::Period::First;
 /// let mut goal = PostedEvent::new(EventKind::Goal);
 /// goal.team = Some(tig);
@@ -311,12 +311,13 @@ impl std::error::Error for StoredError {}
 ///
 /// ```
 /// use matchstream_protocol::state::{verify, StoredError};
-/// use matchstream_protocol::{Date, Event, EventData, EventKind, Match, NewMatch, TeamCode};
+/// use matchstream_protocol::{Date, Event, EventData, EventKind, Incarnation, Match, NewMatch,
+///     TeamCode};
 /// let m = Match::create(NewMatch {
 ///     home: TeamCode::parse("elp")?, visit: TeamCode::parse("tig")?,
 ///     start_date: Date::parse("2011-09-10")?, stadium: None,
 ///     home_players: vec![], visit_players: vec![],
-/// }, 1000);
+/// }, 1000, Incarnation::parse(b"3f9a0c1d2b4e5f60")?);
 /// let mut start = Event { match_id: m.id.clone(), seq: 1, timestamp_ms: 2000,
 ///     kind: EventKind::Start, data: EventData::default() };
 /// assert_eq!(verify(&m, &start), Ok(()));

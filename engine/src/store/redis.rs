@@ -278,8 +278,12 @@ impl RedisStore {
         let mut pending = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
             match op {
-                Op::Create { new, now_ms } => {
-                    let m = Arc::new(Match::create(new, now_ms));
+                Op::Create {
+                    new,
+                    now_ms,
+                    incarnation,
+                } => {
+                    let m = Arc::new(Match::create(new, now_ms, incarnation));
                     let id = m.id.as_str();
                     let mut message = b"C".to_vec();
                     message.extend_from_slice(&encode_match(&m));

@@ -10,6 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::ApiError;
+use crate::incarnation::Incarnation;
 use crate::model::{
     is_printable_line, Card, Date, Event, EventData, EventKind, Match, MatchId, ModelError,
     NewMatch, Period, Player, PlayerRef, PostedEvent, TeamCode, MAX_COMMENT, MAX_STADIUM,
@@ -132,7 +133,8 @@ pub fn parse_event_json(v: &Value, match_id: &MatchId) -> Result<Event, ApiError
 }
 
 /// Decodes the shape of [`super::match_json`]; unknown keys are ignored. Values are checked as
-/// in [`parse_new_match`] (printable stadium, no roster number twice).
+/// in [`parse_new_match`] (printable stadium, no roster number twice); a match without an
+/// `incarnation` (stored before incarnations existed) gets [`Incarnation::UNSET`].
 pub fn parse_match_json(v: &Value) -> Result<Match, ApiError> {
     let f = Fields::lenient(v)?;
     let home = f.team("home")?.ok_or_else(|| required("home"))?;
@@ -166,6 +168,7 @@ pub fn parse_match_json(v: &Value) -> Result<Match, ApiError> {
         period,
         last_seq: f.u64("last_seq")?,
         updated_ms: f.u64("updated")?,
+        incarnation: f.incarnation()?,
     })
 }
 
@@ -270,6 +273,14 @@ impl<'a> Fields<'a> {
                 Err(field("stadium", ModelError::BadStadium))
             }
             s => Ok(s.map(str::to_owned)),
+        }
+    }
+
+    /// `incarnation`: 16 lowercase hex digits; absent (or null) is [`Incarnation::UNSET`].
+    fn incarnation(&self) -> Result<Incarnation, ApiError> {
+        match self.str("incarnation")? {
+            None => Ok(Incarnation::UNSET),
+            Some(s) => Incarnation::parse(s.as_bytes()).map_err(|e| field("incarnation", e)),
         }
     }
 

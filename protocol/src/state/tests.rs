@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::model::{Match, MatchId};
-use crate::testdata::{player, posted, seed_new_match, seed_started, team};
+use crate::testdata::{player, posted, seed_incarnation, seed_new_match, seed_started, team};
 
 fn not_started() -> Match {
-    Match::create(seed_new_match(), 1000)
+    Match::create(seed_new_match(), 1000, seed_incarnation())
 }
 
 fn in_period(period: Period) -> Match {
