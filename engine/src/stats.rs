@@ -226,6 +226,9 @@ pub struct NodeStats {
     pub cores: Vec<Arc<CoreStats>>,
     /// Stream ports of the other nodes sharing this node's Redis (empty on a lone node).
     pub remote: RwLock<Vec<RemotePort>>,
+    /// Matches, events and feed messages read from Redis that failed the node's checks and
+    /// were not rendered (the store thread and the feed count them; see `cluster::trust`).
+    pub store_rejected: Arc<AtomicU64>,
 }
 
 /// A stream port of another node, as its last heartbeat told.
@@ -254,6 +257,7 @@ impl NodeStats {
             cores: stream_ports.iter().map(|_| Arc::default()).collect(),
             stream_ports,
             remote: RwLock::new(Vec::new()),
+            store_rejected: Arc::default(),
         }
     }
 
@@ -355,6 +359,8 @@ struct StatsJson<'a> {
     api: String,
     cores: Vec<CoreJson>,
     process: ProcessSnapshot,
+    /// What this node read from Redis and refused to render.
+    store_rejected: u64,
     /// Other nodes' stream ports as their last heartbeats told (empty on a lone node).
     cluster: Vec<RemotePort>,
 }
@@ -375,6 +381,7 @@ pub fn stats_json(node: &NodeStats) -> Vec<u8> {
             })
             .collect(),
         process: process_snapshot(),
+        store_rejected: node.store_rejected.load(Relaxed),
         cluster: node.remote.read().map(|r| r.clone()).unwrap_or_default(),
     };
     serde_json::to_vec(&body).unwrap_or_default()
@@ -456,6 +463,14 @@ pub fn metrics_text(node: &NodeStats) -> String {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP matchstream_store_rejected_total Matches, events and feed messages read from Redis that failed the node's checks.\n\
+         # TYPE matchstream_store_rejected_total counter\n\
+         matchstream_store_rejected_total{{node=\"{}\"}} {}",
+        node.node_id,
+        node.store_rejected.load(Relaxed)
+    );
     let p = process_snapshot();
     for (name, help, v) in [
         (
@@ -508,6 +523,9 @@ mod tests {
         assert_eq!(v["node_id"], "n1");
         assert_eq!(v["cores"][1]["stream_port"], 9101);
         assert_eq!(v["cores"][1]["bytes_sent"], 42);
+        n.store_rejected.fetch_add(3, Relaxed);
+        let v: serde_json::Value = serde_json::from_slice(&stats_json(&n)).expect("json");
+        assert_eq!(v["store_rejected"], 3);
         assert!(v["process"]["rss_bytes"].as_u64().unwrap_or(0) > 0);
         assert!(v["process"]["open_files_limit"].as_u64().unwrap_or(0) > 0);
     }
@@ -605,5 +623,6 @@ mod tests {
         let text = metrics_text(&NodeStats::for_tests());
         assert!(text.contains("matchstream_subscribers{node=\"n1\",core=\"1\",port=\"9101\"} 0"));
         assert!(text.contains("# TYPE matchstream_bytes_sent_total counter"));
+        assert!(text.contains("matchstream_store_rejected_total{node=\"n1\"} 0\n"));
     }
 }

@@ -143,8 +143,9 @@ const ERRORS: [(&str, Provoke); 12] = [
     ("server shutting down", Provoke::Shutdown),
 ];
 
-/// Documented, and not provoked by this test: a node out of file descriptors.
-const NOT_PROVOKED: [&str; 1] = ["server out of file descriptors"];
+/// Documented, and not provoked by this test: a node out of file descriptors; a match
+/// withdrawn because what Redis holds for it fails the checks (engine/tests/store_trust.rs).
+const NOT_PROVOKED: [&str; 2] = ["server out of file descriptors", "match unavailable"];
 
 const CREATE: &[u8] = b"POST /1/matches HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\
     Content-Length: 54\r\n\r\n{\"home\":\"elp\",\"visit\":\"tig\",\"start_date\":\"2011-09-10\"}";

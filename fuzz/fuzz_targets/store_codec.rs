@@ -13,7 +13,8 @@
 //! - what decodes renders as exactly one well-formed frame per version (a status frame for a
 //!   match, an event frame for an event): the decoders check values as the API does, so no
 //!   CR/LF a foreign writer puts in a comment or a name can forge a frame (issue 11, item 7);
-//! - a cancelled id that parses is exactly the text given, and parses again.
+//! - a cancelled (`X`) or new-incarnation (`R`) id that parses is exactly the text given, and
+//!   parses again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -66,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_one_frame(&frame);
             }
         }
-        b'X' => {
+        b'X' | b'R' => {
             let text = String::from_utf8_lossy(body);
             if let Ok(id) = MatchId::parse(&text) {
                 assert_eq!(id.as_str(), text);

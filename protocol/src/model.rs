@@ -427,7 +427,7 @@ impl Card {
 }
 
 /// The data of a stored event: every key is optional; frames render them in a fixed order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EventData {
     /// `home_players` (on `start`).
     pub home_players: Option<Vec<Player>>,
@@ -493,7 +493,7 @@ impl PostedEvent {
 }
 
 /// A stored event: numbered and timestamped by the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Event {
     /// The match it belongs to.
     pub match_id: MatchId,

@@ -90,10 +90,8 @@ async fn write_when_writable(stream: &mut TcpStream, outbox: &Outbox) {
 /// reading soon gets whole frames and the reason; one that never reads costs a parked task
 /// for that long, no CPU).
 async fn say_goodbye(stream: &mut TcpStream, outbox: &Outbox, end: End) {
-    let line: &[u8] = match end {
-        End::TooSlow => b"ERROR: too slow\r\n",
-        End::Cancelled => b"ERROR: match cancelled\r\n",
-        End::Finished | End::Shutdown | End::PeerGone => return,
+    let Some(line) = end.last_words() else {
+        return;
     };
     let mut last = Vec::with_capacity(256);
     if let Some(head) = outbox.head() {
