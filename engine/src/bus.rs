@@ -41,6 +41,12 @@ pub enum BusMsg {
     Snapshot(MatchRecord),
     /// A match was cancelled: disconnect its subscribers and forget it.
     Cancelled(MatchId),
+    /// The store holds another history for this match now (a new incarnation): end its
+    /// subscribers with `match history changed` and take this record instead.
+    Replaced(MatchRecord),
+    /// What the store holds for this match fails the node's checks: end its subscribers with
+    /// `match unavailable` and forget it until it comes back valid (as a [`BusMsg::Snapshot`]).
+    Withdrawn(MatchId),
     /// The server is shutting down.
     Shutdown,
 }

@@ -2,10 +2,13 @@
 //!
 //! The least-loaded port of the cluster, where a core's load is its subscribers plus the
 //! clients checkin sent it that have not connected yet ([`CoreStats::load`]): so a connect
-//! burst spreads instead of piling onto the core that looked emptiest. This node's cores win
+//! burst spreads instead of piling onto the core that looked emptiest. A client that never
+//! connects stops counting after [`PENDING_TTL`], so check-ins without connects (clients that
+//! gave up, a scan of the endpoint) cannot steer every later client away from a core. This node's cores win
 //! ties; another node's port is chosen only when it carries strictly less.
 //!
 //! [`CoreStats::load`]: crate::stats::CoreStats::load
+//! [`PENDING_TTL`]: crate::stats::PENDING_TTL
 
 use crate::stats::NodeStats;
 

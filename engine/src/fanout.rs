@@ -279,16 +279,14 @@ impl Fanout {
                     }
                 }
             }
-            BusMsg::Cancelled(id) => {
-                self.listing.replace(None);
-                if let Some(view) = self.views.remove(&id) {
-                    for sub in view.subscribers {
-                        sub.finish(End::Cancelled);
-                        if sub.mark_dirty() {
-                            self.dirty.push_back(sub);
-                        }
-                    }
-                }
+            BusMsg::Cancelled(id) => self.end_match(&id, End::Cancelled),
+            BusMsg::Withdrawn(id) => self.end_match(&id, End::Unavailable),
+            BusMsg::Replaced(record) => {
+                self.end_match(&record.state.id, End::HistoryChanged);
+                self.views.insert(
+                    record.state.id.clone(),
+                    MatchView::new(record.state, record.history),
+                );
             }
             BusMsg::Shutdown => {
                 let notices = Encoding::ALL
@@ -308,6 +306,19 @@ impl Fanout {
         // only at `stop`, which the next sweep counts.
         if recount {
             self.count_live(stats);
+        }
+    }
+
+    /// Forgets a match and ends its subscribers with `end` (an abrupt end: its error line).
+    fn end_match(&mut self, id: &MatchId, end: End) {
+        self.listing.replace(None);
+        if let Some(view) = self.views.remove(id) {
+            for sub in view.subscribers {
+                sub.finish(end);
+                if sub.mark_dirty() {
+                    self.dirty.push_back(sub);
+                }
+            }
         }
     }
 

@@ -12,6 +12,7 @@
 //!   words; [`linger`]: refusing a connection with an answer and a clean close (handshake
 //!   errors, the API's 503 at its connection cap);
 //! - [`fanout`]: the per-core match table and event fanout; [`bus`]: cross-core channels;
+//!   [`incarnation`]: drawing incarnations, and refusing a resume against another history;
 //! - [`store`]: the store interface, its thread and backends (memory, embedded, Redis);
 //! - [`cluster`]: many nodes on one Redis: the shared key layout, the node's feed of events,
 //!   the node registry;
@@ -28,6 +29,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod fanout;
+pub mod incarnation;
 pub mod latch;
 pub mod limits;
 pub mod linger;

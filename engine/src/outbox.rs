@@ -52,6 +52,10 @@ pub enum End {
     TooSlow,
     /// The match was cancelled: write the error line if possible and close now.
     Cancelled,
+    /// The match's history was replaced (a new incarnation): the same, with its own line.
+    HistoryChanged,
+    /// The node withdrew the match (its stored data fails the checks): the same.
+    Unavailable,
     /// The peer is gone (write error or EOF): close now.
     PeerGone,
 }
@@ -60,6 +64,23 @@ impl End {
     /// True for ends that wait for the queue to drain.
     pub fn is_graceful(self) -> bool {
         matches!(self, End::Finished | End::Shutdown)
+    }
+
+    /// The reason an abrupt end says before closing, if any (an `ERROR:` line on a stream
+    /// port, an `error` event on an SSE stream).
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            End::TooSlow => Some("too slow"),
+            End::Cancelled => Some("match cancelled"),
+            End::HistoryChanged => Some("match history changed"),
+            End::Unavailable => Some("match unavailable"),
+            End::Finished | End::Shutdown | End::PeerGone => None,
+        }
+    }
+
+    /// True for an end with an error line to say (an abrupt one: a task must say it).
+    fn has_last_words(self) -> bool {
+        self.reason().is_some()
     }
 }
 
@@ -133,7 +154,7 @@ impl Outbox {
         !self.tended.get()
             && self.socket.borrow().is_some()
             && (self.blocked.get()
-                || matches!(self.end.get(), Some(End::TooSlow | End::Cancelled))
+                || self.end.get().is_some_and(End::has_last_words)
                 || (self.end.get().is_some_and(End::is_graceful) && !self.is_empty()))
     }
 

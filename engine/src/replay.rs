@@ -55,6 +55,9 @@ pub async fn stream_backlog(
     let budget = piece_bytes(shard.config.max_queue);
     let mut cursor = since;
     let mut piece: Vec<u8> = Vec::new();
+    // The history being replayed: if the match gets a new incarnation meanwhile (its stored
+    // history was rewound or replaced), the seqs already sent belong to the old one.
+    let mut incarnation = None;
     loop {
         shard.sync();
         if shard.shutdown.is_set() {
@@ -65,6 +68,9 @@ pub async fn stream_backlog(
             let Some(view) = fanout.get(match_id) else {
                 return Err(Stopped::Reply("match cancelled"));
             };
+            if *incarnation.get_or_insert(view.state.incarnation) != view.state.incarnation {
+                return Err(Stopped::Reply("match history changed"));
+            }
             // The next piece: whole frames up to the budget (at least one), rendered into it.
             let rest = view.since(cursor);
             piece.clear();

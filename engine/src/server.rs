@@ -128,11 +128,12 @@ struct OpenStore {
 }
 
 /// Opens the configured store, loads its matches and starts the store thread publishing on
-/// `bus`.
+/// `bus`; what a shared store holds and fails the checks counts in `node`'s `store_rejected`.
 fn open_store(
     spec: &StoreSpec,
     bus: &BusHandle,
     delivered: &Arc<Delivered>,
+    node: &NodeStats,
 ) -> Result<OpenStore, Error> {
     let fail = |source: StoreError| Error::Store {
         spec: spec.to_string(),
@@ -141,7 +142,9 @@ fn open_store(
     let mut store: Box<dyn Store> = match spec {
         StoreSpec::Memory => Box::new(MemoryStore::new()),
         StoreSpec::Embedded(dir) => Box::new(EmbeddedStore::open(dir).map_err(fail)?),
-        StoreSpec::Redis(url) => Box::new(RedisStore::open(url, delivered.clone()).map_err(fail)?),
+        StoreSpec::Redis(url) => Box::new(
+            RedisStore::open(url, delivered.clone(), node.store_rejected.clone()).map_err(fail)?,
+        ),
     };
     let records = store.load().map_err(fail)?;
     let describe = store.describe();
@@ -179,8 +182,15 @@ fn join_cluster(
         let name = name.to_owned();
         move |source| Error::Thread { name, source }
     };
-    let feed = Feed::start(client.clone(), url, records, bus.clone(), delivered.clone())
-        .map_err(thread(feed::THREAD_NAME))?;
+    let feed = Feed::start(
+        client.clone(),
+        url,
+        records,
+        bus.clone(),
+        delivered.clone(),
+        node.store_rejected.clone(),
+    )
+    .map_err(thread(feed::THREAD_NAME))?;
     let host = advertised_host(config, node.api_addr);
     let registry =
         Registry::start(client, url, node.clone(), host).map_err(thread(registry::THREAD_NAME))?;
@@ -240,10 +250,6 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         _ => (token::generate(), true),
     };
 
-    let (bus, inboxes) = bus(cores);
-    let delivered = Arc::new(Delivered::default());
-    let store = open_store(&config.store, &bus, &delivered)?;
-
     let node = Arc::new(NodeStats::new(
         config
             .node_id
@@ -252,6 +258,9 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         api_addr,
         stream_ports.clone(),
     ));
+    let (bus, inboxes) = bus(cores);
+    let delivered = Arc::new(Delivered::default());
+    let store = open_store(&config.store, &bus, &delivered, &node)?;
     let (feed, registry) = join_cluster(&config, &node, &store.records, &bus, &delivered)?;
     let token_file = match generated {
         true => Some(publish_token(&config, api_addr.port(), &token)?),

@@ -18,6 +18,7 @@ use glommio::timer::Timer;
 use matchstream_protocol::command::{find_line, parse_command, Command};
 use matchstream_protocol::encoding::Encoding;
 
+use crate::incarnation;
 use crate::linger;
 use crate::outbox::{duplicate, send_now, tend, Outbox};
 use crate::replay::{self, Stopped};
@@ -45,6 +46,13 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     shard.sync();
     if shard.fanout.borrow().get(&command.match_id).is_none() {
         return Box::pin(refuse(&shard, stream, "unknown match")).await;
+    }
+    // A resume that names another incarnation of the match would get another history's
+    // events under the seqs it holds. (A `let`: the table's borrow must end before the
+    // refusal's await.)
+    let resume = incarnation::check_resume(&shard.fanout.borrow(), &command);
+    if let Err(reason) = resume {
+        return Box::pin(refuse(&shard, stream, reason)).await;
     }
     let encoding = Encoding::from(command.version);
     // A resume's backlog is written piece by piece first (boxed: most sessions have none);

@@ -30,8 +30,98 @@ pub struct CoreStats {
     bus_depth: AtomicU64,
     sessions_total: AtomicU64,
     http_requests: AtomicU64,
-    /// Clients checkin sent to this core that have not connected yet.
-    pending: AtomicU64,
+    /// Clients checkin sent to this core that have not connected yet (for a while).
+    pending: Pending,
+}
+
+/// How long a client checkin sent to a core counts there if it never connects. A client
+/// connects right after its checkin (milliseconds); one that does not — gone, or a scan of the
+/// endpoint — must not weigh on the core's load for ever, or a stream of check-ins without
+/// connects would steer every later client away from it. 5 s covers a slow client on a
+/// slow network many times over and is short against a match.
+pub const PENDING_TTL: Duration = Duration::from_secs(5);
+
+/// The clock of [`Pending`]: check-ins of the same half second share a slot.
+const PENDING_TICK: Duration = Duration::from_millis(500);
+
+/// Slots of [`Pending`]: a check-in counts for `PENDING_SLOTS` ticks at most, so between
+/// [`PENDING_TTL`] less one tick and [`PENDING_TTL`].
+const PENDING_SLOTS: usize = (PENDING_TTL.as_millis() / PENDING_TICK.as_millis()) as usize;
+
+/// Bits of a slot's word that hold its count; the others hold its tick.
+const COUNT_BITS: u32 = 24;
+
+/// Check-ins not followed by a connect yet, each expiring [`PENDING_TTL`] after it was made.
+/// Any core's checkin adds to it and the core's accepts take from it, so it is made of
+/// relaxed atomics, like every counter here: one word per tick slot, holding the slot's tick
+/// and how many check-ins of that tick are still pending. A slot whose tick is
+/// [`PENDING_SLOTS`] old counts nothing and is reused; no timer runs.
+#[derive(Debug, Default)]
+struct Pending {
+    slots: [AtomicU64; PENDING_SLOTS],
+}
+
+impl Pending {
+    fn slot(&self, tick: u64) -> &AtomicU64 {
+        &self.slots[(tick % PENDING_SLOTS as u64) as usize]
+    }
+
+    /// Counts a check-in made at `tick`.
+    fn add(&self, tick: u64) {
+        let _ = self.slot(tick).fetch_update(Relaxed, Relaxed, |word| {
+            let (at, count) = unpack(word);
+            Some(match at == tick {
+                true => pack(tick, (count + 1).min(COUNT_MAX)),
+                false => pack(tick, 1),
+            })
+        });
+    }
+
+    /// Takes the oldest check-in still counting at `tick` (a client arrived); none left is
+    /// fine (a client that connected without a checkin).
+    fn take(&self, tick: u64) {
+        for age in (0..PENDING_SLOTS as u64).rev() {
+            let Some(at) = tick.checked_sub(age) else {
+                continue;
+            };
+            let taken = self.slot(at).fetch_update(Relaxed, Relaxed, |word| {
+                let (was, count) = unpack(word);
+                (was == at && count > 0).then(|| pack(at, count - 1))
+            });
+            if taken.is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Check-ins still counting at `tick`.
+    fn count(&self, tick: u64) -> u64 {
+        self.slots
+            .iter()
+            .map(|slot| unpack(slot.load(Relaxed)))
+            .filter(|&(at, _)| at <= tick && tick - at < PENDING_SLOTS as u64)
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+/// The largest count a slot holds.
+const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+
+fn pack(tick: u64, count: u64) -> u64 {
+    tick << COUNT_BITS | count
+}
+
+fn unpack(word: u64) -> (u64, u64) {
+    (word >> COUNT_BITS, word & COUNT_MAX)
+}
+
+/// The current tick of [`Pending`]'s clock: [`PENDING_TICK`]s since the first use. Ticks start
+/// at 1, so that an unused slot (tick 0, count 0) is never mistaken for a counting one.
+fn pending_tick() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let elapsed = ORIGIN.get_or_init(Instant::now).elapsed();
+    (elapsed.as_millis() / PENDING_TICK.as_millis()) as u64 + 1
 }
 
 /// A copy of one core's counters.
@@ -90,18 +180,17 @@ impl CoreStats {
     /// Counts an accepted stream connection (one client checkin announced has arrived).
     pub fn add_session(&self) {
         self.sessions_total.fetch_add(1, Relaxed);
-        let _ = self
-            .pending
-            .fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_sub(1)));
+        self.pending.take(pending_tick());
     }
-    /// Counts a client checkin sent to this core.
+    /// Counts a client checkin sent to this core, for [`PENDING_TTL`] at most.
     pub fn add_pending(&self) {
-        self.pending.fetch_add(1, Relaxed);
+        self.pending.add(pending_tick());
     }
-    /// Subscribers plus clients sent here that have not connected yet: checkin's measure,
-    /// so a connect burst spreads instead of piling onto the core that looked emptiest.
+    /// Subscribers plus clients sent here in the last [`PENDING_TTL`] that have not
+    /// connected yet: checkin's measure, so a connect burst spreads instead of piling onto
+    /// the core that looked emptiest.
     pub fn load(&self) -> u64 {
-        self.subscribers.load(Relaxed) + self.pending.load(Relaxed)
+        self.subscribers.load(Relaxed) + self.pending.count(pending_tick())
     }
     /// Counts an HTTP request.
     pub fn add_http_request(&self) {
@@ -141,6 +230,9 @@ pub struct NodeStats {
     pub remote: RwLock<Vec<RemotePort>>,
     /// The node's HTTP API connections: one count for every core, so the cap holds per node.
     pub http: HttpStats,
+    /// Matches, events and feed messages read from Redis that failed the node's checks and
+    /// were not rendered (the store thread and the feed count them; see `cluster::trust`).
+    pub store_rejected: Arc<AtomicU64>,
 }
 
 /// The node's HTTP API connections: open now (against `--max-api-connections`), refused at
@@ -233,6 +325,7 @@ impl NodeStats {
             stream_ports,
             remote: RwLock::new(Vec::new()),
             http: HttpStats::default(),
+            store_rejected: Arc::default(),
         }
     }
 
@@ -335,6 +428,8 @@ struct StatsJson<'a> {
     cores: Vec<CoreJson>,
     process: ProcessSnapshot,
     http: HttpSnapshot,
+    /// What this node read from Redis and refused to render.
+    store_rejected: u64,
     /// Other nodes' stream ports as their last heartbeats told (empty on a lone node).
     cluster: Vec<RemotePort>,
 }
@@ -356,6 +451,7 @@ pub fn stats_json(node: &NodeStats) -> Vec<u8> {
             .collect(),
         process: process_snapshot(),
         http: node.http.snapshot(),
+        store_rejected: node.store_rejected.load(Relaxed),
         cluster: node.remote.read().map(|r| r.clone()).unwrap_or_default(),
     };
     serde_json::to_vec(&body).unwrap_or_default()
@@ -437,6 +533,14 @@ pub fn metrics_text(node: &NodeStats) -> String {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP matchstream_store_rejected_total Matches, events and feed messages read from Redis that failed the node's checks.\n\
+         # TYPE matchstream_store_rejected_total counter\n\
+         matchstream_store_rejected_total{{node=\"{}\"}} {}",
+        node.node_id,
+        node.store_rejected.load(Relaxed)
+    );
     let p = process_snapshot();
     let h = node.http.snapshot();
     for (name, kind, help, v) in [
@@ -511,6 +615,9 @@ mod tests {
         assert_eq!(v["node_id"], "n1");
         assert_eq!(v["cores"][1]["stream_port"], 9101);
         assert_eq!(v["cores"][1]["bytes_sent"], 42);
+        n.store_rejected.fetch_add(3, Relaxed);
+        let v: serde_json::Value = serde_json::from_slice(&stats_json(&n)).expect("json");
+        assert_eq!(v["store_rejected"], 3);
         assert!(v["process"]["rss_bytes"].as_u64().unwrap_or(0) > 0);
         assert!(v["process"]["open_files_limit"].as_u64().unwrap_or(0) > 0);
     }
@@ -551,6 +658,58 @@ mod tests {
         assert!(fastest < Duration::from_millis(1), "{fastest:?}");
     }
 
+    /// Ticks of [`PENDING_TICK`] in `d`.
+    fn ticks(d: Duration) -> u64 {
+        (d.as_millis() / PENDING_TICK.as_millis()) as u64
+    }
+
+    #[test]
+    fn a_checkin_without_a_connect_stops_counting_after_the_ttl() {
+        let p = Pending::default();
+        let t0 = 1;
+        p.add(t0);
+        p.add(t0);
+        assert_eq!(p.count(t0), 2);
+        let last = t0 + ticks(PENDING_TTL) - 1;
+        assert_eq!(p.count(last), 2, "still counting a tick before the TTL");
+        assert_eq!(p.count(last + 1), 0, "expired at the TTL");
+        // A check-in at the same slot a TTL later starts afresh, not on top of the old ones.
+        p.add(last + 1);
+        assert_eq!(p.count(last + 1), 1);
+    }
+
+    #[test]
+    fn a_connect_takes_the_oldest_checkin_still_counting() {
+        let p = Pending::default();
+        p.add(1);
+        p.add(3);
+        p.add(3);
+        p.take(4);
+        assert_eq!(p.count(4), 2);
+        // The one of tick 1 was taken: those of tick 3 count until their own TTL.
+        let expiry = 3 + ticks(PENDING_TTL);
+        assert_eq!(p.count(expiry - 1), 2);
+        p.take(expiry - 1);
+        p.take(expiry - 1);
+        p.take(expiry - 1);
+        assert_eq!(
+            p.count(expiry - 1),
+            0,
+            "more connects than check-ins leave none, not less"
+        );
+        p.add(expiry);
+        assert_eq!(p.count(expiry), 1);
+    }
+
+    #[test]
+    fn pending_counts_saturate_instead_of_spilling_into_the_tick() {
+        let p = Pending::default();
+        p.slots[1].store(pack(1, COUNT_MAX), Relaxed);
+        p.add(1);
+        assert_eq!(p.count(1), COUNT_MAX);
+        assert_eq!(unpack(p.slots[1].load(Relaxed)), (1, COUNT_MAX));
+    }
+
     #[test]
     fn api_connections_are_capped_per_node_and_slots_come_back() {
         let n = NodeStats::for_tests();
@@ -581,5 +740,6 @@ mod tests {
         let text = metrics_text(&NodeStats::for_tests());
         assert!(text.contains("matchstream_subscribers{node=\"n1\",core=\"1\",port=\"9101\"} 0"));
         assert!(text.contains("# TYPE matchstream_bytes_sent_total counter"));
+        assert!(text.contains("matchstream_store_rejected_total{node=\"n1\"} 0\n"));
     }
 }

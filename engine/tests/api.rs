@@ -301,3 +301,28 @@ fn a_slow_loris_request_is_cut_off_with_408() {
     // The server still serves others.
     assert_eq!(server.reader().get("/1/matches").expect("list").status, 200);
 }
+
+/// Checkin counts a client it sent to a core there until it connects, but not for ever: the
+/// clients of a checkin that never connect stop weighing on the core after `PENDING_TTL`.
+#[test]
+fn checkins_never_followed_by_a_connect_expire() {
+    use matchstream_engine::stats::PENDING_TTL;
+    let server = TestServer::start();
+    let mut r = server.reader();
+    let mut checkin = || {
+        let v = r.get("/1/checkin").expect("checkin").json().expect("json");
+        let port = v["port"].as_u64().expect("port") as u16;
+        server
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a port of the node")
+    };
+    // Nobody connects: core 0, core 1, core 0 again; core 0 now counts two, core 1 one.
+    assert_eq!([checkin(), checkin(), checkin()], [0, 1, 0]);
+    let started = Instant::now();
+    std::thread::sleep(PENDING_TTL + Duration::from_millis(100));
+    // Core 1 would carry less; but all three expired: the tie goes to core 0 again.
+    assert_eq!(checkin(), 0, "after {:?}", started.elapsed());
+    assert_eq!(checkin(), 1);
+}

@@ -28,11 +28,17 @@ use matchstream_protocol::frame::{render_event, render_status, Version};
 use matchstream_protocol::script::{parse_script, SAMPLE};
 use matchstream_protocol::state::{apply, validate};
 use matchstream_protocol::{
-    is_printable_line, Event, EventKind, Match, NewMatch, Period, Player, MAX_COMMENT, MAX_STADIUM,
+    is_printable_line, Event, EventKind, Incarnation, Match, NewMatch, Period, Player, MAX_COMMENT,
+    MAX_STADIUM,
 };
 
 /// 2011-09-13 13:48:48 UTC.
 const NOW_MS: u64 = 1_315_921_728_000;
+
+/// The incarnation every match here is created with (a server draws one at random).
+fn incarnation() -> Incarnation {
+    Incarnation::from_bits(0x3f9a_0c1d_2b4e_5f60).expect("not zero")
+}
 
 fuzz_target!(|data: &[u8]| {
     match parse_new_match(data) {
@@ -59,7 +65,7 @@ fn new_match(m: &NewMatch) {
     assert_unique(&m.home_players);
     assert_unique(&m.visit_players);
     assert_eq!(parse_new_match(&new_match_body(m)).as_ref(), Ok(m));
-    let created = Match::create(m.clone(), NOW_MS);
+    let created = Match::create(m.clone(), NOW_MS, incarnation());
     check_match(&created);
 }
 
@@ -132,7 +138,7 @@ fn sample() -> &'static Match {
     static SAMPLE_MATCH: OnceLock<Match> = OnceLock::new();
     SAMPLE_MATCH.get_or_init(|| {
         let script = parse_script(SAMPLE).expect("the sample script parses");
-        let mut m = Match::create(script.new_match, NOW_MS);
+        let mut m = Match::create(script.new_match, NOW_MS, incarnation());
         m.last_seq = 5;
         m
     })

@@ -6,7 +6,8 @@
 //!   line it returns ends with the first LF, fits the limit, and a shorter read of the same
 //!   bytes finds the same line or waits (never `TooLong` early, never another line);
 //! - an accepted command is valid (user id, graphic match id without `:`, `SINCE` only in
-//!   version 2) and survives write → parse unchanged; its canonical line is a fixed point;
+//!   version 2, `INCARNATION` only after `SINCE`) and survives write → parse unchanged; its
+//!   canonical line is a fixed point;
 //! - a line end changes nothing: a line without one parses like the same line with `\n` or
 //!   `\r\n` appended.
 #![no_main]
@@ -63,6 +64,8 @@ fuzz_target!(|data: &[u8]| {
             .bytes()
             .all(|b| b.is_ascii_graphic() && b != b':'));
         assert!(c.since.is_none() || c.version == Version::V2);
+        assert!(c.incarnation.is_none() || c.since.is_some());
+        assert!(c.incarnation.is_none_or(|i| i.is_set()));
         let canonical = write_command(c);
         if canonical.len() <= MAX_COMMAND_LINE {
             assert_eq!(find_line(&canonical), Ok(Some(canonical.len())));

@@ -10,16 +10,17 @@
 //! - a decoded match's id is the one its teams and date make;
 //! - a decoded event reads the same through the API's history shape, and a decoded match
 //!   through the `GET /1/match/<id>` shape;
-//! - a cancelled id that parses is exactly the text given, and parses again.
-//!
-//! Decoded values are rendered into frames without checking their shape: the store is
-//! trusted today, a foreign writer's CR/LF in a comment reaches the frame as it is (issue 11,
-//! item 7, is to validate what the store returns).
+//! - what decodes renders as exactly one well-formed frame per version (a status frame for a
+//!   match, an event frame for an event): the decoders check values as the API does, so no
+//!   CR/LF a foreign writer puts in a comment or a name can forge a frame (issue 11, item 7);
+//! - a cancelled (`X`) or new-incarnation (`R`) id that parses is exactly the text given, and
+//!   parses again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use matchstream_protocol::api::{event_json, match_json, parse_event_json, parse_match_json};
 use matchstream_protocol::codec::{decode_event, decode_match, encode_event, encode_match};
+use matchstream_fuzz::assert_one_frame;
 use matchstream_protocol::frame::{render_event, render_status, Version};
 use matchstream_protocol::MatchId;
 
@@ -41,7 +42,9 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(parse_match_json(&match_json(&m)).as_ref(), Ok(&m));
             for version in Version::ALL {
-                render_status(&m, version, &mut Vec::new());
+                let mut frame = Vec::new();
+                render_status(&m, version, &mut frame);
+                assert_one_frame(&frame);
             }
         }
         b'E' => {
@@ -59,10 +62,12 @@ fuzz_target!(|data: &[u8]| {
                 Ok(&e)
             );
             for version in Version::ALL {
-                render_event(&e, version, &mut Vec::new());
+                let mut frame = Vec::new();
+                render_event(&e, version, &mut frame);
+                assert_one_frame(&frame);
             }
         }
-        b'X' => {
+        b'X' | b'R' => {
             let text = String::from_utf8_lossy(body);
             if let Ok(id) = MatchId::parse(&text) {
                 assert_eq!(id.as_str(), text);

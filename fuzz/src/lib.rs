@@ -9,9 +9,17 @@ use matchstream_protocol::command::Command;
 use matchstream_protocol::script::{Script, Step};
 use matchstream_protocol::{Player, PlayerRef, PostedEvent};
 
-/// The canonical command line of `c`: `VERSION:<n>:CONNECT:<user>:MATCH:<id>[:SINCE:<seq>]\r\n`.
+/// The canonical command line of `c`:
+/// `VERSION:<n>:CONNECT:<user>:MATCH:<id>[:SINCE:<seq>[:INCARNATION:<incarnation>]]\r\n`.
 pub fn write_command(c: &Command) -> Vec<u8> {
-    let since = c.since.map(|s| format!(":SINCE:{s}")).unwrap_or_default();
+    let incarnation = c
+        .incarnation
+        .map(|i| format!(":INCARNATION:{i}"))
+        .unwrap_or_default();
+    let since = c
+        .since
+        .map(|s| format!(":SINCE:{s}{incarnation}"))
+        .unwrap_or_default();
     format!(
         "VERSION:{}:CONNECT:{}:MATCH:{}{since}\r\n",
         c.version.number(),

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::ser::{Serialize, Serializer};
 use serde_json::Value;
 
+use crate::incarnation::Incarnation;
 use crate::model::{Date, Event, EventData, Match, NewMatch, Player, PlayerRef, PostedEvent};
 
 mod parse;
@@ -107,8 +108,9 @@ pub fn posted_event_body(e: &PostedEvent) -> Vec<u8> {
 
 /// `GET /1/match/<id>`: `{"id","home","visit","start_date","stadium"(null if none),
 /// "home_players":[{"number":25,"name":"Albil"}],"visit_players","home_score","visit_score",
-/// "period","last_seq","updated"}`. `updated` (ms of the last change) is there so that
-/// [`parse_match_json`] gives the match back whole.
+/// "period","last_seq","updated","incarnation"}`. `updated` (ms of the last change) is there
+/// so that [`parse_match_json`] gives the match back whole; `incarnation` is left out while it
+/// is unset (a match read from an old store, before the store gives it one).
 pub fn match_json(m: &Match) -> Value {
     to_value(&MatchJson::of(m))
 }
@@ -205,6 +207,15 @@ impl Serialize for RefJson<'_> {
     }
 }
 
+/// An incarnation as `"3f9a0c1d2b4e5f60"`.
+struct IncarnationJson(Incarnation);
+
+impl Serialize for IncarnationJson {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 /// A date as `"YYYY-MM-DD"`.
 struct DateJson(Date);
 
@@ -228,6 +239,8 @@ struct MatchJson<'a> {
     period: &'static str,
     last_seq: u64,
     updated: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incarnation: Option<IncarnationJson>,
 }
 
 impl<'a> MatchJson<'a> {
@@ -245,6 +258,10 @@ impl<'a> MatchJson<'a> {
             period: m.period.as_str(),
             last_seq: m.last_seq,
             updated: m.updated_ms,
+            incarnation: m
+                .incarnation
+                .is_set()
+                .then_some(IncarnationJson(m.incarnation)),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! VERSION:1:CONNECT:<user_id>:MATCH:<match_id>\r\n
-//! VERSION:2:CONNECT:<user_id>:MATCH:<match_id>[:SINCE:<seq>]\r\n
+//! VERSION:2:CONNECT:<user_id>:MATCH:<match_id>[:SINCE:<seq>[:INCARNATION:<incarnation>]]\r\n
 //! ```
 //!
 //! A session buffers what it reads and calls [`find_line`] until a whole line is there (a line
@@ -13,6 +13,7 @@
 use std::fmt;
 
 use crate::frame::Version;
+use crate::incarnation::Incarnation;
 use crate::model::is_valid_user_id;
 
 /// Longest command line accepted, in bytes, including its line end.
@@ -29,6 +30,9 @@ pub struct Command {
     pub match_id: String,
     /// Version 2 only: resume after this seq instead of getting a fresh status.
     pub since: Option<u64>,
+    /// With `since` only: the incarnation that seq belongs to; the engine refuses the resume
+    /// when the match's history is another one now.
+    pub incarnation: Option<Incarnation>,
 }
 
 /// Why a command line was refused.
@@ -89,17 +93,21 @@ pub fn find_line(buf: &[u8]) -> Result<Option<usize>, CommandError> {
 }
 
 /// Parses one line (with or without its terminator): `VERSION:1:CONNECT:<user>:MATCH:<match>`
-/// or `VERSION:2:CONNECT:<user>:MATCH:<match>[:SINCE:<seq>]`.
+/// or `VERSION:2:CONNECT:<user>:MATCH:<match>[:SINCE:<seq>[:INCARNATION:<incarnation>]]`.
 ///
 /// ```
 /// use matchstream_protocol::command::{parse_command, Command};
 /// use matchstream_protocol::frame::Version;
-/// let c = parse_command(b"VERSION:2:CONNECT:ana:MATCH:elp-tig-2011-09-10:SINCE:7\r\n");
+/// use matchstream_protocol::Incarnation;
+/// let c = parse_command(
+///     b"VERSION:2:CONNECT:ana:MATCH:elp-tig-2011-09-10:SINCE:7:INCARNATION:3f9a0c1d2b4e5f60\r\n",
+/// );
 /// assert_eq!(c, Ok(Command {
 ///     version: Version::V2,
 ///     user_id: "ana".into(),
 ///     match_id: "elp-tig-2011-09-10".into(),
 ///     since: Some(7),
+///     incarnation: Incarnation::parse(b"3f9a0c1d2b4e5f60").ok(),
 /// }));
 /// ```
 pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
@@ -133,14 +141,21 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
     if id.is_empty() || !id.iter().all(u8::is_ascii_graphic) {
         return Err(CommandError::Malformed);
     }
-    let since = match (parts.next(), parts.next(), parts.next()) {
-        (None, _, _) => None,
-        (Some(b"SINCE"), Some(seq), None) => {
+    let (since, incarnation) = match (parts.next(), parts.next()) {
+        (None, _) => (None, None),
+        (Some(b"SINCE"), Some(seq)) => {
             let seq = parse_seq(seq).ok_or(CommandError::Malformed)?;
+            let incarnation = match (parts.next(), parts.next(), parts.next()) {
+                (None, _, _) => None,
+                (Some(b"INCARNATION"), Some(text), None) => {
+                    Some(Incarnation::parse(text).map_err(|_| CommandError::Malformed)?)
+                }
+                _ => return Err(CommandError::Malformed),
+            };
             if version != Version::V2 {
                 return Err(CommandError::SinceNeedsV2);
             }
-            Some(seq)
+            (Some(seq), incarnation)
         }
         _ => return Err(CommandError::Malformed),
     };
@@ -150,6 +165,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         // The id is graphic ASCII, so this conversion is lossless.
         match_id: String::from_utf8_lossy(id).into_owned(),
         since,
+        incarnation,
     })
 }
 
@@ -177,6 +193,14 @@ mod tests {
             user_id: user.into(),
             match_id: id.into(),
             since,
+            incarnation: None,
+        }
+    }
+
+    fn resume(seq: u64, incarnation: &str) -> Command {
+        Command {
+            incarnation: Incarnation::parse(incarnation.as_bytes()).ok(),
+            ..cmd(Version::V2, "ana", "m", Some(seq))
         }
     }
 
@@ -227,6 +251,18 @@ mod tests {
             ("since overflow", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:18446744073709551616", Err(Malformed)),
             ("since then more", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:1:2", Err(Malformed)),
             ("stray cr inside", b"VERSION:1:CONNECT:ana:MATCH:m\r\r\n", Err(Malformed)),
+            ("since with incarnation", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:7:INCARNATION:3f9a0c1d2b4e5f60\r\n", Ok(resume(7, "3f9a0c1d2b4e5f60"))),
+            ("incarnation of leading zeros", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:0:INCARNATION:0000000000000001", Ok(resume(0, "0000000000000001"))),
+            ("v1 with incarnation", b"VERSION:1:CONNECT:ana:MATCH:m:SINCE:7:INCARNATION:3f9a0c1d2b4e5f60", Err(SinceNeedsV2)),
+            ("incarnation without since", b"VERSION:2:CONNECT:ana:MATCH:m:INCARNATION:3f9a0c1d2b4e5f60", Err(Malformed)),
+            ("incarnation before since", b"VERSION:2:CONNECT:ana:MATCH:m:INCARNATION:3f9a0c1d2b4e5f60:SINCE:7", Err(Malformed)),
+            ("incarnation without value", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:7:INCARNATION", Err(Malformed)),
+            ("incarnation empty", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:7:INCARNATION:", Err(Malformed)),
+            ("incarnation uppercase", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:7:INCARNATION:3F9A0C1D2B4E5F60", Err(Malformed)),
+            ("incarnation too short", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:7:INCARNATION:3f9a", Err(Malformed)),
+            ("incarnation all zeros", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:7:INCARNATION:0000000000000000", Err(Malformed)),
+            ("incarnation misspelt", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:7:INCARNATON:3f9a0c1d2b4e5f60", Err(Malformed)),
+            ("incarnation then more", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:7:INCARNATION:3f9a0c1d2b4e5f60:x", Err(Malformed)),
         ];
         for (name, line, want) in cases {
             assert_eq!(parse_command(line), want, "{name}");

@@ -93,10 +93,16 @@ pub fn render_event(event: &Event, version: Version, out: &mut Vec<u8>) {
 }
 
 /// Appends the status frame of `m`: header timestamp = `m.updated_ms`, v2 `seq` =
-/// `m.last_seq`; details home, home_players, home_score, visit, visit_players, visit_score,
-/// period.
+/// `m.last_seq` and then (v2 only) `\tincarnation: <16 hex digits>\n` (none for an unset
+/// incarnation, which no served match has); details home, home_players, home_score, visit,
+/// visit_players, visit_score, period. Version 1 is the original's frame, byte for byte.
 pub fn render_status(m: &Match, version: Version, out: &mut Vec<u8>) {
     header(m.updated_ms, EventKind::Status, m.last_seq, version, out);
+    if version == Version::V2 && m.incarnation.is_set() {
+        detail(b"incarnation", out);
+        m.incarnation.write_hex(out);
+        out.push(b'\n');
+    }
     team_line(b"home", &m.home, out);
     roster(b"home_players", &m.home_players, out);
     number_line(b"home_score", u64::from(m.home_score), out);

@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`model`]: ids, teams, players, periods, event kinds, events, match state (SPEC §2);
+//! - [`incarnation`]: which history of a match a seq belongs to;
 //! - [`state`]: validation of posted events and the state transitions they cause;
 //! - [`frame`]: rendering of status and event frames for stream versions 1 and 2 (SPEC §3);
 //! - [`sse`]: the same stream as server-sent events for browsers (SPEC §8), and their parser;
@@ -17,11 +18,13 @@ pub mod codec;
 pub mod command;
 pub mod encoding;
 pub mod frame;
+pub mod incarnation;
 pub mod model;
 pub mod script;
 pub mod sse;
 pub mod state;
 
+pub use incarnation::Incarnation;
 pub use model::*;
 
 #[cfg(test)]

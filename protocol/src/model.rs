@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::incarnation::Incarnation;
+
 /// Longest team code accepted (`[a-z0-9_]{1,32}`).
 pub const MAX_TEAM_LEN: usize = 32;
 /// Longest player name in bytes.
@@ -35,6 +37,8 @@ pub enum ModelError {
     BadUserId,
     /// A stadium name that is too long or not printable.
     BadStadium,
+    /// An incarnation that is not 16 lowercase hex digits (or is all zeros).
+    BadIncarnation,
 }
 
 impl ModelError {
@@ -49,6 +53,7 @@ impl ModelError {
             ModelError::BadComment => "comments are one line of 1 to 1024 bytes of printable text",
             ModelError::BadUserId => "user ids are 1 to 64 characters of [A-Za-z0-9._-]",
             ModelError::BadStadium => "stadium names are 1 to 128 bytes of printable text",
+            ModelError::BadIncarnation => "incarnations are 16 lowercase hex digits, not all 0",
         }
     }
 }
@@ -422,7 +427,7 @@ impl Card {
 }
 
 /// The data of a stored event: every key is optional; frames render them in a fixed order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EventData {
     /// `home_players` (on `start`).
     pub home_players: Option<Vec<Player>>,
@@ -488,7 +493,7 @@ impl PostedEvent {
 }
 
 /// A stored event: numbered and timestamped by the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Event {
     /// The match it belongs to.
     pub match_id: MatchId,
@@ -529,6 +534,8 @@ pub struct Match {
     pub last_seq: u64,
     /// Timestamp of the last event applied, or of creation when none (ms since the epoch).
     pub updated_ms: u64,
+    /// Which history of the match `last_seq` counts in ([`Incarnation`]).
+    pub incarnation: Incarnation,
 }
 
 /// What a watcher sends to create a match.
@@ -549,8 +556,9 @@ pub struct NewMatch {
 }
 
 impl Match {
-    /// A match freshly created from `new` at `now_ms`: scores 0, not started.
-    pub fn create(new: NewMatch, now_ms: u64) -> Match {
+    /// A match freshly created from `new` at `now_ms`, its history's incarnation
+    /// `incarnation`: scores 0, not started.
+    pub fn create(new: NewMatch, now_ms: u64, incarnation: Incarnation) -> Match {
         Match {
             id: MatchId::new(&new.home, &new.visit, new.start_date),
             home: new.home,
@@ -564,6 +572,7 @@ impl Match {
             period: Period::NotStarted,
             last_seq: 0,
             updated_ms: now_ms,
+            incarnation,
         }
     }
 }

@@ -182,13 +182,13 @@ fn needs_team(kind: EventKind) -> bool {
 /// (number, name) from the roster. Does not change `m`.
 ///
 /// ```
-/// use matchstream_protocol::{state, Date, EventKind, Match, NewMatch, Player, PlayerRef,
-///     PostedEvent, TeamCode};
+/// use matchstream_protocol::{state, Date, EventKind, Incarnation, Match, NewMatch, Player,
+///     PlayerRef, PostedEvent, TeamCode};
 /// let tig = TeamCode::parse("tig")?;
 /// let mut m = Match::create(NewMatch {
 ///     home: TeamCode::parse("elp")?, visit: tig.clone(), start_date: Date::parse("2011-09-10")?,
 ///     stadium: None, home_players: vec![], visit_players: vec![Player::new(7, "Luna")?],
-/// }, 0);
+/// }, 0, Incarnation::parse(b"3f9a0c1d2b4e5f60")?);
 /// m.period = matchstream_protocol::Period::First;
 /// let mut goal = PostedEvent::new(EventKind::Goal);
 /// goal.team = Some(tig);
@@ -263,6 +263,101 @@ pub fn validate(m: &Match, posted: &PostedEvent) -> Result<EventData, EventError
         player_in,
         comment: posted.comment.clone(),
     })
+}
+
+/// Why a stored event does not follow on from a match's state ([`verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredError {
+    /// The event belongs to another match.
+    OtherMatch,
+    /// The event is not the state's next seq.
+    NotNext {
+        /// The seq that comes next.
+        expected: u64,
+        /// The event's seq.
+        found: u64,
+    },
+    /// Its timestamp is before the state's last change (a store never goes back in time).
+    Earlier,
+    /// The API's rules refuse it against the state ([`validate`]).
+    Refused(EventError),
+    /// The rules accept it but give other data back (a player's name that is not the
+    /// roster's): not what a store taking it would have stored.
+    Altered,
+}
+
+impl fmt::Display for StoredError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoredError::OtherMatch => f.write_str("event of another match"),
+            StoredError::NotNext { expected, found } => {
+                write!(f, "seq {found} where {expected} comes next")
+            }
+            StoredError::Earlier => f.write_str("timestamp before the match's last change"),
+            StoredError::Refused(e) => write!(f, "refused by the match rules: {e}"),
+            StoredError::Altered => f.write_str("data the match rules would have stored otherwise"),
+        }
+    }
+}
+
+impl std::error::Error for StoredError {}
+
+/// Checks an event read from a store against the state `m` before it, as a node does with what
+/// other writers left in a shared store: it must be what a store taking it would have stored —
+/// the next seq of this match, not before the match's last change, and data that [`validate`]
+/// (the API's own check) gives back unchanged when the event is posted again with its players
+/// in full. The value checks (printable one-line comments and names, no `status`) are the
+/// decoders' (`api::parse_event_json`); this adds the match's rules and the numbering.
+///
+/// ```
+/// use matchstream_protocol::state::{verify, StoredError};
+/// use matchstream_protocol::{Date, Event, EventData, EventKind, Incarnation, Match, NewMatch,
+///     TeamCode};
+/// let m = Match::create(NewMatch {
+///     home: TeamCode::parse("elp")?, visit: TeamCode::parse("tig")?,
+///     start_date: Date::parse("2011-09-10")?, stadium: None,
+///     home_players: vec![], visit_players: vec![],
+/// }, 1000, Incarnation::parse(b"3f9a0c1d2b4e5f60")?);
+/// let mut start = Event { match_id: m.id.clone(), seq: 1, timestamp_ms: 2000,
+///     kind: EventKind::Start, data: EventData::default() };
+/// assert_eq!(verify(&m, &start), Ok(()));
+/// start.seq = 2;
+/// assert_eq!(verify(&m, &start), Err(StoredError::NotNext { expected: 1, found: 2 }));
+/// # Ok::<(), matchstream_protocol::ModelError>(())
+/// ```
+pub fn verify(m: &Match, event: &Event) -> Result<(), StoredError> {
+    if event.match_id != m.id {
+        return Err(StoredError::OtherMatch);
+    }
+    let expected = m.last_seq.wrapping_add(1);
+    if event.seq != expected {
+        return Err(StoredError::NotNext {
+            expected,
+            found: event.seq,
+        });
+    }
+    if event.timestamp_ms < m.updated_ms {
+        return Err(StoredError::Earlier);
+    }
+    let d = &event.data;
+    let full = |p: &Option<Player>| p.clone().map(PlayerRef::Full);
+    let posted = PostedEvent {
+        kind: event.kind,
+        team: d.team.clone(),
+        player: full(&d.player),
+        player_team: d.player_team.clone(),
+        player_in: full(&d.player_in),
+        player_out: full(&d.player_out),
+        card: d.card,
+        comment: d.comment.clone(),
+        home_players: d.home_players.clone(),
+        visit_players: d.visit_players.clone(),
+    };
+    match validate(m, &posted) {
+        Ok(data) if data == *d => Ok(()),
+        Ok(_) => Err(StoredError::Altered),
+        Err(e) => Err(StoredError::Refused(e)),
+    }
 }
 
 /// Refuses a kind the match's period does not allow.

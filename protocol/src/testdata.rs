@@ -1,6 +1,7 @@
 //! Test fixtures: the seed's sample match (rosters, events) and the frames its sample client
 //! session shows, written by hand from SPEC §3 and the seed's session.
 
+use crate::incarnation::Incarnation;
 use crate::model::{
     Card, Date, Event, EventData, EventKind, Match, NewMatch, Period, Player, PostedEvent, TeamCode,
 };
@@ -54,6 +55,11 @@ pub fn tig_roster() -> Vec<Player> {
     ])
 }
 
+/// The seed match's incarnation, `3f9a0c1d2b4e5f60`.
+pub fn seed_incarnation() -> Incarnation {
+    Incarnation::from_bits(0x3f9a_0c1d_2b4e_5f60).expect("not zero")
+}
+
 /// The sample match as created, with the seed's rosters.
 pub fn seed_new_match() -> NewMatch {
     NewMatch {
@@ -68,7 +74,7 @@ pub fn seed_new_match() -> NewMatch {
 
 /// The sample match right after `start` (seq 1) at [`SEED_START_MS`].
 pub fn seed_started() -> Match {
-    let mut m = Match::create(seed_new_match(), SEED_START_MS - 60_000);
+    let mut m = Match::create(seed_new_match(), SEED_START_MS - 60_000, seed_incarnation());
     m.period = Period::First;
     m.last_seq = 1;
     m.updated_ms = SEED_START_MS;
@@ -188,10 +194,12 @@ pub const SEED_V1: &str = concat!(
     "\r\n",
 );
 
-/// The same session as version 2 frames (a `seq` line after every header).
+/// The same session as version 2 frames (a `seq` line after every header, the status's
+/// incarnation after its seq).
 pub const SEED_V2: &str = concat!(
     "2011-09-13 13:48:48: status:\n",
     "\tseq: 1\n",
+    "\tincarnation: 3f9a0c1d2b4e5f60\n",
     "\thome: <<\"elp\">>\n",
     "\thome_players:\n",
     "\t\t Albil (25) \n",

@@ -29,13 +29,16 @@ use matchstream_protocol::frame::{render_error, render_event, render_status, Ver
 use matchstream_protocol::script::{parse_script, Step, SAMPLE};
 use matchstream_protocol::sse;
 use matchstream_protocol::state::{apply, validate};
-use matchstream_protocol::{Event, Match};
+use matchstream_protocol::{Event, Incarnation, Match};
 
 const PROTOCOL: &str = include_str!("../../docs/protocol.md");
 const API: &str = include_str!("../../docs/api.md");
 
 /// When the sample match is created: the script's first sleep (1 s) before its `start`.
 const CREATED_MS: u64 = 1_315_921_727_000;
+
+/// The incarnation the docs' sample match was given (a server draws one at random).
+const INCARNATION: &[u8] = b"3f9a0c1d2b4e5f60";
 
 /// A frame the doc shows.
 enum Frame {
@@ -46,8 +49,9 @@ enum Frame {
 }
 
 /// `docs/protocol.md`: the frame examples.
-const FRAMES: [(&str, Frame); 9] = [
+const FRAMES: [(&str, Frame); 10] = [
     ("frame status-after-start-v1", Frame::Status(1, Version::V1)),
+    ("frame status-after-start-v2", Frame::Status(1, Version::V2)),
     ("frame goal-v1", Frame::Event(2, Version::V1)),
     ("frame goal-v2", Frame::Event(2, Version::V2)),
     ("frame red-card-v1", Frame::Event(4, Version::V1)),
@@ -147,10 +151,12 @@ fn protocol_frame_examples_are_what_the_server_renders() {
 #[test]
 fn protocol_command_lines_parse() {
     let blocks = checked_blocks(PROTOCOL, "command");
+    let incarnation = Incarnation::parse(INCARNATION).ok();
     let want = [
-        (Version::V1, None),
-        (Version::V2, None),
-        (Version::V2, Some(7)),
+        (Version::V1, None, None),
+        (Version::V2, None, None),
+        (Version::V2, Some(7), None),
+        (Version::V2, Some(7), incarnation),
     ];
     assert_same_names(&blocks, ["command-lines"], "docs/protocol.md");
     let lines: Vec<&str> = blocks["command-lines"].lines().collect();
@@ -159,7 +165,7 @@ fn protocol_command_lines_parse() {
         want.len(),
         "docs/protocol.md block command-lines"
     );
-    for (line, (version, since)) in lines.into_iter().zip(want) {
+    for (line, (version, since, incarnation)) in lines.into_iter().zip(want) {
         let bytes = unescape(line);
         assert_eq!(find_line(&bytes), Ok(Some(bytes.len())), "{line}");
         let expected = Command {
@@ -167,6 +173,7 @@ fn protocol_command_lines_parse() {
             user_id: "ana".into(),
             match_id: "elp-tig-2011-09-10".into(),
             since,
+            incarnation,
         };
         assert_eq!(parse_command(&bytes), Ok(expected), "{line}");
     }
@@ -259,7 +266,8 @@ fn api_json_examples_are_what_the_server_writes_and_accepts() {
 fn play_sample() -> (Vec<Match>, Vec<Event>) {
     let script = parse_script(SAMPLE).expect("the sample script parses");
     let mut clock = CREATED_MS;
-    let mut m = Match::create(script.new_match, clock);
+    let incarnation = Incarnation::parse(INCARNATION).expect("an incarnation");
+    let mut m = Match::create(script.new_match, clock, incarnation);
     let mut states = vec![m.clone()];
     let mut events = Vec::new();
     for step in script.steps {

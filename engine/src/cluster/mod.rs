@@ -1,6 +1,7 @@
 //! Many nodes on one Redis: the key layout and connection helpers that the Redis store backend
 //! ([`crate::store::redis`]) shares with the node's event feed ([`feed`]) and the node registry
-//! ([`registry`]).
+//! ([`registry`]); what a node accepts from Redis ([`trust`]) and how a match gets a new
+//! incarnation there ([`rewind`]).
 //!
 //! Key layout (one Redis database, prefix `ms:`):
 //!
@@ -10,20 +11,24 @@
 //! | `ms:match:<id>` | string | the match state (JSON, `codec::encode_match`) |
 //! | `ms:seq:<id>` | string | the seq of the match's last event (0 after creation) |
 //! | `ms:history:<id>` | list | the match's events in seq order (JSON, `codec::encode_event`) |
+//! | `ms:incarnation:<id>` | string | the match's incarnation, 16 hex digits (also in its state; this key is the one scripts compare) |
 //! | `ms:visits` | hash | user id → number of connects |
 //! | `ms:nodes` | set | ids of nodes that heartbeat |
 //! | `ms:node:<id>` | string with TTL | a node's host, stream ports and per-core load |
-//! | `ms:events` | pub/sub channel | `C<match>` created, `E<event>` committed, `X<id>` cancelled |
+//! | `ms:events` | pub/sub channel | `C<match>` created, `E<event>` committed, `X<id>` cancelled, `R<id>` new incarnation |
 //!
 //! Writes are Lua scripts, so each is atomic on the Redis server: an event is validated by the
 //! node against the stored state at seq n and the script commits it (append to history, new
-//! state, seq n+1, publish) only if the stored seq is still n — two watchers on two nodes can
-//! never both take seq n+1. Every node keeps one subscription to `ms:events` ([`feed`]) and
+//! state, seq n+1, publish) only if the stored seq is still n and the incarnation still the
+//! one it validated against — two watchers on two nodes can never both take seq n+1, and no
+//! write lands on a history that was replaced meanwhile. Every node keeps one subscription to `ms:events` ([`feed`]) and
 //! feeds what it receives into its own cores' bus, fetching missed events from the history when
 //! it sees a gap, so every subscriber of every node gets every event once and in order.
 
 pub mod feed;
 pub mod registry;
+pub mod rewind;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,9 +37,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use matchstream_protocol::codec::{decode_event, decode_match};
-use matchstream_protocol::MatchId;
+use matchstream_protocol::{Incarnation, MatchId};
 
 use crate::bus::MatchRecord;
+use trust::{check_record, Rejection};
 
 /// The set of all match ids.
 pub const MATCHES: &str = "ms:matches";
@@ -56,6 +62,10 @@ pub fn seq_key(id: &str) -> String {
 /// `ms:history:<id>`.
 pub fn history_key(id: &str) -> String {
     format!("ms:history:{id}")
+}
+/// `ms:incarnation:<id>`.
+pub fn incarnation_key(id: &str) -> String {
+    format!("ms:incarnation:{id}")
 }
 /// `ms:node:<id>`.
 pub fn node_key(id: &str) -> String {
@@ -188,37 +198,78 @@ impl Delivered {
     }
 }
 
-/// Reads one match and its history; `None` if it vanished meanwhile.
-pub fn load_record(
-    con: &mut redis::Connection,
-    id: &str,
-) -> redis::RedisResult<Option<MatchRecord>> {
-    let (state, history): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+/// What reading a match whole from Redis found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// No such match (cancelled meanwhile, or never created).
+    Gone,
+    /// The match with its history, checked ([`trust`]).
+    Valid(MatchRecord),
+    /// What Redis holds for it fails the checks: not to be rendered.
+    Invalid(Rejection),
+}
+
+/// Reads one match and its history and checks them ([`read_record`]); a match stored before
+/// incarnations existed is given its first one on the way ([`rewind::reincarnate`]), so a
+/// loaded match always has one.
+pub fn load_record(con: &mut redis::Connection, id: &MatchId) -> redis::RedisResult<Loaded> {
+    match read_record(con, id)? {
+        Loaded::Valid(r) if !r.state.incarnation.is_set() => {
+            rewind::reincarnate(con, id, Incarnation::UNSET)
+        }
+        found => Ok(found),
+    }
+}
+
+/// A match's keys as read: its state, its incarnation, its history's entries.
+type StoredMatch = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<Vec<u8>>);
+
+/// Reads one match, its incarnation and its history in one transaction (so they agree: every
+/// write is one script) and checks them: every value decodes (the decoders check them as the
+/// API does), and the history is exactly the events the state counts ([`check_record`]).
+/// The incarnation key wins over the copy in the state.
+pub fn read_record(con: &mut redis::Connection, id: &MatchId) -> redis::RedisResult<Loaded> {
+    let key = id.as_str();
+    let (state, incarnation, history): StoredMatch = redis::pipe()
+        .atomic()
         .cmd("GET")
-        .arg(match_key(id))
+        .arg(match_key(key))
+        .cmd("GET")
+        .arg(incarnation_key(key))
         .cmd("LRANGE")
-        .arg(history_key(id))
+        .arg(history_key(key))
         .arg(0)
         .arg(-1)
         .query(con)?;
     let Some(state) = state else {
-        return Ok(None);
+        return Ok(Loaded::Gone);
     };
-    let bad =
-        |what: String| redis::RedisError::from((redis::ErrorKind::TypeError, "bad data", what));
-    let state = decode_match(&state).map_err(|e| bad(format!("{}: {}", match_key(id), e.0)))?;
-    let mut events = Vec::with_capacity(history.len());
-    for raw in history {
-        events.push(Arc::new(
-            decode_event(&raw).map_err(|e| bad(format!("{}: {}", history_key(id), e.0)))?,
-        ));
+    let invalid = |place: String, why: &dyn std::fmt::Display| {
+        Ok(Loaded::Invalid(Rejection::new(place, why)))
+    };
+    let mut state = match decode_match(&state) {
+        Ok(state) => state,
+        Err(e) => return invalid(match_key(key), &e),
+    };
+    if let Some(text) = incarnation {
+        match Incarnation::parse(&text) {
+            Ok(i) => state.incarnation = i,
+            Err(e) => return invalid(incarnation_key(key), &e),
+        }
     }
-    // The history is written before the state in the same script, so they agree; keep only
-    // what the state covers in case of a concurrent append between the two reads.
-    events.truncate(usize::try_from(state.last_seq).unwrap_or(usize::MAX));
-    Ok(Some(MatchRecord {
+    let mut events = Vec::with_capacity(history.len());
+    for (i, raw) in history.iter().enumerate() {
+        match decode_event(raw) {
+            Ok(e) => events.push(e),
+            Err(e) => return invalid(format!("{} entry {}", history_key(key), i + 1), &e),
+        }
+    }
+    if let Err(why) = check_record(id, &state, &events) {
+        return invalid(history_key(key), &why);
+    }
+    Ok(Loaded::Valid(MatchRecord {
         state: Arc::new(state),
-        history: events,
+        history: events.into_iter().map(Arc::new).collect(),
     }))
 }
 

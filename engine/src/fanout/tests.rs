@@ -19,7 +19,11 @@ use crate::stats::CoreStats;
 /// The sample match, created (not started).
 fn created() -> Match {
     let script = parse_script(SAMPLE).expect("sample parses");
-    Match::create(script.new_match, 1_315_000_000_000)
+    Match::create(
+        script.new_match,
+        1_315_000_000_000,
+        matchstream_protocol::Incarnation::UNSET,
+    )
 }
 
 fn event(m: &Match, seq: u64, kind: EventKind) -> Event {

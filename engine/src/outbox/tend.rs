@@ -91,10 +91,8 @@ async fn write_when_writable(stream: &mut TcpStream, outbox: &Outbox) {
 /// reading soon gets whole frames and the reason; one that never reads costs a parked task
 /// for that long, no CPU).
 async fn say_goodbye(stream: &mut TcpStream, outbox: &Outbox, end: End) {
-    let reason = match end {
-        End::TooSlow => "too slow",
-        End::Cancelled => "match cancelled",
-        End::Finished | End::Shutdown | End::PeerGone => return,
+    let Some(reason) = end.reason() else {
+        return;
     };
     let mut last = Vec::with_capacity(256);
     if let Some(head) = outbox.head() {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use matchstream_protocol::state::{apply, validate};
-use matchstream_protocol::{Event, Match, MatchId, NewMatch, PostedEvent};
+use matchstream_protocol::{Event, Incarnation, Match, MatchId, NewMatch, PostedEvent};
 
 use super::{Op, Outcome, StoreError, Visits};
 use crate::bus::MatchRecord;
@@ -138,7 +138,11 @@ impl Catalog {
     /// Carries out one op.
     fn run(&mut self, op: Op, changes: &mut Vec<Change>) -> Result<Outcome, StoreError> {
         match op {
-            Op::Create { new, now_ms } => self.create(new, now_ms, changes),
+            Op::Create {
+                new,
+                now_ms,
+                incarnation,
+            } => self.create(new, now_ms, incarnation, changes),
             Op::Apply { id, event, now_ms } => self.apply(&id, &event, now_ms, changes),
             Op::Cancel { id } => self.cancel(id, changes),
             Op::Visit { user, count } => Ok(self.visit(user, count, changes)),
@@ -153,13 +157,14 @@ impl Catalog {
         &mut self,
         new: NewMatch,
         now_ms: u64,
+        incarnation: Incarnation,
         changes: &mut Vec<Change>,
     ) -> Result<Outcome, StoreError> {
         let id = MatchId::new(&new.home, &new.visit, new.start_date);
         if self.matches.contains_key(&id) {
             return Err(StoreError::Exists(id));
         }
-        let state = Arc::new(Match::create(new, now_ms));
+        let state = Arc::new(Match::create(new, now_ms, incarnation));
         let record = MatchRecord {
             state: Arc::clone(&state),
             history: Vec::new(),
@@ -291,6 +296,7 @@ mod tests {
         Op::Create {
             new: new_match(home, visit),
             now_ms: T0,
+            incarnation: crate::incarnation::draw(),
         }
     }
 

@@ -7,7 +7,15 @@
 //!
 //! Group commit: [`Store::execute`] runs a whole batch in the catalog, then writes every change
 //! in one write transaction committed with [`Durability::Immediate`] (one fsync), so nothing
-//! is acknowledged before it is on disk and a burst of events costs few fsyncs.
+//! is acknowledged before it is on disk and a burst of events costs few fsyncs. So the store
+//! never loses an acknowledged write, and a match's history never goes back under its
+//! incarnation (docs/protocol.md, "Incarnations"), short of the file being replaced by an
+//! older copy, which nothing here can tell.
+//!
+//! What the file holds is decoded with the checks the API applies (the protocol's codec) and
+//! checked for consistency (ids, seqs); this node is its only writer, so anything that fails
+//! is a corrupted file, which [`EmbeddedStore::open`] refuses naming the file and the match.
+//! A match stored before incarnations existed is given one at open, written back at once.
 //!
 //! Failure policy, enforced in [`EmbeddedStore::execute`]: if a commit fails, the catalog is
 //! rolled back, every write of the batch fails with [`StoreError::Unavailable`], and the
@@ -120,12 +128,22 @@ impl EmbeddedStore {
     /// Opens the store in `dir` through `opener`.
     fn open_with(dir: &Path, opener: Opener) -> Result<EmbeddedStore, StoreError> {
         let path = dir.join(FILE_NAME);
-        let (db, catalog) = guarded(&path, || {
+        let (db, catalog, upgraded) = guarded(&path, || {
             let db = open_db(&opener)?;
-            let catalog = read_catalog(&db)?;
-            Ok((db, catalog))
+            let (catalog, upgraded) = read_catalog(&db)?;
+            if !upgraded.is_empty() {
+                write(&db, &upgraded)?;
+            }
+            Ok((db, catalog, upgraded.len()))
         })
         .map_err(StoreError::Unavailable)?;
+        if upgraded > 0 {
+            info!(
+                target: LOG_TARGET,
+                "embedded store {}: {upgraded} matches stored before incarnations were given one",
+                path.display()
+            );
+        }
         info!(
             target: LOG_TARGET,
             "embedded store {} opened: {} matches, {} events, {} users",
@@ -290,16 +308,22 @@ fn create_tables(db: &Database) -> Result<(), Fault> {
     Ok(())
 }
 
-/// Reads every match with its history, and every visit count.
-fn read_catalog(db: &Database) -> Result<Catalog, Fault> {
+/// Reads every match with its history, and every visit count; gives a match stored before
+/// incarnations existed a new one, returned as the change to write back.
+fn read_catalog(db: &Database) -> Result<(Catalog, Vec<Change>), Fault> {
     let txn = db.begin_read()?;
     let matches = txn.open_table(MATCHES)?;
     let events = txn.open_table(EVENTS)?;
     let mut records = Vec::new();
+    let mut upgraded = Vec::new();
     for entry in matches.iter()? {
         let (key, value) = entry?;
-        let state = decode_match(value.value())
+        let mut state = decode_match(value.value())
             .map_err(|e| corrupted(key.value(), format!("undecodable state: {e}")))?;
+        if !state.incarnation.is_set() {
+            state.incarnation = crate::incarnation::draw();
+            upgraded.push(Change::PutMatch(Arc::new(state.clone())));
+        }
         if state.id.as_str() != key.value() {
             let found = format!("holds the state of {}", state.id);
             return Err(corrupted(key.value(), found));
@@ -311,7 +335,7 @@ fn read_catalog(db: &Database) -> Result<Catalog, Fault> {
         });
     }
     let visits = read_visits(&txn.open_table(VISITS)?)?;
-    Ok(Catalog::new(records, visits))
+    Ok((Catalog::new(records, visits), upgraded))
 }
 
 /// Reads events 1..=last_seq of `state`'s match, checking none is missing or misplaced.
@@ -450,7 +474,8 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use matchstream_protocol::{
-        Card, Date, EventKind, MatchId, NewMatch, Player, PlayerRef, PostedEvent, TeamCode,
+        Card, Date, EventData, EventKind, Incarnation, MatchId, NewMatch, Player, PlayerRef,
+        PostedEvent, TeamCode,
     };
     use redb::backends::FileBackend;
     use redb::StorageBackend;
@@ -550,6 +575,7 @@ mod tests {
                 visit_players: vec![player(9, "Sol")],
             },
             now_ms: T0,
+            incarnation: crate::incarnation::draw(),
         }
     }
 
@@ -992,10 +1018,9 @@ mod tests {
         txn.commit().expect("commit");
     }
 
-    #[test]
-    fn undecodable_or_missing_data_is_an_error_naming_file_and_match() {
-        let m = id("elp", "tig");
-        let mut state = Match::create(
+    /// Match elp-tig, without rosters, created at `created_ms`, of a known incarnation.
+    fn bare_match(created_ms: u64) -> Match {
+        Match::create(
             NewMatch {
                 home: team("elp"),
                 visit: team("tig"),
@@ -1004,8 +1029,57 @@ mod tests {
                 home_players: Vec::new(),
                 visit_players: Vec::new(),
             },
-            T0,
+            created_ms,
+            Incarnation::from_bits(0x3f9a_0c1d_2b4e_5f60).expect("not zero"),
+        )
+    }
+
+    #[test]
+    fn a_match_stored_before_incarnations_gets_one_at_open_and_keeps_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let m = id("elp", "tig");
+        let mut old = bare_match(T0);
+        old.incarnation = Incarnation::UNSET;
+        old.last_seq = 1;
+        old.updated_ms = T0 + 1;
+        let start = Event {
+            match_id: m.clone(),
+            seq: 1,
+            timestamp_ms: T0 + 1,
+            kind: EventKind::Start,
+            data: EventData::default(),
+        };
+        // What an older version wrote: a state without an incarnation.
+        let bytes = encode_match(&old);
+        assert!(!String::from_utf8_lossy(&bytes).contains("incarnation"));
+        write_raw(
+            tmp.path(),
+            &[(m.as_str(), bytes)],
+            &[(m.as_str(), 1, encode_event(&start))],
         );
+
+        let mut store = EmbeddedStore::open(tmp.path()).expect("an old file opens");
+        let loaded = contents(&mut store);
+        let given = loaded[0].0.incarnation;
+        assert!(given.is_set());
+        assert_eq!(loaded[0].1, [start]);
+        drop(store);
+        let mut store = EmbeddedStore::open(tmp.path()).expect("reopen");
+        assert_eq!(
+            contents(&mut store)[0].0.incarnation,
+            given,
+            "written back at once"
+        );
+        let results = run_ok(&mut store, vec![comment(&m, "after the upgrade")]);
+        assert!(
+            matches!(&results[0], Outcome::Applied { state, .. } if state.incarnation == given)
+        );
+    }
+
+    #[test]
+    fn undecodable_or_missing_data_is_an_error_naming_file_and_match() {
+        let m = id("elp", "tig");
+        let mut state = bare_match(T0);
         state.last_seq = 2;
         let event = Event {
             match_id: m.clone(),
@@ -1014,7 +1088,18 @@ mod tests {
             kind: EventKind::Start,
             data: Default::default(),
         };
-        let cases: [(&str, Vec<u8>, RawEvents); 3] = [
+        // A state of one event, its event a comment carrying a frame of its own.
+        let mut one = state.clone();
+        one.last_seq = 1;
+        let forged = Event {
+            kind: EventKind::Comment,
+            data: EventData {
+                comment: Some("x\r\n\r\n2011-01-01 00:00:00: goal:\n".into()),
+                ..EventData::default()
+            },
+            ..event.clone()
+        };
+        let cases: [(&str, Vec<u8>, RawEvents); 4] = [
             ("garbage state", b"not json".to_vec(), Vec::new()),
             (
                 "garbage event",
@@ -1025,6 +1110,11 @@ mod tests {
                 "missing event",
                 encode_match(&state),
                 vec![(m.as_str(), 1, encode_event(&event))],
+            ),
+            (
+                "a comment forging a frame",
+                encode_match(&one),
+                vec![(m.as_str(), 1, encode_event(&forged))],
             ),
         ];
         for (name, state_bytes, events) in cases {

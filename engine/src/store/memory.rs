@@ -51,6 +51,7 @@ mod tests {
                 visit_players: Vec::new(),
             },
             now_ms: 1,
+            incarnation: crate::incarnation::draw(),
         }
     }
 

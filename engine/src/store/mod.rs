@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use matchstream_protocol::state::EventError;
-use matchstream_protocol::{Event, Match, MatchId, NewMatch, PostedEvent};
+use matchstream_protocol::{Event, Incarnation, Match, MatchId, NewMatch, PostedEvent};
 
 use crate::bus::MatchRecord;
 
@@ -35,6 +35,8 @@ pub enum Op {
         new: NewMatch,
         /// Creation time, ms since the epoch.
         now_ms: u64,
+        /// The new match's incarnation ([`crate::incarnation::draw`]).
+        incarnation: Incarnation,
     },
     /// Validate and append an event: assign the next seq, update the state.
     Apply {

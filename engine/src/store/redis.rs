@@ -2,28 +2,35 @@
 //!
 //! The node validates an event against the stored state at seq n (protocol's `validate`,
 //! the same rules as the local stores) and a Lua script commits it only if the stored seq is
-//! still n: append to the history, store the new state, set seq n+1, publish — one atomic step
-//! on the server. A batch of operations goes out as one pipeline (one round trip); an event
+//! still n and the stored incarnation still the state's: append to the history, store the new
+//! state, set seq n+1, publish — one atomic step on the server. What the node reads back is
+//! checked like everything read from Redis ([`crate::cluster::trust`]): a match that fails is
+//! not loaded, a state that fails refuses writes to its match (503). A batch of operations goes out as one pipeline (one round trip); an event
 //! that lost a race with another node is validated again against the fresh state and retried.
 //! This backend does not publish on the bus itself: the node's feed delivers every change,
 //! its own included, in seq order; the store answers a watcher once the feed has delivered
 //! the write on this node (read-your-writes), or after [`DELIVERY_WAIT`].
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use matchstream_protocol::codec::{decode_match, encode_event, encode_match};
 use matchstream_protocol::state::{apply, validate};
-use matchstream_protocol::{Event, Match, MatchId};
+use matchstream_protocol::{Event, Incarnation, Match, MatchId};
 
 use super::{Op, Outcome, Store, StoreError};
 use crate::bus::MatchRecord;
+use crate::cluster::trust::{Rejection, Rejects};
 use crate::cluster::{
-    connect, history_key, load_record, match_key, seq_key, Backoff, Delivered, CHANNEL, MATCHES,
-    VISITS,
+    connect, history_key, incarnation_key, load_record, match_key, seq_key, Backoff, Delivered,
+    Loaded, CHANNEL, MATCHES, VISITS,
 };
 use crate::config::RedisUrl;
+
+/// The log target of the Redis store.
+const LOG_TARGET: &str = "matchstream::redis";
 
 /// Longest a batch waits for the feed to deliver its writes on this node.
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
@@ -32,28 +39,36 @@ pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
 /// pause between them, so two busy watchers of one match on two nodes do not livelock).
 const MAX_ATTEMPTS: u32 = 40;
 
+/// KEYS: seq, state, history, the set of matches, incarnation. ARGV: state, id, channel,
+/// message, incarnation.
 const CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[3])
 redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[5], ARGV[5])
 redis.call('SET', KEYS[1], 0)
 redis.call('SADD', KEYS[4], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1";
 
+/// KEYS: seq, state, history, incarnation. ARGV: the seq validated against, event, new state,
+/// channel, message, the incarnation validated against ('' for none). -1: the seq moved, -3:
+/// the incarnation changed (both: validate again), -2: no such match.
 const APPLY: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -2 end
 if tonumber(cur) ~= tonumber(ARGV[1]) then return -1 end
+if (redis.call('GET', KEYS[4]) or '') ~= ARGV[6] then return -3 end
 redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], tonumber(ARGV[1]) + 1)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return tonumber(ARGV[1]) + 1";
 
+/// KEYS: seq, state, history, the set of matches, incarnation. ARGV: id, channel, message.
 const CANCEL: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
 redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1";
@@ -71,6 +86,8 @@ pub struct RedisStore {
     cancel: redis::Script,
     cache: HashMap<MatchId, Arc<Match>>,
     delivered: Arc<Delivered>,
+    /// What it read and refused (counted into the node's `store_rejected`).
+    rejects: Rejects,
 }
 
 /// What a queued pipeline command will tell.
@@ -92,7 +109,12 @@ fn unavailable(url: &RedisUrl, e: &redis::RedisError) -> StoreError {
 
 impl RedisStore {
     /// Connects to `url` (`redis://host:port[/db]`); fails when Redis cannot be reached.
-    pub fn open(url: &RedisUrl, delivered: Arc<Delivered>) -> Result<RedisStore, StoreError> {
+    /// Counts what it reads and refuses into `rejected`.
+    pub fn open(
+        url: &RedisUrl,
+        delivered: Arc<Delivered>,
+        rejected: Arc<AtomicU64>,
+    ) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(url.expose())
             .map_err(|e| StoreError::Unavailable(format!("bad redis url {url}: {e}")))?;
         let mut store = RedisStore {
@@ -106,6 +128,7 @@ impl RedisStore {
             cancel: redis::Script::new(CANCEL),
             cache: HashMap::new(),
             delivered,
+            rejects: Rejects::new(rejected, LOG_TARGET),
         };
         store.connection()?;
         Ok(store)
@@ -159,7 +182,9 @@ impl RedisStore {
         unavailable(&self.url, e)
     }
 
-    /// The stored state of `id` (cached; `fresh` reads Redis).
+    /// The stored state of `id` (cached; `fresh` reads Redis), with the stored incarnation
+    /// (the key the scripts compare wins over the state's copy). A state that fails the
+    /// checks refuses writes to its match (503) rather than build on it.
     fn state_of(&mut self, id: &MatchId, fresh: bool) -> Result<Option<Arc<Match>>, StoreError> {
         if !fresh {
             if let Some(m) = self.cache.get(id) {
@@ -167,24 +192,44 @@ impl RedisStore {
             }
         }
         let key = match_key(id.as_str());
-        let bytes: Option<Vec<u8>> = match redis::cmd("GET").arg(&key).query(self.connection()?) {
-            Ok(b) => b,
+        let read = redis::pipe()
+            .cmd("GET")
+            .arg(&key)
+            .cmd("GET")
+            .arg(incarnation_key(id.as_str()))
+            .query(self.connection()?);
+        let (bytes, incarnation): (Option<Vec<u8>>, Option<Vec<u8>>) = match read {
+            Ok(found) => found,
             Err(e) => return Err(self.lost(&e)),
         };
-        match bytes {
-            None => {
-                self.cache.remove(id);
-                Ok(None)
-            }
-            Some(b) => {
-                let m = Arc::new(decode_match(&b).map_err(|e| {
-                    StoreError::Unavailable(format!(
-                        "redis {}: bad data in {key}: {}",
-                        self.url, e.0
-                    ))
-                })?);
+        let Some(bytes) = bytes else {
+            self.cache.remove(id);
+            return Ok(None);
+        };
+        let decoded = decode_match(&bytes)
+            .map_err(|e| Rejection::new(key, e))
+            .and_then(|mut m| match incarnation {
+                None => Ok(m),
+                Some(text) => Incarnation::parse(&text)
+                    .map(|i| {
+                        m.incarnation = i;
+                        m
+                    })
+                    .map_err(|e| Rejection::new(incarnation_key(id.as_str()), e)),
+            });
+        match decoded {
+            Ok(m) => {
+                let m = Arc::new(m);
                 self.cache.insert(id.clone(), m.clone());
                 Ok(Some(m))
+            }
+            Err(rejection) => {
+                self.rejects
+                    .record(&rejection, "writes to the match refused");
+                Err(StoreError::Unavailable(format!(
+                    "redis {}: bad data in {rejection}",
+                    self.url
+                )))
             }
         }
     }
@@ -223,17 +268,23 @@ impl RedisStore {
         let id = event.match_id.as_str();
         let mut message = b"E".to_vec();
         message.extend_from_slice(&encode_event(event));
+        let incarnation = match state.incarnation.is_set() {
+            true => state.incarnation.to_string(),
+            false => String::new(),
+        };
         pipe.cmd("EVALSHA")
             .arg(self.apply.get_hash())
-            .arg(3)
+            .arg(4)
             .arg(seq_key(id))
             .arg(match_key(id))
             .arg(history_key(id))
+            .arg(incarnation_key(id))
             .arg(event.seq - 1)
             .arg(encode_event(event))
             .arg(encode_match(state))
             .arg(CHANNEL)
-            .arg(message);
+            .arg(message)
+            .arg(incarnation);
     }
 
     /// One event on its own, retried against fresh state while it loses races.
@@ -278,8 +329,12 @@ impl RedisStore {
         let mut pending = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
             match op {
-                Op::Create { new, now_ms } => {
-                    let m = Arc::new(Match::create(new, now_ms));
+                Op::Create {
+                    new,
+                    now_ms,
+                    incarnation,
+                } => {
+                    let m = Arc::new(Match::create(new, now_ms, incarnation));
                     let id = m.id.as_str();
                     let mut message = b"C".to_vec();
                     message.extend_from_slice(&encode_match(&m));
@@ -287,7 +342,8 @@ impl RedisStore {
                         .arg(encode_match(&m))
                         .arg(id)
                         .arg(CHANNEL)
-                        .arg(message);
+                        .arg(message)
+                        .arg(m.incarnation.to_string());
                     self.cache.remove(&m.id);
                     pending.push((i, Pending::Create(m)));
                 }
@@ -361,11 +417,23 @@ impl Store for RedisStore {
             Err(e) => return Err(self.lost(&e)),
         };
         let mut records = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(record) = load_record(self.connection()?, &id).map_err(|e| self.lost(&e))? {
-                self.cache
-                    .insert(record.state.id.clone(), record.state.clone());
-                records.push(record);
+        for raw in ids {
+            let Ok(id) = MatchId::parse(&raw) else {
+                let rejection = Rejection::new(MATCHES, "a member that is no match id");
+                self.rejects.record(&rejection, "ignored");
+                continue;
+            };
+            match load_record(self.connection()?, &id).map_err(|e| self.lost(&e))? {
+                Loaded::Valid(record) => {
+                    self.cache
+                        .insert(record.state.id.clone(), record.state.clone());
+                    records.push(record);
+                }
+                Loaded::Invalid(rejection) => self.rejects.record(
+                    &rejection,
+                    &format!("match {id} not served until its data is valid"),
+                ),
+                Loaded::Gone => {}
             }
         }
         records.sort_by(|a, b| a.state.id.cmp(&b.state.id));
@@ -457,8 +525,9 @@ impl Store for RedisStore {
     }
 }
 
-/// Queues `script` on the four keys that creating and cancelling match `id` touch (its seq,
-/// state and history, and the set of all matches); the caller adds the arguments.
+/// Queues `script` on the five keys that creating and cancelling match `id` touch (its seq,
+/// state, history and incarnation, and the set of all matches); the caller adds the
+/// arguments.
 fn queue_on_match<'p>(
     pipe: &'p mut redis::Pipeline,
     script: &redis::Script,
@@ -466,11 +535,12 @@ fn queue_on_match<'p>(
 ) -> &'p mut redis::Pipeline {
     pipe.cmd("EVALSHA")
         .arg(script.get_hash())
-        .arg(4)
+        .arg(5)
         .arg(seq_key(id))
         .arg(match_key(id))
         .arg(history_key(id))
         .arg(MATCHES)
+        .arg(incarnation_key(id))
 }
 
 /// A pause of up to `attempt` × 200 µs (capped at 5 ms), jittered from the clock.

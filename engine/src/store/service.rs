@@ -41,9 +41,15 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Creates a match (409 if it exists); returns it as stored.
+    /// Creates a match (409 if it exists) with a new incarnation; returns it as stored.
     pub async fn create(&self, new: NewMatch, now_ms: u64) -> Result<Arc<Match>, StoreError> {
-        self.call(Op::Create { new, now_ms }, |outcome| match outcome {
+        let incarnation = crate::incarnation::draw();
+        let op = Op::Create {
+            new,
+            now_ms,
+            incarnation,
+        };
+        self.call(op, |outcome| match outcome {
             Outcome::Created(m) => Some(m),
             _ => None,
         })

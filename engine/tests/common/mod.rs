@@ -396,6 +396,22 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A test server (2 cores, in this process) whose store is this Redis.
+    pub fn node(&self) -> TestServer {
+        TestServer::start_with(Config {
+            store: StoreSpec::Redis(matchstream_engine::config::RedisUrl::new(self.url())),
+            ..test_config()
+        })
+    }
+
+    /// A client connection, to read and rewrite the keys as a failover or a foreign writer
+    /// would leave them.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("a connection to the test redis")
+    }
+
     /// Kills it (SIGKILL: what persistence has is what survives).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -415,6 +431,31 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Waits (bounded: 10 s) until `done` holds, re-checking every 20 ms; `what` names it.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The bodies of the sample script's events, in order.
+pub fn sample_bodies() -> Vec<Vec<u8>> {
+    let script = matchstream_protocol::script::parse_script(matchstream_protocol::script::SAMPLE)
+        .expect("sample parses");
+    script
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            matchstream_protocol::script::Step::Event(e) => {
+                Some(matchstream_protocol::api::posted_event_body(e))
+            }
+            matchstream_protocol::script::Step::Sleep(_) => None,
+        })
+        .collect()
 }
 
 /// The sum over every core of one counter of `GET /1/stats` (e.g. `subscribers`).

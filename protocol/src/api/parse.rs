@@ -1,9 +1,16 @@
 //! Decoders of the API's JSON: the watcher's request bodies (strict: unknown keys refused,
 //! every value validated) and the read shapes (lenient about unknown keys).
+//!
+//! The read shapes are also what the stores decode (`codec`), and a store may hold what a
+//! foreign or compromised writer put there. So their values pass the same checks as a
+//! watcher's (one function per check, `Fields::comment`, `Fields::stadium`,
+//! `Fields::posted_kind`, unique roster numbers): whatever decodes renders as well-formed
+//! frames — no CR or LF in a comment can forge a frame.
 
 use serde_json::{Map, Value};
 
 use super::ApiError;
+use crate::incarnation::Incarnation;
 use crate::model::{
     is_printable_line, Card, Date, Event, EventData, EventKind, Match, MatchId, ModelError,
     NewMatch, Period, Player, PlayerRef, PostedEvent, TeamCode, MAX_COMMENT, MAX_STADIUM,
@@ -54,11 +61,7 @@ pub fn parse_new_match(body: &[u8]) -> Result<NewMatch, ApiError> {
         return Err(ApiError("visit: must differ from home".into()));
     }
     let start_date = f.date("start_date")?;
-    let stadium = match f.str("stadium")? {
-        None => None,
-        Some(s) if is_printable_line(s, MAX_STADIUM) => Some(s.to_owned()),
-        Some(_) => return Err(field("stadium", ModelError::BadStadium)),
-    };
+    let stadium = f.stadium()?;
     Ok(NewMatch {
         home,
         visit,
@@ -81,18 +84,8 @@ pub fn parse_new_match(body: &[u8]) -> Result<NewMatch, ApiError> {
 pub fn parse_posted_event(body: &[u8]) -> Result<PostedEvent, ApiError> {
     let v = body_object(body)?;
     let f = Fields::strict(&v, &EVENT_KEYS)?;
-    let kind = f.kind()?;
-    if kind == EventKind::Status {
-        return Err(ApiError(
-            "kind: status events are made by the server".into(),
-        ));
-    }
-    let comment = match f.str("comment")? {
-        Some(c) if !is_printable_line(c, MAX_COMMENT) => {
-            return Err(field("comment", ModelError::BadComment))
-        }
-        c => c.map(str::to_owned),
-    };
+    let kind = f.posted_kind()?;
+    let comment = f.comment()?;
     Ok(PostedEvent {
         kind,
         team: f.team("team")?,
@@ -108,7 +101,9 @@ pub fn parse_posted_event(body: &[u8]) -> Result<PostedEvent, ApiError> {
 }
 
 /// Decodes a history entry or a stored event (the shapes of [`super::event_json`] and
-/// [`super::stored_event_body`]) of the match `match_id`; unknown keys are ignored.
+/// [`super::stored_event_body`]) of the match `match_id`; unknown keys are ignored. Values are
+/// checked as in [`parse_posted_event`] (no `status`, one-line printable comments, no roster
+/// number twice), so a decoded event renders as exactly one frame.
 pub fn parse_event_json(v: &Value, match_id: &MatchId) -> Result<Event, ApiError> {
     let f = Fields::lenient(v)?;
     let data = match f.get("data") {
@@ -116,15 +111,15 @@ pub fn parse_event_json(v: &Value, match_id: &MatchId) -> Result<Event, ApiError
         Some(d) => {
             let d = Fields::lenient(d).map_err(|_| ApiError("data must be an object".into()))?;
             EventData {
-                home_players: d.roster("home_players", false)?,
-                visit_players: d.roster("visit_players", false)?,
+                home_players: d.roster("home_players", true)?,
+                visit_players: d.roster("visit_players", true)?,
                 player: d.player("player")?,
                 player_out: d.player("player_out")?,
                 card: d.card()?,
                 team: d.team("team")?,
                 player_team: d.team("player_team")?,
                 player_in: d.player("player_in")?,
-                comment: d.str("comment")?.map(str::to_owned),
+                comment: d.comment()?,
             }
         }
     };
@@ -132,12 +127,14 @@ pub fn parse_event_json(v: &Value, match_id: &MatchId) -> Result<Event, ApiError
         match_id: match_id.clone(),
         seq: f.u64("seq")?,
         timestamp_ms: f.u64("timestamp")?,
-        kind: f.kind()?,
+        kind: f.posted_kind()?,
         data,
     })
 }
 
-/// Decodes the shape of [`super::match_json`]; unknown keys are ignored.
+/// Decodes the shape of [`super::match_json`]; unknown keys are ignored. Values are checked as
+/// in [`parse_new_match`] (printable stadium, no roster number twice); a match without an
+/// `incarnation` (stored before incarnations existed) gets [`Incarnation::UNSET`].
 pub fn parse_match_json(v: &Value) -> Result<Match, ApiError> {
     let f = Fields::lenient(v)?;
     let home = f.team("home")?.ok_or_else(|| required("home"))?;
@@ -159,18 +156,19 @@ pub fn parse_match_json(v: &Value) -> Result<Match, ApiError> {
         home,
         visit,
         start_date,
-        stadium: f.str("stadium")?.map(str::to_owned),
+        stadium: f.stadium()?,
         home_players: f
-            .roster("home_players", false)?
+            .roster("home_players", true)?
             .ok_or_else(|| required("home_players"))?,
         visit_players: f
-            .roster("visit_players", false)?
+            .roster("visit_players", true)?
             .ok_or_else(|| required("visit_players"))?,
         home_score: score("home_score")?,
         visit_score: score("visit_score")?,
         period,
         last_seq: f.u64("last_seq")?,
         updated_ms: f.u64("updated")?,
+        incarnation: f.incarnation()?,
     })
 }
 
@@ -244,6 +242,46 @@ impl<'a> Fields<'a> {
     fn kind(&self) -> Result<EventKind, ApiError> {
         let k = self.str("kind")?.ok_or_else(|| required("kind"))?;
         EventKind::parse(k).ok_or_else(|| ApiError(format!("kind: unknown kind {k:?}")))
+    }
+
+    /// The kind of an event a watcher posts or a store holds: never `status`, which only the
+    /// server makes (a stored one would render as a forged status frame).
+    fn posted_kind(&self) -> Result<EventKind, ApiError> {
+        match self.kind()? {
+            EventKind::Status => Err(ApiError(
+                "kind: status events are made by the server".into(),
+            )),
+            kind => Ok(kind),
+        }
+    }
+
+    /// `comment`: one line of 1 to 1024 bytes of printable text (a CR or LF would end the
+    /// frame's line and let the text forge frames).
+    fn comment(&self) -> Result<Option<String>, ApiError> {
+        match self.str("comment")? {
+            Some(c) if !is_printable_line(c, MAX_COMMENT) => {
+                Err(field("comment", ModelError::BadComment))
+            }
+            c => Ok(c.map(str::to_owned)),
+        }
+    }
+
+    /// `stadium`: 1 to 128 bytes of printable text, or absent.
+    fn stadium(&self) -> Result<Option<String>, ApiError> {
+        match self.str("stadium")? {
+            Some(s) if !is_printable_line(s, MAX_STADIUM) => {
+                Err(field("stadium", ModelError::BadStadium))
+            }
+            s => Ok(s.map(str::to_owned)),
+        }
+    }
+
+    /// `incarnation`: 16 lowercase hex digits; absent (or null) is [`Incarnation::UNSET`].
+    fn incarnation(&self) -> Result<Incarnation, ApiError> {
+        match self.str("incarnation")? {
+            None => Ok(Incarnation::UNSET),
+            Some(s) => Incarnation::parse(s.as_bytes()).map_err(|e| field("incarnation", e)),
+        }
     }
 
     fn card(&self) -> Result<Option<Card>, ApiError> {

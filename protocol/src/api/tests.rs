@@ -5,6 +5,7 @@ use serde_json::json;
 use super::*;
 use crate::model::{Card, EventKind, MatchId};
 use crate::testdata::{player, seed_events, seed_new_match, seed_started, team};
+use crate::Incarnation;
 
 fn err(reason: &str) -> ApiError {
     ApiError(reason.to_owned())
@@ -141,16 +142,29 @@ fn match_json_shape_and_round_trip() {
         "home_players": [{"number": 25, "name": "Albil"}],
         "visit_players": [{"number": 12, "name": "Garcia"}],
         "home_score": 0, "visit_score": 2, "period": "first", "last_seq": 1,
-        "updated": 1_315_921_728_000u64,
+        "updated": 1_315_921_728_000u64, "incarnation": "3f9a0c1d2b4e5f60",
     });
     assert_eq!(match_json(&m), want);
     assert_eq!(parse_match_json(&want), Ok(m.clone()));
     let body = String::from_utf8(match_body(&m)).expect("UTF-8");
     assert!(body.starts_with(r#"{"id":"elp-tig-2011-09-10","home":"elp","visit":"tig","#));
-    assert!(body.ends_with(r#""period":"first","last_seq":1,"updated":1315921728000}"#));
+    assert!(
+        body.ends_with(r#""last_seq":1,"updated":1315921728000,"incarnation":"3f9a0c1d2b4e5f60"}"#)
+    );
     m.stadium = None;
     assert_eq!(match_json(&m)["stadium"], Value::Null);
     assert_eq!(parse_match_json(&match_json(&m)), Ok(m));
+}
+
+#[test]
+fn a_match_stored_before_incarnations_reads_as_unset_and_writes_without_one() {
+    let mut old = match_json(&seed_started());
+    old.as_object_mut().expect("object").remove("incarnation");
+    let m = parse_match_json(&old).expect("an old match decodes");
+    assert_eq!(m.incarnation, Incarnation::UNSET);
+    assert_eq!(match_json(&m), old);
+    old["incarnation"] = Value::Null;
+    assert_eq!(parse_match_json(&old), Ok(m));
 }
 
 #[test]
@@ -164,6 +178,11 @@ fn match_json_refusals() {
         ("negative seq", "last_seq", json!(-1), "last_seq must be a non-negative integer"),
         ("missing updated", "updated", Value::Null, "updated is required"),
         ("missing roster", "visit_players", Value::Null, "visit_players is required"),
+        ("bad incarnation", "incarnation", json!("3F9A0C1D2B4E5F60"), "incarnation: incarnations are 16 lowercase hex digits, not all 0"),
+        ("unset incarnation", "incarnation", json!("0000000000000000"), "incarnation: incarnations are 16 lowercase hex digits, not all 0"),
+        ("stadium of two lines", "stadium", json!("a\r\nb"), "stadium: stadium names are 1 to 128 bytes of printable text"),
+        ("roster name of two lines", "home_players", json!([{"number": 1, "name": "A\nB"}]), "home_players[0]: player names are 1 to 64 bytes of printable text"),
+        ("roster number twice", "visit_players", json!([{"number": 1, "name": "A"}, {"number": 1, "name": "B"}]), "visit_players: number 1 appears twice"),
     ];
     for (name, key, value, want) in cases {
         let mut v = good.clone();
@@ -237,6 +256,11 @@ fn event_json_refusals() {
         ("bad kind", json!({"seq": 1, "timestamp": 1, "kind": "x"}), "kind: unknown kind \"x\""),
         ("data not object", json!({"seq": 1, "timestamp": 1, "kind": "goal", "data": 3}), "data must be an object"),
         ("player by number", json!({"seq": 1, "timestamp": 1, "kind": "goal", "data": {"player": 7}}), "player must be {\"number\":..,\"name\":..}"),
+        ("comment forging a frame", json!({"seq": 1, "timestamp": 1, "kind": "comment", "data": {"comment": "x\r\n\r\n2011-01-01 00:00:00: goal:\n"}}), "comment: comments are one line of 1 to 1024 bytes of printable text"),
+        ("comment too long", json!({"seq": 1, "timestamp": 1, "kind": "comment", "data": {"comment": "x".repeat(1025)}}), "comment: comments are one line of 1 to 1024 bytes of printable text"),
+        ("status event", json!({"seq": 1, "timestamp": 1, "kind": "status"}), "kind: status events are made by the server"),
+        ("player name with a tab", json!({"seq": 1, "timestamp": 1, "kind": "goal", "data": {"player": {"number": 7, "name": "a\tb"}}}), "player: player names are 1 to 64 bytes of printable text"),
+        ("roster number twice", json!({"seq": 1, "timestamp": 1, "kind": "start", "data": {"home_players": [{"number": 1, "name": "A"}, {"number": 1, "name": "B"}]}}), "home_players: number 1 appears twice"),
     ];
     for (name, v, want) in cases {
         assert_eq!(

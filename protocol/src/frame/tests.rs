@@ -138,9 +138,30 @@ fn status_of_an_ended_match_with_empty_roster() {
     let mut out = Vec::new();
     render_status(&m, Version::V2, &mut out);
     let text = String::from_utf8(out).expect("UTF-8");
-    assert!(text.starts_with("2011-09-13 13:48:48: status:\n\tseq: 40\n\thome: <<\"elp\">>\n"));
+    assert!(text.starts_with(concat!(
+        "2011-09-13 13:48:48: status:\n\tseq: 40\n",
+        "\tincarnation: 3f9a0c1d2b4e5f60\n\thome: <<\"elp\">>\n"
+    )));
     assert!(text.contains("\thome_players:\n\thome_score: 2\n\tvisit: <<\"tig\">>\n"));
     assert!(text.ends_with("\tvisit_score: 10\n\tperiod: ended\n\r\n"));
+}
+
+#[test]
+fn the_incarnation_line_is_version_2_and_status_only() {
+    let mut m = seed_started();
+    let status = |m: &Match, version| {
+        let mut out = Vec::new();
+        render_status(m, version, &mut out);
+        String::from_utf8(out).expect("UTF-8")
+    };
+    assert!(!status(&m, Version::V1).contains("incarnation"));
+    assert!(status(&m, Version::V2).contains("\tseq: 1\n\tincarnation: 3f9a0c1d2b4e5f60\n\thome:"));
+    // A match read from an old store, before it has one: no line rather than a false one.
+    m.incarnation = crate::Incarnation::UNSET;
+    assert!(status(&m, Version::V2).contains("\tseq: 1\n\thome:"));
+    for e in seed_events() {
+        assert!(!render(&e, Version::V2).contains("incarnation"));
+    }
 }
 
 #[test]

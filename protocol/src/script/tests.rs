@@ -5,7 +5,9 @@ use super::*;
 use crate::frame::{render_event, render_status, Version};
 use crate::model::{Event, Match, Period};
 use crate::state::{apply, validate};
-use crate::testdata::{player, seed_new_match, team, SEED_START_MS, SEED_V1, SEED_V2};
+use crate::testdata::{
+    player, seed_incarnation, seed_new_match, team, SEED_START_MS, SEED_V1, SEED_V2,
+};
 
 const HEAD: &str = "home elp\nvisit tig\ndate 2011-09-10\n";
 
@@ -13,7 +15,7 @@ const HEAD: &str = "home elp\nvisit tig\ndate 2011-09-10\n";
 /// the sleeps before it. Returns the stored events and the state after each.
 fn replay(t0: u64) -> Vec<(Event, Match)> {
     let script = parse_script(SAMPLE).expect("SAMPLE parses");
-    let mut m = Match::create(script.new_match, t0);
+    let mut m = Match::create(script.new_match, t0, seed_incarnation());
     let mut now = t0;
     let mut out = Vec::new();
     for (i, s) in script.steps.iter().enumerate() {

@@ -25,7 +25,7 @@ const SEED_SSE: &str = concat!(
     "{\"number\":10,\"name\":\"Morales\"},{\"number\":7,\"name\":\"Luna\"},",
     "{\"number\":9,\"name\":\"Maggiolo\"}],",
     "\"home_score\":0,\"visit_score\":0,\"period\":\"first\",\"last_seq\":1,",
-    "\"updated\":1315921728000}\n",
+    "\"updated\":1315921728000,\"incarnation\":\"3f9a0c1d2b4e5f60\"}\n",
     "\n",
     "id: 2\n",
     "event: goal\n",

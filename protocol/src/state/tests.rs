@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::model::{Match, MatchId};
-use crate::testdata::{player, posted, seed_new_match, seed_started, team};
+use crate::testdata::{player, posted, seed_incarnation, seed_new_match, seed_started, team};
 
 fn not_started() -> Match {
-    Match::create(seed_new_match(), 1000)
+    Match::create(seed_new_match(), 1000, seed_incarnation())
 }
 
 fn in_period(period: Period) -> Match {
@@ -443,5 +443,39 @@ fn reasons_are_human() {
     ];
     for (e, want) in cases {
         assert_eq!(e.reason(), want);
+    }
+}
+
+#[test]
+fn verify_follows_the_seed_session_event_by_event() {
+    let mut m = seed_started();
+    for e in crate::testdata::seed_events() {
+        assert_eq!(verify(&m, &e), Ok(()), "event {}", e.seq);
+        apply(&mut m, &e);
+    }
+}
+
+#[test]
+fn verify_refuses_what_a_store_would_not_have_stored() {
+    let m = seed_started();
+    let next = crate::testdata::seed_events()[0].clone(); // seq 2: a goal by Luna (7) of tig
+    let forged = |edit: fn(&mut Event)| {
+        let mut e = next.clone();
+        edit(&mut e);
+        e
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Event, StoredError)> = vec![
+        ("other match", forged(|e| e.match_id = MatchId::parse("elp-boc-2011-09-10").expect("id")), StoredError::OtherMatch),
+        ("seq again", forged(|e| e.seq = 1), StoredError::NotNext { expected: 2, found: 1 }),
+        ("seq past a gap", forged(|e| e.seq = 3), StoredError::NotNext { expected: 2, found: 3 }),
+        ("back in time", forged(|e| e.timestamp_ms = 0), StoredError::Earlier),
+        ("forged frame in a comment", forged(|e| e.data.comment = Some("x\r\n\r\n2011-01-01 00:00:00: goal:\n".into())), StoredError::Refused(EventError::BadComment)),
+        ("status event", forged(|e| e.kind = EventKind::Status), StoredError::Refused(EventError::StatusNotPostable)),
+        ("team not playing", forged(|e| e.data.team = Some(team("boc"))), StoredError::Refused(EventError::UnknownTeam("boc".into()))),
+        ("player renamed", forged(|e| e.data.player = Some(player(7, "Impostor"))), StoredError::Altered),
+    ];
+    for (name, event, want) in cases {
+        assert_eq!(verify(&m, &event), Err(want), "{name}");
     }
 }

@@ -3,7 +3,8 @@
 
 use matchstream_protocol::frame::{render_event, render_status, Version};
 use matchstream_protocol::{
-    Date, Event, EventData, EventKind, Match, MatchId, NewMatch, Period, Player, TeamCode,
+    Date, Event, EventData, EventKind, Incarnation, Match, MatchId, NewMatch, Period, Player,
+    TeamCode,
 };
 
 use super::{FrameChecker, Item, Violation};
@@ -18,7 +19,8 @@ fn sample_match(period: Period, last_seq: u64) -> Match {
         home_players: vec![Player::new(25, "Albil").expect("player")],
         visit_players: vec![Player::new(7, "Luna").expect("player")],
     };
-    let mut m = Match::create(new, 1_315_921_728_000);
+    let incarnation = Incarnation::from_bits(0x3f9a_0c1d_2b4e_5f60).expect("not zero");
+    let mut m = Match::create(new, 1_315_921_728_000, incarnation);
     m.period = period;
     m.last_seq = last_seq;
     m

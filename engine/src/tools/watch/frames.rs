@@ -184,7 +184,11 @@ mod tests {
     #[test]
     fn frames_decode_to_what_was_rendered() {
         let script = parse_script(SAMPLE).expect("sample");
-        let mut m = Match::create(script.new_match, 1_315_921_727_000);
+        let mut m = Match::create(
+            script.new_match,
+            1_315_921_727_000,
+            matchstream_protocol::Incarnation::UNSET,
+        );
         let mut seq = 0;
         for step in script.steps {
             let matchstream_protocol::script::Step::Event(posted) = step else {
