@@ -435,7 +435,10 @@ mod tests {
         };
         let at = b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
         let (request, consumed) = complete("body exactly at the limit", at, &limits);
-        assert_eq!((request.body.as_slice(), consumed), (&b"hello"[..], at.len()));
+        assert_eq!(
+            (request.body.as_slice(), consumed),
+            (&b"hello"[..], at.len())
+        );
         let over = b"POST /x HTTP/1.1\r\nContent-Length: 6\r\n\r\nhello!";
         assert_eq!(
             parse_request(over, &limits),

@@ -4,8 +4,7 @@
 //! (A stand-in for cargo-fuzz, which needs nightly.)
 
 use matchstream_http::{
-    parse_request, parse_response_head, Limits, Method, Parsed, ParsedHead, Request,
-    ResponseLimits,
+    parse_request, parse_response_head, Limits, Method, Parsed, ParsedHead, Request, ResponseLimits,
 };
 
 struct Rng(u64);
@@ -137,6 +136,10 @@ fn a_valid_request_parses_as_written_at_every_split() {
             }
             rest = &rest[len..];
         }
-        assert!(rest.is_empty(), "{:?} left over", String::from_utf8_lossy(rest));
+        assert!(
+            rest.is_empty(),
+            "{:?} left over",
+            String::from_utf8_lossy(rest)
+        );
     }
 }

@@ -157,8 +157,8 @@ mod tests {
         let mut shard = Shard::new(&plan, &live, Instant::now()).expect("shard");
         // The subscriber needs a socket; nothing is read from it here.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let stream = std::net::TcpStream::connect(listener.local_addr().expect("addr"))
-            .expect("connect");
+        let stream =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let key = shard.subs.insert(Sub {
             index: 0,
             stream: mio::net::TcpStream::from_std(stream),
