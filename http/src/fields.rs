@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn version_tokens() {
-        let cases: [(&str, &[u8], ParseError); 6] = [
+        let cases: [(&str, &[u8], ParseError); 9] = [
             (
                 "http 2.0",
                 b"GET / HTTP/2.0\r\n",
@@ -194,6 +194,18 @@ mod tests {
             ),
             ("junk protocol", b"GET / FOO/1.1\r\n", ParseError::Malformed),
             ("junk version", b"GET / HTTP/one\r\n", ParseError::Malformed),
+            // One character where a digit belongs is junk too, whichever the character.
+            (
+                "letter for the major",
+                b"GET / HTTP/x.1\r\n",
+                ParseError::Malformed,
+            ),
+            (
+                "letter for the minor",
+                b"GET / HTTP/1.x\r\n",
+                ParseError::Malformed,
+            ),
+            ("letter alone", b"GET / HTTP/x\r\n", ParseError::Malformed),
             (
                 "ended by a cr alone",
                 b"GET / HTTP/2\r",

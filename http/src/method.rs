@@ -159,7 +159,8 @@ mod tests {
     #[test]
     fn token_round_trip() {
         for method in Method::KNOWN {
-            assert_eq!(Method::from_token(method.as_str()), method, "{method}");
+            assert_eq!(Method::from_token(method.as_str()), method, "{method:?}");
+            assert_eq!(method.to_string(), method.as_str(), "{method:?}");
         }
     }
 
@@ -198,6 +199,11 @@ mod tests {
                 name: "canonical order",
                 insert: &[Method::Patch, Method::Get, Method::Head],
                 display: "GET, HEAD, PATCH",
+            },
+            Case {
+                name: "every method, each its own bit",
+                insert: &Method::KNOWN,
+                display: "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH",
             },
             Case {
                 name: "duplicates collapse",

@@ -443,6 +443,26 @@ mod tests {
     }
 
     #[test]
+    fn body_limit_boundary() {
+        let limits = Limits {
+            max_body: 5,
+            ..Limits::default()
+        };
+        let at = b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+        let (request, consumed) = complete("body exactly at the limit", at, &limits);
+        assert_eq!(
+            (request.body.as_slice(), consumed),
+            (&b"hello"[..], at.len())
+        );
+        let over = b"POST /x HTTP/1.1\r\nContent-Length: 6\r\n\r\nhello!";
+        assert_eq!(
+            parse_request(over, &limits),
+            Err(ParseError::BodyTooLarge),
+            "body one byte over the limit"
+        );
+    }
+
+    #[test]
     fn version_errors_wait_for_the_end_of_the_request_line() {
         // Found by fuzzing (fuzz/fuzz_targets/http_request.rs): the error was decided from the
         // line's last token as far as it had arrived, so "G 0  HTTP/1" read whole said 505

@@ -340,28 +340,47 @@ mod tests {
     }
 
     #[test]
-    fn reason_phrases_required_by_the_engine() {
+    fn reason_phrases() {
+        // RFC 9110 §15, every code it defines (but 418, "unused"), plus RFC 6585's 429.
+        #[rustfmt::skip]
         let cases = [
-            (200, "OK"),
-            (201, "Created"),
-            (204, "No Content"),
-            (400, "Bad Request"),
-            (401, "Unauthorized"),
-            (404, "Not Found"),
-            (405, "Method Not Allowed"),
-            (409, "Conflict"),
-            (411, "Length Required"),
-            (413, "Content Too Large"),
+            (100, "Continue"), (101, "Switching Protocols"),
+            (200, "OK"), (201, "Created"), (202, "Accepted"),
+            (203, "Non-Authoritative Information"), (204, "No Content"),
+            (205, "Reset Content"), (206, "Partial Content"),
+            (300, "Multiple Choices"), (301, "Moved Permanently"), (302, "Found"),
+            (303, "See Other"), (304, "Not Modified"), (307, "Temporary Redirect"),
+            (308, "Permanent Redirect"),
+            (400, "Bad Request"), (401, "Unauthorized"), (402, "Payment Required"),
+            (403, "Forbidden"), (404, "Not Found"), (405, "Method Not Allowed"),
+            (406, "Not Acceptable"), (407, "Proxy Authentication Required"),
+            (408, "Request Timeout"), (409, "Conflict"), (410, "Gone"),
+            (411, "Length Required"), (412, "Precondition Failed"),
+            (413, "Content Too Large"), (414, "URI Too Long"),
+            (415, "Unsupported Media Type"), (416, "Range Not Satisfiable"),
+            (417, "Expectation Failed"), (421, "Misdirected Request"),
+            (422, "Unprocessable Content"), (426, "Upgrade Required"),
+            (428, "Precondition Required"), (429, "Too Many Requests"),
             (431, "Request Header Fields Too Large"),
-            (500, "Internal Server Error"),
-            (501, "Not Implemented"),
-            (503, "Service Unavailable"),
+            (500, "Internal Server Error"), (501, "Not Implemented"), (502, "Bad Gateway"),
+            (503, "Service Unavailable"), (504, "Gateway Timeout"),
             (505, "HTTP Version Not Supported"),
-            (0, "Unknown"),
+            // Not listed: unknown.
+            (0, "Unknown"), (102, "Unknown"), (305, "Unknown"), (418, "Unknown"),
+            (599, "Unknown"),
         ];
         for (status, phrase) in cases {
             assert_eq!(reason_phrase(status), phrase, "{status}");
         }
+    }
+
+    #[test]
+    fn a_body_longer_than_the_head_reserve() {
+        let body = vec![b'x'; 300];
+        let got = written(&Response::json(200, body.clone()), true, false);
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n\
+                    Content-Length: 300\r\nConnection: keep-alive\r\n\r\n";
+        assert_eq!(got, head.to_owned() + &String::from_utf8_lossy(&body));
     }
 
     #[test]

@@ -241,6 +241,26 @@ mod tests {
     }
 
     #[test]
+    fn body_limit_boundary() {
+        let limits = ResponseLimits {
+            max_body: 10,
+            ..ResponseLimits::default()
+        };
+        let at = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        assert_eq!(
+            parse_response_head(at, &limits),
+            Ok(head(200, at.len(), Framing::Length(10), true)),
+            "a body exactly at max_body"
+        );
+        let over = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n";
+        assert_eq!(
+            parse_response_head(over, &limits),
+            Err(ResponseError::BodyTooLarge),
+            "one byte over"
+        );
+    }
+
+    #[test]
     fn partial_heads() {
         let cases: [(&str, &[u8]); 4] = [
             ("empty", b""),

@@ -300,6 +300,7 @@ mod tests {
                     assert_eq!(got, ep, "{name}");
                     assert_eq!(got_params.iter().collect::<Vec<_>>(), params, "{name}");
                     assert_eq!(got_params.len(), params.len(), "{name}");
+                    assert_eq!(got_params.is_empty(), params.is_empty(), "{name}");
                     for (k, v) in params {
                         assert_eq!(got_params.get(k), Some(*v), "{name}");
                     }

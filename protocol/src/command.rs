@@ -248,6 +248,8 @@ mod tests {
             ("since without seq", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE", Err(Malformed)),
             ("since empty", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:", Err(Malformed)),
             ("since negative", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:-1", Err(Malformed)),
+            // u64's FromStr takes a leading `+`: only the digit check refuses it.
+            ("since with a plus sign", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:+1", Err(Malformed)),
             ("since overflow", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:18446744073709551616", Err(Malformed)),
             ("since then more", b"VERSION:2:CONNECT:ana:MATCH:m:SINCE:1:2", Err(Malformed)),
             ("stray cr inside", b"VERSION:1:CONNECT:ana:MATCH:m\r\r\n", Err(Malformed)),

@@ -602,15 +602,38 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(
-            Date::parse("2011-09-10").map(|d| d.to_string()),
-            Ok("2011-09-10".into())
-        );
-        assert!(Date::parse("2012-02-29").is_ok());
-        assert_eq!(Date::parse("2011-02-29"), Err(ModelError::BadDate));
-        assert_eq!(Date::parse("2011-13-01"), Err(ModelError::BadDate));
-        assert_eq!(Date::parse("2011-9-10"), Err(ModelError::BadDate));
-        assert_eq!(Date::parse("2011-09-+1"), Err(ModelError::BadDate));
+        #[rustfmt::skip]
+        let cases: [(&str, &str, bool); 21] = [
+            ("a plain day", "2011-09-10", true),
+            ("the first year", "1000-01-01", true),
+            ("a year before 1000", "0999-12-31", false),
+            ("the last year", "9999-12-31", true),
+            ("month 13", "2011-13-01", false),
+            ("month 0", "2011-00-10", false),
+            ("day 0", "2011-09-00", false),
+            ("day 31 of a 31-day month", "2011-01-31", true),
+            ("day 32", "2011-01-32", false),
+            ("day 31 of April", "2011-04-31", false),
+            ("day 31 of June", "2011-06-31", false),
+            ("day 30 of September", "2011-09-30", true),
+            ("day 31 of November", "2011-11-31", false),
+            ("February 29 of a year divisible by 4", "2012-02-29", true),
+            ("February 29 of another year", "2011-02-29", false),
+            ("February 29 of a century", "1900-02-29", false),
+            ("February 29 of a year divisible by 400", "2000-02-29", true),
+            ("a one-digit month", "2011-9-10", false),
+            ("a sign", "2011-09-+1", false),
+            ("another character for the first dash", "2011x09-10", false),
+            ("another character for the second dash", "2011-09x10", false),
+        ];
+        for (name, text, valid) in cases {
+            let got = Date::parse(text);
+            if valid {
+                assert_eq!(got.map(|d| d.to_string()), Ok(text.to_owned()), "{name}");
+            } else {
+                assert_eq!(got, Err(ModelError::BadDate), "{name}");
+            }
+        }
     }
 
     #[test]
@@ -633,6 +656,15 @@ mod tests {
     }
 
     #[test]
+    fn match_ids_are_found_by_their_text() {
+        // Tables keyed by MatchId are looked up with a &str (Borrow<str>).
+        let id = MatchId::parse("elp-tig-2011-09-10").expect("id");
+        let table = std::collections::HashMap::from([(id, 7)]);
+        assert_eq!(table.get("elp-tig-2011-09-10"), Some(&7));
+        assert_eq!(table.get("elp-tig-2011-09-11"), None);
+    }
+
+    #[test]
     fn players_and_users() {
         assert!(Player::new(7, "Luna").is_ok());
         assert_eq!(Player::new(0, "Luna"), Err(ModelError::BadPlayerNumber));
@@ -642,6 +674,25 @@ mod tests {
         assert!(is_valid_user_id("user.1_x-Y"));
         assert!(!is_valid_user_id("user:1"));
         assert!(!is_valid_user_id(""));
+    }
+
+    #[test]
+    fn live_periods() {
+        // Live: a session stays for the events to come (docs/protocol.md, "A session").
+        let live: Vec<&str> = Period::ALL
+            .into_iter()
+            .filter(|p| p.is_live())
+            .map(Period::as_str)
+            .collect();
+        let want = [
+            "first",
+            "halftime",
+            "last",
+            "first_extra",
+            "halftime_extra",
+            "last_extra",
+        ];
+        assert_eq!(live, want);
     }
 
     #[test]

@@ -10,12 +10,15 @@
 //! (`docs/api.md`'s `http ...` blocks, whole requests and answers, are checked against a
 //! running server by `engine/tests/docs.rs`.)
 //!
-//! The examples come from the sample match (`protocol/scripts/elp-tig.match`), played here
-//! through the same validation and state transitions as the store's, with the timestamps a
-//! watcher keeping the script's pace from 2011-09-13 13:48:47 UTC would get.
+//! The examples come from the sample match (`protocol/scripts/elp-tig.match`), played
+//! through the same validation and state transitions as the store's (`support/sample.rs`),
+//! with the timestamps a watcher keeping the script's pace from 2011-09-13 13:48:47 UTC
+//! would get.
 
 #[path = "support/doc_blocks.rs"]
 mod doc_blocks;
+#[path = "support/sample.rs"]
+mod sample;
 
 use std::collections::BTreeMap;
 
@@ -26,19 +29,13 @@ use matchstream_protocol::api::{
 };
 use matchstream_protocol::command::{find_line, parse_command, Command, CommandError};
 use matchstream_protocol::frame::{render_error, render_event, render_status, Version};
-use matchstream_protocol::script::{parse_script, Step, SAMPLE};
 use matchstream_protocol::sse;
-use matchstream_protocol::state::{apply, validate};
-use matchstream_protocol::{Event, Incarnation, Match};
+use matchstream_protocol::state::validate;
+use matchstream_protocol::{Event, Incarnation};
+use sample::{play as play_sample, INCARNATION};
 
 const PROTOCOL: &str = include_str!("../../docs/protocol.md");
 const API: &str = include_str!("../../docs/api.md");
-
-/// When the sample match is created: the script's first sleep (1 s) before its `start`.
-const CREATED_MS: u64 = 1_315_921_727_000;
-
-/// The incarnation the docs' sample match was given (a server draws one at random).
-const INCARNATION: &[u8] = b"3f9a0c1d2b4e5f60";
 
 /// A frame the doc shows.
 enum Frame {
@@ -260,35 +257,6 @@ fn api_json_examples_are_what_the_server_writes_and_accepts() {
         let written = String::from_utf8(written).expect("JSON is UTF-8");
         assert_eq!(minify(block), written, "docs/api.md block {name:?}");
     }
-}
-
-/// The sample match played event by event: the states after seq 0, 1, 2 … and the events.
-fn play_sample() -> (Vec<Match>, Vec<Event>) {
-    let script = parse_script(SAMPLE).expect("the sample script parses");
-    let mut clock = CREATED_MS;
-    let incarnation = Incarnation::parse(INCARNATION).expect("an incarnation");
-    let mut m = Match::create(script.new_match, clock, incarnation);
-    let mut states = vec![m.clone()];
-    let mut events = Vec::new();
-    for step in script.steps {
-        match step {
-            Step::Sleep(ms) => clock += ms,
-            Step::Event(posted) => {
-                let data = validate(&m, &posted).expect("the sample is valid");
-                let event = Event {
-                    match_id: m.id.clone(),
-                    seq: m.last_seq + 1,
-                    timestamp_ms: clock,
-                    kind: posted.kind,
-                    data,
-                };
-                apply(&mut m, &event);
-                states.push(m.clone());
-                events.push(event);
-            }
-        }
-    }
-    (states, events)
 }
 
 fn idx(seq: u64) -> usize {

@@ -10,8 +10,14 @@
 # the machine-wide keys (fs.*, tcp_mem, ...), proving nothing changed; (e) check.sh
 # --target naming the limit that is short. It never writes a host setting: a dump of every
 # key of both profiles taken at the start must match the one taken at the end.
-# Prints "N passed, M failed" and exits 1 on any failure.
+# Prints "N passed, M failed" and exits 1 on any failure, or when fewer or more checks ran
+# than EXPECTED_CHECKS: a check that is skipped (a missing tool, a branch not taken) fails
+# the run instead of passing it unseen.
 set -euo pipefail
+
+# Every pass/fail line below counts one, whatever the machine: root or not, tools present
+# or not. Change it with the checks.
+EXPECTED_CHECKS=113
 
 TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TUNING=$(cd "$TESTS_DIR/.." && pwd)
@@ -155,15 +161,32 @@ netns_suite() {
   expect_rc "netns: absent or read-only keys do not fail the run" 0
   expect_out "netns: an absent key is skipped with a note" 'tcp_mem: not present in this kernel or network namespace'
 
-  if [ "$(id -u)" -eq 0 ] && setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
-    run setpriv --reuid=65534 --regid=65534 --clear-groups bash "$TUNING/apply.sh" --state "$tmp/nobody"
-    expect_rc "non-root: apply refuses" 1
-    expect_out "non-root: apply says it needs root" 'must run as root'
-    run setpriv --reuid=65534 --regid=65534 --clear-groups bash "$TUNING/revert.sh" --state "$st"
-    expect_rc "non-root: revert refuses" 1
-    run setpriv --reuid=65534 --regid=65534 --clear-groups bash "$TUNING/check.sh" --only netns
-    expect_rc "non-root: check runs without root" 0
+  # The same scripts as a user other than root. Run as root, that is nobody (setpriv).
+  # Run without root, this suite is root only by the mapping of `unshare -r`, and setpriv
+  # cannot switch to an unmapped user: a nested user namespace maps us back to an ordinary
+  # id, still our own unprivileged user on the host (so even a broken refusal could not
+  # write a machine-wide key).
+  local nonroot
+  if [ "$real_uid" -eq 0 ]; then
+    nonroot=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+  else
+    nonroot=(unshare --user --map-user=65534 --map-group=65534)
   fi
+  local unchanged
+  unchanged=$(dump netns)
+  run "${nonroot[@]}" id -u
+  if [ "$RC" -eq 0 ] && [ "$OUT" != 0 ]; then pass "non-root: runs as uid $OUT"; else fail "non-root: cannot run as a user other than root (${nonroot[*]})" "$OUT"; fi
+  run "${nonroot[@]}" bash "$TUNING/apply.sh" --state "$tmp/nobody"
+  expect_rc "non-root: apply refuses" 1
+  expect_out "non-root: apply says it needs root" 'must run as root'
+  run "${nonroot[@]}" bash "$TUNING/revert.sh" --state "$st"
+  expect_rc "non-root: revert refuses" 1
+  expect_out "non-root: revert says it needs root" 'must run as root'
+  check "non-root: the refusals changed no setting" [ "$(dump netns)" = "$unchanged" ]
+  check "non-root: apply wrote no state file" [ ! -e "$tmp/nobody" ]
+  run "${nonroot[@]}" bash "$TUNING/check.sh" --only netns
+  expect_rc "non-root: check runs without root" 0
+  expect_no_out "non-root: check reports every setting OK" ' (LOW|HIGH|DIFF)$'
 
   run bash "$TUNING/revert.sh" --state "$st"
   expect_rc "netns: revert exits 0" 0
@@ -181,6 +204,7 @@ netns_suite() {
 
 if [ "${1:-}" = --inside-netns ]; then
   RESULTS=$3
+  real_uid=$4
   netns_suite "$2"
   exit 0
 fi
@@ -231,7 +255,7 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   run systemd-analyze verify --man=no "$TMP/matchstream.service"
   if [ "$RC" -eq 0 ] && [ -z "$OUT" ]; then pass "systemd-analyze verify matchstream.service"; else fail "systemd-analyze verify matchstream.service" "$OUT"; fi
 else
-  printf 'SKIP systemd-analyze verify (systemd-analyze not installed)\n'
+  fail "systemd-analyze is not installed: apt-get install -y systemd (scripts/test does it)"
 fi
 
 # The library's decisions, one case per behaviour: mode current recommended -> satisfied? merged
@@ -280,10 +304,10 @@ expect_rc "check rejects a bad --only (exit 2)" 2
 
 printf -- '-- (c) apply, check, revert in a fresh network namespace\n'
 if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
-  unshare -n bash "$TESTS_DIR/run.sh" --inside-netns "$TMP" "$RESULTS"
+  unshare -n bash "$TESTS_DIR/run.sh" --inside-netns "$TMP" "$RESULTS" 0
 elif unshare -r -n true 2>/dev/null; then
   # Not root: a user namespace makes us root of a private network namespace.
-  unshare -r -n bash "$TESTS_DIR/run.sh" --inside-netns "$TMP" "$RESULTS"
+  unshare -r -n bash "$TESTS_DIR/run.sh" --inside-netns "$TMP" "$RESULTS" "$(id -u)"
 else
   fail "cannot create a network namespace (unshare -n needs root, unshare -rn needs user namespaces): run as root"
 fi
@@ -315,6 +339,8 @@ check "check --target 1000000 exits non-zero here" [ "$RC" -ne 0 ]
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt 1000064 ]; then
   expect_out "check --target names the open-files limit" "SHORT open-files limit: hard $hard"
+else
+  expect_no_out "check --target does not blame an open-files limit that fits" 'SHORT open-files limit'
 fi
 expect_out "check --target says what it cannot hold" 'cannot hold 1000000 subscribers'
 expect_out "check reports connections per process" 'subscribers per matchstream process'
@@ -329,5 +355,9 @@ check "host: the default state file was not touched" \
 
 passed=$(grep -c PASS "$RESULTS" || true)
 failed=$(grep -c FAIL "$RESULTS" || true)
+if [ $((passed + failed)) -ne "$EXPECTED_CHECKS" ]; then
+  fail "$((passed + failed)) checks ran, $EXPECTED_CHECKS expected (a part stopped early or was left out; if checks were added or removed, update EXPECTED_CHECKS)"
+  failed=$((failed + 1))
+fi
 printf '%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

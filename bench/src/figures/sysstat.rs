@@ -262,6 +262,27 @@ mod tests {
         assert!(open_files(u32::MAX).is_none());
         assert!(rss_bytes("self").is_some_and(|b| b > 0));
         assert!(cpu_seconds("self").is_some());
-        assert!(own_cpu_seconds() >= 0.0);
+    }
+
+    #[test]
+    fn own_cpu_seconds_count_this_process_and_its_children() {
+        // CPU burnt by this thread shows in the figure (at least what the thread counted).
+        let (start, thread_start) = (own_cpu_seconds(), thread_cpu_seconds());
+        let mut x = 0u64;
+        while thread_cpu_seconds() - thread_start < 0.05 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let burnt = thread_cpu_seconds() - thread_start;
+        let grown = own_cpu_seconds() - start;
+        assert!(grown >= burnt - 0.002, "grew {grown} s for {burnt} s burnt");
+        // So does a child's, once waited for, which the process's own figure lacks.
+        let (start, process_start) = (own_cpu_seconds(), process_cpu_seconds());
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("run sh");
+        assert!(status.success());
+        let children = (own_cpu_seconds() - start) - (process_cpu_seconds() - process_start);
+        assert!(children >= 0.03, "a child's {children} s");
     }
 }

@@ -168,3 +168,25 @@ impl Outcome {
         self.resumes += o.resumes;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_shards_add_their_delivery_counts() {
+        let shard = |delivered, duplicated, out_of_order| Outcome {
+            delivered,
+            duplicated,
+            out_of_order,
+            ..Outcome::default()
+        };
+        let mut all = shard(10, 1, 2);
+        all.merge(&shard(20, 3, 4));
+        all.merge(&shard(5, 0, 1));
+        assert_eq!(
+            (all.delivered, all.duplicated, all.out_of_order),
+            (35, 4, 7)
+        );
+    }
+}

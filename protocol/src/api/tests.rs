@@ -18,6 +18,12 @@ fn error_body_escapes() {
 }
 
 #[test]
+fn an_error_displays_its_reason() {
+    // The engine answers with this text (400 {"error": ...}) and logs it.
+    assert_eq!(err("home is required").to_string(), "home is required");
+}
+
+#[test]
 fn new_match_minimal_and_full() {
     let m = parse_new_match(br#"{"home":"elp","visit":"tig","start_date":"2011-09-10"}"#)
         .expect("minimal");

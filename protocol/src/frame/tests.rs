@@ -188,15 +188,45 @@ fn timestamps() {
         ("new year", 1_704_067_200_000, "2024-01-01 00:00:00"),
         ("last second of 9999", 253_402_300_799_000, "9999-12-31 23:59:59"),
         ("five-digit year", 253_402_300_800_000, "10000-01-01 00:00:00"),
+        ("last second of 19999", 568_971_820_799_000, "19999-12-31 23:59:59"),
+        ("year 20000", 568_971_820_800_000, "20000-01-01 00:00:00"),
+        ("u64::MAX, no overflow", u64::MAX, "584556019-04-03 14:25:51"),
     ];
     for (name, ms, want) in cases {
         let mut out = Vec::new();
         format_timestamp(*ms, &mut out);
         assert_eq!(String::from_utf8_lossy(&out), *want, "{name}");
     }
-    let mut out = Vec::new();
-    format_timestamp(u64::MAX, &mut out);
-    assert!(!out.is_empty(), "no overflow at u64::MAX");
+}
+
+#[test]
+fn every_day_from_1970_to_2800() {
+    // The calendar walked a day at a time, the plain way, against the closed formula: two
+    // whole 400-year cycles of leap rules (2000 and 2400 leap, 2100, 2200, 2300 not) and
+    // every March 1 the formula's eras and centuries turn on.
+    let (mut year, mut month, mut day) = (1970u64, 1u64, 1u64);
+    let mut days = 0u64;
+    while year < 2800 {
+        let mut out = Vec::new();
+        format_timestamp(days * 86_400_000 + 86_399_999, &mut out);
+        let want = format!("{year:04}-{month:02}-{day:02} 23:59:59");
+        assert_eq!(String::from_utf8_lossy(&out), want, "day {days}");
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let length = match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        day += 1;
+        if day > length {
+            (day, month) = (1, month + 1);
+        }
+        if month > 12 {
+            (month, year) = (1, year + 1);
+        }
+        days += 1;
+    }
 }
 
 #[test]

@@ -121,6 +121,8 @@ fn event_lines() {
         e.home_players,
         Some(vec![player(1, "Uno"), player(2, "Juan Dos")])
     );
+    let e = event("start visit_players=\"3 Tres\"").expect("ok");
+    assert_eq!(e.visit_players, Some(vec![player(3, "Tres")]));
     assert_eq!(
         event("halftime_start"),
         Ok(PostedEvent::new(EventKind::HalftimeStart))
@@ -140,6 +142,7 @@ fn headers_comments_and_blank_lines() {
 
 #[test]
 fn refusals() {
+    let long_stadium = format!("stadium {}\n", "x".repeat(MAX_STADIUM + 1));
     #[rustfmt::skip]
     let cases: &[(&str, &str, usize, &str)] = &[
         ("missing home", "visit tig\ndate 2011-09-10\n", 2, "missing `home` line"),
@@ -149,6 +152,7 @@ fn refusals() {
         ("header twice", "home elp\nhome tig\n", 2, "home given twice"),
         ("bad team", "home E\n", 1, "home: team codes are 1 to 32 characters of [a-z0-9_]"),
         ("bad date", "date 2011-02-30\n", 1, "date: dates are YYYY-MM-DD"),
+        ("stadium too long", &long_stadium, 1, "stadium: stadium names are 1 to 128 bytes of printable text"),
         ("header after steps", "home elp\nsleep 1\nvisit tig\n", 3, "visit must come before the first step"),
         ("roster name missing", "home_players 7\n", 1, "home_players: player 7 needs a name"),
         ("roster duplicate", "home_players 7 A, 7 B\n", 1, "home_players: number 7 appears twice"),

@@ -147,6 +147,17 @@ fn period_transitions() {
             assert_eq!(e, Err(want), "{kind:?} from {from:?}");
         }
     }
+    // next_period itself (public): exactly the transitions above, none from a match not
+    // started or ended (validate refuses those before asking it).
+    for kind in [Stop, HalftimeStart, HalftimeStop, Extratime] {
+        for from in Period::ALL {
+            let want = ok
+                .iter()
+                .find(|&&(k, f, _)| k == kind && f == from)
+                .map(|&(_, _, to)| to);
+            assert_eq!(next_period(kind, from), want, "{kind:?} from {from:?}");
+        }
+    }
 }
 
 #[test]

@@ -110,3 +110,77 @@ impl Shard<'_> {
 fn key_index(subs: &Slab<Sub>, key: usize) -> u64 {
     subs.get(key).map_or(0, |s| s.index)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    use matchstream_protocol::{EventKind, Period};
+
+    use super::super::{Phase, Shard, Sub};
+    use crate::figures::progress::Live;
+    use crate::subscribers::outcome::Seen;
+    use crate::subscribers::plan::{Plan, Target};
+    use crate::wire::decode::{Decoder, Protocol};
+    use crate::wire::framing::{Frame, Item};
+
+    fn frame(kind: EventKind, seq: u64) -> Item {
+        Item::Frame(Frame {
+            kind,
+            seq: Some(seq),
+            sent_ns: None,
+            period: (kind == EventKind::Status).then_some(Period::First),
+        })
+    }
+
+    #[test]
+    fn duplicates_and_gaps_are_counted_per_frame() {
+        let plan = Plan {
+            protocol: Protocol::Stream { version: 2 },
+            target: Target::Direct(vec!["127.0.0.1:1".parse().expect("addr")]),
+            channels: vec!["a-b-2011-09-13".into()],
+            user_prefix: "u".into(),
+            first: 0,
+            count: 1,
+            concurrency: 1,
+            connect_timeout_ms: 1000,
+            time_limit_ms: 1000,
+            source_ips: None,
+        };
+        let live = Live::default();
+        let mut shard = Shard::new(&plan, &live, Instant::now()).expect("shard");
+        // The subscriber needs a socket; nothing is read from it here.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let stream =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let key = shard.subs.insert(Sub {
+            index: 0,
+            stream: mio::net::TcpStream::from_std(stream),
+            phase: Phase::Reading,
+            t0: Instant::now(),
+            seen: Seen::default(),
+            decoder: Decoder::new(plan.protocol),
+            last_seq: 0,
+            tracked: 0,
+        });
+        let goal = |seq| frame(EventKind::Goal, seq);
+        // (frames of one read, duplicated and out of order so far)
+        let reads: [(Vec<Item>, u64, u64); 3] = [
+            (vec![frame(EventKind::Status, 1), goal(2), goal(3)], 0, 0),
+            // 3 again, then 5 skips 4, then 4 is below the highest seen.
+            (vec![goal(3), goal(5), goal(4)], 2, 1),
+            (vec![goal(6), goal(9), goal(9), goal(10)], 3, 2),
+        ];
+        for (i, (items, duplicated, out_of_order)) in reads.into_iter().enumerate() {
+            assert_eq!(shard.account(key, &items), Ok(()), "read {i}");
+            assert_eq!(
+                (shard.out.duplicated, shard.out.out_of_order),
+                (duplicated, out_of_order),
+                "after read {i}"
+            );
+        }
+        assert_eq!(shard.out.connected, 1);
+        assert_eq!(shard.subs[key].last_seq, 10);
+    }
+}
