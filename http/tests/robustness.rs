@@ -83,6 +83,7 @@ fn seed_requests() -> [Vec<(Request, usize)>; 3] {
         query: query.map(str::to_owned),
         authorization: None,
         content_type: None,
+        last_event_id: None,
         body: Vec::new(),
         keep_alive,
     };
@@ -92,6 +93,7 @@ fn seed_requests() -> [Vec<(Request, usize)>; 3] {
         query: None,
         authorization: Some("Bearer t".to_owned()),
         content_type: None,
+        last_event_id: None,
         body: b"{\"home\":\"a\"}".to_vec(),
         keep_alive: true,
     };
