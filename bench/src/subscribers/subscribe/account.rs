@@ -147,6 +147,7 @@ mod tests {
             connect_timeout_ms: 1000,
             time_limit_ms: 1000,
             source_ips: None,
+            resume: None,
         };
         let live = Live::default();
         let mut shard = Shard::new(&plan, &live, Instant::now()).expect("shard");
@@ -163,6 +164,7 @@ mod tests {
             decoder: Decoder::new(plan.protocol),
             last_seq: 0,
             tracked: 0,
+            resumed: false,
         });
         let goal = |seq| frame(EventKind::Goal, seq);
         // (frames of one read, duplicated and out of order so far)
