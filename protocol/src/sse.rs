@@ -34,12 +34,12 @@ pub const STATUS_EVENT: &str = "status";
 /// Appends the status event of `m`: `id` = `m.last_seq`, data = the match JSON.
 ///
 /// ```
-/// use matchstream_protocol::{sse, Date, Match, NewMatch, TeamCode};
+/// use matchstream_protocol::{sse, Date, Incarnation, Match, NewMatch, TeamCode};
 /// let m = Match::create(NewMatch {
 ///     home: TeamCode::parse("elp")?, visit: TeamCode::parse("tig")?,
 ///     start_date: Date::parse("2011-09-10")?, stadium: None,
 ///     home_players: vec![], visit_players: vec![],
-/// }, 1_315_921_727_000);
+/// }, 1_315_921_727_000, Incarnation::UNSET);
 /// let mut out = Vec::new();
 /// sse::render_status(&m, &mut out);
 /// assert!(out.starts_with(b"id: 0\nevent: status\ndata: {\"id\":\"elp-tig-2011-09-10\","));
