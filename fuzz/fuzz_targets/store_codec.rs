@@ -18,9 +18,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use matchstream_fuzz::assert_one_frame;
 use matchstream_protocol::api::{event_json, match_json, parse_event_json, parse_match_json};
 use matchstream_protocol::codec::{decode_event, decode_match, encode_event, encode_match};
-use matchstream_fuzz::assert_one_frame;
 use matchstream_protocol::frame::{render_event, render_status, Version};
 use matchstream_protocol::MatchId;
 
