@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::model::ModelError;
+use crate::error::ModelError;
 
 /// The incarnation of a match's history: 64 random bits, shown as 16 lowercase hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

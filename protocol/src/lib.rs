@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`model`]: ids, teams, players, periods, event kinds, events, match state (SPEC §2);
+//! - [`error`]: why a value of the model was refused;
 //! - [`incarnation`]: which history of a match a seq belongs to;
 //! - [`state`]: validation of posted events and the state transitions they cause;
 //! - [`frame`]: rendering of status and event frames for stream versions 1 and 2 (SPEC §3);
@@ -17,6 +18,7 @@ pub mod api;
 pub mod codec;
 pub mod command;
 pub mod encoding;
+pub mod error;
 pub mod frame;
 pub mod incarnation;
 pub mod model;

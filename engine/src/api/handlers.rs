@@ -69,7 +69,12 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
     };
     let id = params.get("id").unwrap_or_default();
     let response = match endpoint {
-        Endpoint::Stream => return stream::open(shard, id, req),
+        Endpoint::Stream => {
+            return match stream::open(shard, id, req) {
+                Ok(plan) => Answer::Stream(plan),
+                Err(answer) => Answer::Reply(answer),
+            }
+        }
         Endpoint::Checkin => read(checkin(shard, local)),
         Endpoint::Matches => read(matches(shard)),
         Endpoint::Match => read(one_match(shard, id)),

@@ -30,7 +30,6 @@ use matchstream_protocol::encoding::Encoding;
 use matchstream_protocol::sse;
 use matchstream_protocol::Period;
 
-use super::handlers::Answer;
 use super::{error, read};
 use crate::outbox::{duplicate, send_now, tend, Outbox};
 use crate::replay::{self, Stopped};
@@ -56,22 +55,22 @@ pub fn head() -> Response {
 /// Decides a stream request: the plan of the stream, or the answer that replaces it (400 for
 /// a bad resume point, 404 for an unknown match, 204 for an ended match with nothing after the
 /// resume point). Reads the core's latest state.
-pub fn open(shard: &Shard, id: &str, req: &Request) -> Answer {
+pub fn open(shard: &Shard, id: &str, req: &Request) -> Result<Plan, Response> {
     let since = match resume_point(req) {
         Ok(since) => since,
-        Err(reason) => return Answer::Reply(read(error(400, reason))),
+        Err(reason) => return Err(read(error(400, reason))),
     };
     shard.sync();
     let fanout = shard.fanout.borrow();
     let Some(view) = fanout.get(id) else {
-        return Answer::Reply(read(error(404, "unknown match")));
+        return Err(read(error(404, "unknown match")));
     };
     if let Some(seq) = since {
         if view.state.period == Period::Ended && view.since(seq).is_empty() {
-            return Answer::Reply(read(Response::new(204)));
+            return Err(read(Response::new(204)));
         }
     }
-    Answer::Stream(Plan {
+    Ok(Plan {
         match_id: id.to_owned(),
         since,
     })

@@ -73,7 +73,7 @@ impl Shard<'_> {
                 self.out.status.record(sub.t0.elapsed());
             }
             if let Some(seq) = f.seq {
-                outcome::track(&mut sub.last_seq, seq, &mut self.out);
+                self.out.count(outcome::track(&mut sub.last_seq, seq));
             }
             if let Some(sent) = f.sent_ns {
                 self.out.delivered += 1;
