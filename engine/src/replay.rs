@@ -42,6 +42,37 @@ pub fn piece_bytes(max_queue: usize) -> usize {
     (max_queue / 2).min(MAX_PIECE)
 }
 
+/// What a connection about to subscribe does next ([`send_backlog`]).
+pub enum Next {
+    /// Subscribe, from this seq (`None`: no resume, the status first).
+    Subscribe(Option<u64>),
+    /// The stream ended during its backlog (the reason was said, or the peer left).
+    Done,
+}
+
+/// Sends a resume's backlog if there is one ([`stream_backlog`]), and says why when the
+/// stream ends during it instead ([`say_goodbye`]). The caller subscribes from the seq
+/// returned before its next await. Shared by the stream port and the API's event streams.
+pub async fn send_backlog(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    match_id: &str,
+    encoding: Encoding,
+    since: Option<u64>,
+) -> Next {
+    let Some(seq) = since else {
+        return Next::Subscribe(None);
+    };
+    match stream_backlog(shard, stream, match_id, encoding, seq).await {
+        Ok(reached) => Next::Subscribe(Some(reached)),
+        Err(Stopped::Reply(reason)) => {
+            say_goodbye(stream, reason, encoding).await;
+            Next::Done
+        }
+        Err(Stopped::Gone) => Next::Done,
+    }
+}
+
 /// Writes the stored events of `match_id` after `since` to `stream`, piece by piece, until
 /// what is left fits in one piece; returns the seq reached. The caller must subscribe from it
 /// before its next await.

@@ -21,7 +21,7 @@ use matchstream_protocol::encoding::Encoding;
 use crate::incarnation;
 use crate::linger;
 use crate::outbox::{duplicate, send_now, tend, Outbox};
-use crate::replay::{self, Stopped};
+use crate::replay::{self, Next};
 use crate::shard::Shard;
 
 /// How a handshake failed.
@@ -58,19 +58,15 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     // A resume's backlog is written piece by piece first (boxed: most sessions have none);
     // it returns with at most one piece left, which the subscription queues. No await from
     // its last look at the match to the subscription, so nothing falls between the two.
-    let since = match command.since {
-        None => None,
-        Some(seq) => {
-            let backlog =
-                replay::stream_backlog(&shard, &mut stream, &command.match_id, encoding, seq);
-            match Box::pin(backlog).await {
-                Ok(reached) => Some(reached),
-                Err(Stopped::Reply(reason)) => {
-                    return Box::pin(replay::say_goodbye(&mut stream, reason, encoding)).await
-                }
-                Err(Stopped::Gone) => return,
-            }
-        }
+    let backlog = replay::send_backlog(
+        &shard,
+        &mut stream,
+        &command.match_id,
+        encoding,
+        command.since,
+    );
+    let Next::Subscribe(since) = Box::pin(backlog).await else {
+        return;
     };
     // Take the socket out of glommio: from here on the outbox owns it.
     let Ok(socket) = duplicate(stream.as_raw_fd()) else {

@@ -32,7 +32,7 @@ use matchstream_protocol::Period;
 
 use super::{error, read};
 use crate::outbox::{duplicate, send_now, tend, Outbox};
-use crate::replay::{self, Stopped};
+use crate::replay::{self, Next};
 use crate::shard::Shard;
 
 /// An accepted stream request: what [`run`] subscribes the connection to.
@@ -110,19 +110,9 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream, plan: Plan, pending: V
     // The backlog, piece by piece (boxed: most streams have none); it returns with at most one
     // piece left, which the subscription queues. The stream's write timeout still holds: a
     // client that takes none of a piece for --http-write-timeout-ms is let go.
-    let since = match plan.since {
-        None => None,
-        Some(seq) => {
-            let backlog =
-                replay::stream_backlog(&shard, &mut stream, &plan.match_id, encoding, seq);
-            match Box::pin(backlog).await {
-                Ok(reached) => Some(reached),
-                Err(Stopped::Reply(reason)) => {
-                    return Box::pin(replay::say_goodbye(&mut stream, reason, encoding)).await
-                }
-                Err(Stopped::Gone) => return,
-            }
-        }
+    let backlog = replay::send_backlog(&shard, &mut stream, &plan.match_id, encoding, plan.since);
+    let Next::Subscribe(since) = Box::pin(backlog).await else {
+        return;
     };
     // The latest state (the head's write may have waited), then no await until subscribed. A
     // node that began stopping meanwhile has told its subscribers already: say it here.
