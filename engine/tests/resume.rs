@@ -9,7 +9,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use matchstream_protocol::frame::{render_event, Version};
@@ -164,25 +164,6 @@ fn a_slow_resumer_joins_the_live_stream_with_no_gap_and_no_duplicate() {
         assert_same_stream(&got, &want);
     }
     assert_eq!(core_sum(&mut server.reader(), "slow_disconnects"), 0);
-}
-
-/// Reads to the close, 4 KiB at a time with a 2 ms pause after each read for the first
-/// `slow_bytes`, then as fast as it can.
-fn read_slowly_at_first(mut s: TcpStream, slow_bytes: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let started = Instant::now();
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("read failed after {} bytes: {e}", out.len()),
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no close");
-        if out.len() < slow_bytes {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
 }
 
 #[test]

@@ -243,25 +243,6 @@ fn resuming_with_last_event_id_or_since_sends_every_later_event_then_the_live_on
     }
 }
 
-/// Reads to the close, 4 KiB at a time with a 2 ms pause after each read for the first
-/// `slow_bytes`, then as fast as it can.
-fn read_slowly_at_first(mut s: TcpStream, slow_bytes: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let started = Instant::now();
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("read failed after {} bytes: {e}", out.len()),
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no close");
-        if out.len() < slow_bytes {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
 #[test]
 fn a_resume_backlog_larger_than_the_queue_bound_is_streamed_as_the_client_reads() {
     // 8 KiB bound (pieces of 4 KiB) against ≈ 230 KB of stored events: queued at once, the

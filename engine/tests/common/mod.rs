@@ -171,6 +171,25 @@ pub fn read_to_close(mut s: TcpStream) -> Vec<u8> {
     }
 }
 
+/// Reads to the close, 4 KiB at a time with a 2 ms pause after each read for the first
+/// `slow_bytes`, then as fast as it can.
+pub fn read_slowly_at_first(mut s: TcpStream, slow_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read failed after {} bytes: {e}", out.len()),
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no close");
+        if out.len() < slow_bytes {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
 /// Reads until `out` ends with `suffix`.
 pub fn read_until(s: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
