@@ -19,6 +19,7 @@ use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use matchstream_protocol::encoding::Encoding;
 
+use crate::fanout::Entry;
 use crate::shard::Shard;
 
 /// Most bytes written per piece, whatever `--max-queue` allows.
@@ -102,32 +103,44 @@ pub async fn stream_backlog(
             if *incarnation.get_or_insert(view.state.incarnation) != view.state.incarnation {
                 return Err(Stopped::Reply("match history changed"));
             }
-            // The next piece: whole frames up to the budget (at least one), rendered into it.
             let rest = view.since(cursor);
-            piece.clear();
-            let mut frames = 0u64;
-            let mut reached = cursor;
-            for entry in rest {
-                let before = piece.len();
-                entry.write_frame(encoding, &mut piece);
-                if frames > 0 && piece.len() > budget {
-                    piece.truncate(before);
-                    break;
-                }
-                frames += 1;
-                reached = entry.event.seq;
-            }
-            if frames as usize == rest.len() && piece.len() <= budget {
+            let (frames, reached) = fill_piece(rest, encoding, budget, &mut piece);
+            if frames == rest.len() && piece.len() <= budget {
                 // What is left fits in one piece: the subscription queues it.
                 return Ok(cursor);
             }
             cursor = reached;
-            frames
+            frames as u64
         };
         write(stream, &piece).await?;
         shard.stats.add_bytes(piece.len() as u64);
         shard.stats.add_frames(frames);
     }
+}
+
+/// Renders the next piece into `piece`: the frames of `rest` from its start, whole, as many as
+/// fit in `budget` bytes, and at least one (a piece always makes progress); returns how many
+/// and the seq of the last.
+fn fill_piece(
+    rest: &[Entry],
+    encoding: Encoding,
+    budget: usize,
+    piece: &mut Vec<u8>,
+) -> (usize, u64) {
+    piece.clear();
+    let mut frames = 0;
+    let mut reached = 0;
+    for entry in rest {
+        let before = piece.len();
+        entry.write_frame(encoding, piece);
+        if frames > 0 && piece.len() > budget {
+            piece.truncate(before);
+            break;
+        }
+        frames += 1;
+        reached = entry.event.seq;
+    }
+    (frames, reached)
 }
 
 /// Writes one piece whole. Not raced with shutdown: a piece ends at a frame's end, and the
@@ -156,6 +169,84 @@ pub async fn say_goodbye(stream: &mut TcpStream, reason: &str, encoding: Encodin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Arc;
+
+    use matchstream_protocol::script::{parse_script, SAMPLE};
+    use matchstream_protocol::{Event, EventData, EventKind, Incarnation, Match};
+
+    use crate::bus::MatchRecord;
+    use crate::fanout::Fanout;
+
+    /// A table holding one match with comments of these lengths (seq 1, 2, ...).
+    fn table(lengths: &[usize]) -> (Fanout, String) {
+        let script = parse_script(SAMPLE).expect("sample");
+        let m = Match::create(script.new_match, 0, Incarnation::UNSET);
+        let history = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, len)| {
+                Arc::new(Event {
+                    match_id: m.id.clone(),
+                    seq: i as u64 + 1,
+                    timestamp_ms: 0,
+                    kind: EventKind::Comment,
+                    data: EventData {
+                        comment: Some("c".repeat(*len)),
+                        ..EventData::default()
+                    },
+                })
+            })
+            .collect();
+        let id = m.id.as_str().to_owned();
+        let record = MatchRecord {
+            state: Arc::new(m),
+            history,
+        };
+        (Fanout::new(&[record]), id)
+    }
+
+    #[test]
+    fn a_piece_holds_whole_frames_as_many_as_fit_and_at_least_one() {
+        let (table, id) = table(&[100, 100, 100, 2000, 100]);
+        let view = table.get(&id).expect("view");
+        let size = |seq: u64| {
+            let mut out = Vec::new();
+            view.since(seq - 1)[0].write_frame(Encoding::V2, &mut out);
+            out.len()
+        };
+        let mut piece = Vec::new();
+        // Exactly two frames' worth: two, not three, and the bytes are those two frames.
+        let two = size(1) + size(2);
+        assert_eq!(
+            fill_piece(view.since(0), Encoding::V2, two, &mut piece),
+            (2, 2)
+        );
+        assert_eq!(piece.len(), two);
+        // One byte short of two: one.
+        assert_eq!(
+            fill_piece(view.since(0), Encoding::V2, two - 1, &mut piece),
+            (1, 1)
+        );
+        assert_eq!(piece.len(), size(1));
+        // A frame larger than the budget still makes a piece of its own.
+        assert_eq!(
+            fill_piece(view.since(3), Encoding::V2, 500, &mut piece),
+            (1, 4)
+        );
+        assert_eq!(piece.len(), size(4));
+        // The rest of the history when it fits, with what was there before cleared.
+        assert_eq!(
+            fill_piece(view.since(4), Encoding::V2, 10_000, &mut piece),
+            (1, 5)
+        );
+        assert_eq!(piece.len(), size(5));
+        assert_eq!(
+            fill_piece(view.since(5), Encoding::V2, 10_000, &mut piece),
+            (0, 0)
+        );
+        assert!(piece.is_empty());
+    }
 
     #[test]
     fn a_piece_is_half_the_bound_and_at_most_64_kib() {
