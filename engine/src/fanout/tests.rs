@@ -392,3 +392,22 @@ fn shutdown_notices_speak_each_subscribers_encoding() {
         b"event: error\ndata: {\"error\":\"server shutting down\"}\n\n"
     );
 }
+
+#[test]
+fn the_live_matches_gauge_counts_matches_with_subscribers_on_table_changes() {
+    let (mut table, m, _) = table_with(1);
+    let stats = CoreStats::default();
+    let (out, _peer) = subscriber(Version::V2);
+    table.subscribe(m.id.as_str(), &out, None);
+    // Another match appears (a table change): one of the two has a subscriber.
+    let mut other = created();
+    other.id = matchstream_protocol::MatchId::parse("abc-zed-2011-09-10").expect("id");
+    table.apply(BusMsg::Created(Arc::new(other.clone())), &stats);
+    assert_eq!(stats.snapshot().live_matches, 1);
+    let (out2, _peer2) = subscriber(Version::V2);
+    table.subscribe(other.id.as_str(), &out2, None);
+    table.sweep(&stats, 0);
+    assert_eq!(stats.snapshot().live_matches, 2);
+    table.apply(BusMsg::Cancelled(other.id.clone()), &stats);
+    assert_eq!(stats.snapshot().live_matches, 1);
+}
