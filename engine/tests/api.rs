@@ -326,3 +326,71 @@ fn checkins_never_followed_by_a_connect_expire() {
     assert_eq!(checkin(), 0, "after {:?}", started.elapsed());
     assert_eq!(checkin(), 1);
 }
+
+/// The live page's files (SPEC §8), byte for byte as the binary holds them: `/`,
+/// `/match/<id>` and `/ops` are HTML with a policy that lets the browser load nothing from
+/// elsewhere, `/web/<file>` the stylesheet and scripts; an unknown file is a JSON 404.
+#[test]
+fn the_live_page_is_served_from_the_binary() {
+    let server = TestServer::start();
+    let html_head = |len: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len}\r\n\
+             Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n\
+             Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; \
+             connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let pages: [(&str, &str); 3] = [
+        ("/", include_str!("../web/index.html")),
+        (
+            "/match/elp-tig-2011-09-10",
+            include_str!("../web/match.html"),
+        ),
+        ("/ops", include_str!("../web/ops.html")),
+    ];
+    for (path, body) in pages {
+        let got = raw_http(
+            server.api,
+            format!("GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(got, format!("{}{body}", html_head(body.len())), "{path}");
+    }
+    let assets: [(&str, &str, &str); 2] = [
+        ("live.css", "text/css", include_str!("../web/live.css")),
+        (
+            "match.js",
+            "text/javascript",
+            include_str!("../web/match.js"),
+        ),
+    ];
+    for (name, kind, body) in assets {
+        let got = raw_http(
+            server.api,
+            format!("GET /web/{name} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let want = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {kind}; charset=utf-8\r\nContent-Length: {}\r\n\
+             Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        assert_eq!(got, want, "{name}");
+    }
+    let got = raw_http(
+        server.api,
+        b"GET /web/../Cargo.toml HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        got,
+        error_answer("404 Not Found", "no such path", false, "")
+    );
+    let got = raw_http(
+        server.api,
+        b"GET /web/nope.js HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        got,
+        error_answer("404 Not Found", "no such file", false, "")
+    );
+}

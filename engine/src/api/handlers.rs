@@ -1,6 +1,7 @@
 //! The endpoints of SPEC §4: public reads answered from the core's own match table, watcher
 //! writes sent to the store thread, checkin from the per-core load counters; and the start of
-//! a match's event stream (SPEC §8, [`super::stream`]).
+//! a match's event stream (SPEC §8, [`super::stream`]); the live page's files
+//! ([`super::pages`]).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -10,6 +11,7 @@ use matchstream_http::{query_param, Method, Request, Response, RouteError, Route
 use matchstream_protocol::api::{parse_new_match, parse_posted_event, stored_event_body};
 use matchstream_protocol::MatchId;
 
+use super::pages::{self, Page};
 use super::stream::{self, Plan};
 use super::{error, read};
 use crate::checkin::{self, Target};
@@ -30,6 +32,8 @@ enum Endpoint {
     PostEvent,
     CancelMatch,
     User,
+    Page(Page),
+    Asset,
 }
 
 static ROUTER: LazyLock<Router<Endpoint>> = LazyLock::new(|| {
@@ -44,7 +48,11 @@ static ROUTER: LazyLock<Router<Endpoint>> = LazyLock::new(|| {
         .add(Method::Post, "/1/match/:id/events", Endpoint::PostEvent)
         .add(Method::Get, "/1/users/:id", Endpoint::User)
         .add(Method::Get, "/1/stats", Endpoint::Stats)
-        .add(Method::Get, "/metrics", Endpoint::Metrics);
+        .add(Method::Get, "/metrics", Endpoint::Metrics)
+        .add(Method::Get, "/", Endpoint::Page(Page::Matches))
+        .add(Method::Get, "/match/:id", Endpoint::Page(Page::Match))
+        .add(Method::Get, "/ops", Endpoint::Page(Page::Ops))
+        .add(Method::Get, "/web/:file", Endpoint::Asset);
     r
 });
 
@@ -80,6 +88,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
         Endpoint::Match => read(one_match(shard, id)),
         Endpoint::History => read(history(shard, id, req.query.as_deref())),
         Endpoint::Stats => read(Response::json(200, stats_json(&shard.node))),
+        Endpoint::Page(which) => pages::page(which),
+        Endpoint::Asset => pages::asset(params.get("file").unwrap_or_default()),
         Endpoint::Metrics => {
             Response::text(200, metrics_text(&shard.node)).with_header("Cache-Control", "no-store")
         }

@@ -156,6 +156,7 @@ fn banner(b: &Banner<'_>) -> String {
          Every round is a new match, one day after the last; the first is {first}.\n\
          \n\
          Watch it:\n\
+         \x20 in a browser: {base}/match/{first}   (all matches: {base}/ · operations: {base}/ops)\n\
          \x20 nc {host} {port}\n\
          \x20     then type: VERSION:1:CONNECT:me:MATCH:{first}\n\
          \x20 {program} watch {first} --url {base}\n\
@@ -476,6 +477,8 @@ mod tests {
             store: "memory",
         });
         for want in [
+            "  in a browser: http://127.0.0.1:8888/match/elp-tig-2011-09-10 ",
+            "operations: http://127.0.0.1:8888/ops)\n",
             "  nc 127.0.0.1 9100\n",
             "then type: VERSION:1:CONNECT:me:MATCH:elp-tig-2011-09-10\n",
             "  matchstream watch elp-tig-2011-09-10 --url http://127.0.0.1:8888\n",
