@@ -418,3 +418,44 @@ fn format_count(n: u64) -> String {
     }
     out
 }
+
+#[test]
+fn the_operations_panel_lists_the_nodes_sharing_its_store() {
+    let redis = common::RedisServer::start();
+    let a = redis.node();
+    let b = redis.node();
+    let mut browser = Browser::open(1400, 1000);
+    browser.goto(&format!("http://{}/ops", a.api));
+    let rows = "return [...document.querySelectorAll('#cluster tbody tr')].map(tr => tr.children[1].textContent);";
+    // Nodes learn of each other from their heartbeats: 20 s bounds one that never comes.
+    let (v, _) = browser.wait_for(
+        "both nodes",
+        &format!("const v = (() => {{ {rows} }})(); return v.length === 2 && v;"),
+        Duration::from_secs(20),
+        rows,
+    );
+    // Each row's ports, in any order: this node's first, then the other's as its heartbeat
+    // advertises them.
+    let listed: Vec<Vec<String>> = v
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            let mut ports: Vec<String> = row
+                .as_str()
+                .expect("text")
+                .split(", ")
+                .map(str::to_owned)
+                .collect();
+            ports.sort();
+            ports
+        })
+        .collect();
+    let mut own: Vec<String> = a.ports.iter().map(u16::to_string).collect();
+    let mut other: Vec<String> = b.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    own.sort();
+    other.sort();
+    assert_eq!(listed, vec![own, other]);
+    let alone = browser.eval("return document.getElementById('cluster-alone').hidden;");
+    assert_eq!(alone, Value::Bool(true));
+}
