@@ -105,6 +105,9 @@ pub struct Outcome {
     pub framing: BTreeMap<String, u64>,
     /// Measured (stamped) frames received.
     pub delivered: u64,
+    /// Bytes the subscribers read: every answer head, status, event, keep-alive and error.
+    #[serde(default)]
+    pub bytes_received: u64,
     /// Frames whose seq was not above the last one seen.
     pub duplicated: u64,
     /// Frames whose seq skipped ahead (a gap at that moment).
@@ -180,6 +183,7 @@ impl Outcome {
             *self.framing.entry(k.clone()).or_default() += v;
         }
         self.delivered += o.delivered;
+        self.bytes_received += o.bytes_received;
         self.duplicated += o.duplicated;
         self.out_of_order += o.out_of_order;
         self.checkin.merge(&o.checkin);

@@ -3,8 +3,9 @@
 //! process.
 //!
 //! Each subscriber optionally checks in (`GET /1/checkin`), connects, sends its command
-//! (`VERSION:v:CONNECT:<user>:MATCH:<id>`, a Redis `SUBSCRIBE`, or NATS `CONNECT`/`SUB`/`PING`),
-//! and reads until the server hangs up (or, for Redis and NATS, until the stop message).
+//! (`VERSION:v:CONNECT:<user>:MATCH:<id>`, the event stream's `GET /1/match/<id>/stream` on its
+//! node's API, a Redis `SUBSCRIBE`, or NATS `CONNECT`/`SUB`/`PING`), and reads until the server
+//! hangs up (or, for Redis and NATS, until the stop message).
 //! For `fanout --rate max`, the shard keeps per match the smallest seq its live subscribers
 //! have seen ([`crate::publisher::window::MinTracker`]) and signals every change, so the publisher can
 //! hold each match's window to its slowest subscriber. At most `concurrency` subscribers are
@@ -576,6 +577,7 @@ impl Shard<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(sub.seen.broken(net::classify(&e))),
             };
+            self.out.bytes_received += n as u64;
             let mut items = std::mem::take(&mut self.items);
             items.clear();
             let fed = sub.decoder.feed(&buf[..n], &mut items);
