@@ -1,15 +1,17 @@
 //! `fanout`: the benchmark for performance engineers. N subscribers (version 2 on a stream
 //! port, or server-sent events on the API port: `--transport`, see
 //! [`crate::modes::fanout::transport`]) spread over M matches that the bench creates, starts
-//! and plays as their watcher: E comment events per match under one flow control ([`crate::publisher::flow`]: paced at R per second per match, or `max`
-//! with a window of W events ahead of the slowest subscriber), then a stop. The same
-//! publisher loop ([`crate::publisher::pipeline`]) drives matchstream and every baseline
-//! (`--baseline redis://..`, `--baseline nats://..`, see [`crate::modes::fanout::baseline`]), pipelining its
+//! and plays as their watcher: E comment events per match under one flow control
+//! ([`crate::publisher::flow`]: paced at R per second per match, or `max` with a window of W
+//! events ahead of the slowest subscriber), then a stop. The same publisher loop
+//! ([`crate::publisher::pipeline`]) drives matchstream and every baseline (`--baseline
+//! redis://..`, `--baseline nats://..`, see [`crate::modes::fanout::baseline`]), pipelining its
 //! publishes. Every event carries its stamp, so every subscriber in every worker process
 //! measures each delivery's latency from the frame alone; per subscriber the v2 seq (an SSE
-//! event's `id`) is tracked to count duplicates and gaps. `--runs K` repeats the whole measurement with fresh
-//! matches (see [`crate::modes::fanout::runs`] for the tables), and the bench exits non-zero on any loss,
-//! failure, refused publish, missed rate or broken `--fail-on` criterion.
+//! event's `id`) is tracked to count duplicates and gaps. `--runs K` repeats the whole
+//! measurement with fresh matches (see [`crate::modes::fanout::runs`] for the tables), and the
+//! bench exits non-zero on any loss, failure, refused publish, missed rate or broken
+//! `--fail-on` criterion.
 
 use anyhow::{bail, Context};
 use matchstream_client::HttpClient;

@@ -149,7 +149,7 @@ pub struct Options {
     pub publishers: Option<usize>,
 
     /// How matchstream's subscribers receive the events: tcp (stream port, after a
-    /// checkin), sse (GET /1/match/<id>/stream on the API port), or tcp,sse (both in every
+    /// checkin), sse (the match's event stream on the API port), or tcp,sse (both in every
     /// run, compared).
     #[arg(
         long,
