@@ -26,6 +26,7 @@ Two numbers drive every test, as in the seed:
 
 Stage 1 (is it really working?):  matchstream-bench clients --api URL --play sample --token T --n 5
 Stage 2 (finding the boundaries): matchstream-bench ramp --api URL --token T --max 16384
+Fanout, stream ports against SSE: matchstream-bench fanout --api URL --token T --transport tcp,sse
 Soak (half an hour, with resumes): matchstream-bench soak --api URL --token T --server-pid PID
   (or bench/scripts/soak.sh [minutes], which starts the server)
 
@@ -57,8 +58,9 @@ pub enum Command {
     /// The HTTP load test (the original's ApacheBench script): N requests, C in flight.
     #[command(long_about = crate::modes::http::LONG_ABOUT)]
     Http(crate::modes::http::Options),
-    /// The fanout benchmark: subscribers over matches, events published under one flow
-    /// control (paced or windowed) for matchstream and its Redis and NATS baselines alike.
+    /// The fanout benchmark: subscribers over matches (stream ports, server-sent events, or
+    /// both compared: --transport), events published under one flow control (paced or
+    /// windowed) for matchstream and its Redis and NATS baselines alike.
     #[command(long_about = crate::modes::fanout::LONG_ABOUT)]
     Fanout(crate::modes::fanout::Options),
     /// The seed's stage 2: N doubling from --start, HTTP alone, clients alone, both; stops

@@ -335,14 +335,7 @@ fn report_of(
         c: setup.c,
         version: setup.version,
         match_id: setup.match_id.clone(),
-        target: match &setup.target {
-            Target::Checkin(api) => format!("checkin via http://{}", api.url.host_header()),
-            Target::Direct(a) => a
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        },
+        target: setup.target.describe(),
         ok: o.ok,
         failed: o.failed,
         connected: o.connected,

@@ -158,7 +158,9 @@ impl Seen {
     pub fn closed(&self, checker: Result<(), Violation>) -> Result<(), Failure> {
         match checker {
             Err(Violation::Incomplete) => return Err(Failure::IncompleteEvent),
-            Err(Violation::BadFraming(_)) => return Err(Failure::BadFraming),
+            Err(Violation::BadFraming(_) | Violation::BadLine(_)) => {
+                return Err(Failure::BadFraming)
+            }
             Ok(()) => {}
         }
         if self.stop || (self.status && !self.live) {

@@ -17,6 +17,29 @@ pub enum Target {
     Checkin(Api),
     /// Connect straight to these addresses, subscriber `i` to `addrs[i % len]`.
     Direct(Vec<SocketAddr>),
+    /// Open the match's event stream (`GET /1/match/<id>/stream`) on these nodes' APIs,
+    /// subscriber `i` on `apis[i % len]`, with no checkin (`fanout --transport sse`).
+    Sse(Vec<Api>),
+}
+
+impl Target {
+    /// Where the subscribers go, in words: `checkin via http://host:port`, the stream
+    /// addresses, or `sse via http://host:port[,...]`.
+    pub fn describe(&self) -> String {
+        let list = |items: Vec<String>| items.join(",");
+        match self {
+            Target::Checkin(api) => format!("checkin via http://{}", api.url.host_header()),
+            Target::Direct(addrs) => list(addrs.iter().map(ToString::to_string).collect()),
+            Target::Sse(apis) => format!(
+                "sse via {}",
+                list(
+                    apis.iter()
+                        .map(|a| format!("http://{}{}", a.url.host_header(), a.url.prefix()))
+                        .collect()
+                )
+            ),
+        }
+    }
 }
 
 /// Rounds of resumes (`soak`): each round, a share of the shard's streaming subscribers,
@@ -82,6 +105,9 @@ pub struct Outcome {
     pub framing: BTreeMap<String, u64>,
     /// Measured (stamped) frames received.
     pub delivered: u64,
+    /// Bytes the subscribers read: every answer head, status, event, keep-alive and error.
+    #[serde(default)]
+    pub bytes_received: u64,
     /// Frames whose seq was not above the last one seen.
     pub duplicated: u64,
     /// Frames whose seq skipped ahead (a gap at that moment).
@@ -157,6 +183,7 @@ impl Outcome {
             *self.framing.entry(k.clone()).or_default() += v;
         }
         self.delivered += o.delivered;
+        self.bytes_received += o.bytes_received;
         self.duplicated += o.duplicated;
         self.out_of_order += o.out_of_order;
         self.checkin.merge(&o.checkin);

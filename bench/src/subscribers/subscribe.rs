@@ -3,8 +3,9 @@
 //! process.
 //!
 //! Each subscriber optionally checks in (`GET /1/checkin`), connects, sends its command
-//! (`VERSION:v:CONNECT:<user>:MATCH:<id>`, a Redis `SUBSCRIBE`, or NATS `CONNECT`/`SUB`/`PING`),
-//! and reads until the server hangs up (or, for Redis and NATS, until the stop message).
+//! (`VERSION:v:CONNECT:<user>:MATCH:<id>`, the event stream's `GET /1/match/<id>/stream` on its
+//! node's API, a Redis `SUBSCRIBE`, or NATS `CONNECT`/`SUB`/`PING`), and reads until the server
+//! hangs up (or, for Redis and NATS, until the stop message).
 //! For `fanout --rate max`, the shard keeps per match the smallest seq its live subscribers
 //! have seen ([`crate::publisher::window::MinTracker`]) and signals every change, so the publisher can
 //! hold each match's window to its slowest subscriber. At most `concurrency` subscribers are
@@ -41,7 +42,7 @@ use crate::subscribers::plan::{Outcome, Plan, Target};
 use crate::wire::decode::{Decoder, Protocol};
 use crate::wire::framing::{Item, Violation};
 use crate::wire::http::ResponseParser;
-use crate::wire::resp;
+use crate::wire::{resp, sse};
 
 /// Size of the shared read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -323,14 +324,18 @@ impl Shard<'_> {
     }
 
     /// Opens subscriber `index`'s connection, registered as `key`: to the API for its checkin,
-    /// or straight to its stream address; the phase it starts in.
+    /// straight to its stream address, or to its node's API for an event stream; the phase it
+    /// starts in.
     fn open(&self, index: u64, key: usize) -> Result<(TcpStream, Phase), Failure> {
         let (addr, checkin) = match &self.plan.target {
             Target::Checkin(api) => (api.addr, true),
             Target::Direct(addrs) if !addrs.is_empty() => {
                 (addrs[(index % addrs.len() as u64) as usize], false)
             }
-            Target::Direct(_) => return Err(Failure::ConnectError),
+            Target::Sse(apis) if !apis.is_empty() => {
+                (apis[(index % apis.len() as u64) as usize].addr, false)
+            }
+            Target::Direct(_) | Target::Sse(_) => return Err(Failure::ConnectError),
         };
         let stream = self.connect_as(addr, index, key).map_err(|e| {
             let kind = net::classify(&e);
@@ -512,6 +517,15 @@ impl Shard<'_> {
                 line.push_str("\r\n");
                 self.scratch.extend_from_slice(line.as_bytes());
             }
+            Protocol::Sse => {
+                let Target::Sse(apis) = &self.plan.target else {
+                    return Err(Err(Failure::ConnectError));
+                };
+                let api = &apis[(sub.index % apis.len().max(1) as u64) as usize];
+                let since = sub.resumed.then_some(sub.last_seq);
+                let (host, prefix) = (api.url.host_header(), api.url.prefix());
+                sse::request(host, prefix, channel, since, &mut self.scratch);
+            }
             Protocol::Redis => {
                 resp::command(&[b"SUBSCRIBE", channel.as_bytes()], &mut self.scratch)
             }
@@ -563,6 +577,7 @@ impl Shard<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(sub.seen.broken(net::classify(&e))),
             };
+            self.out.bytes_received += n as u64;
             let mut items = std::mem::take(&mut self.items);
             items.clear();
             let fed = sub.decoder.feed(&buf[..n], &mut items);
@@ -576,8 +591,13 @@ impl Shard<'_> {
             self.items = items;
             verdict?;
             if let Err(v) = fed {
-                if let Violation::BadFraming(what) = v {
-                    *self.out.framing.entry(what.to_owned()).or_default() += 1;
+                let what = match v {
+                    Violation::BadFraming(what) => Some(what.to_owned()),
+                    Violation::BadLine(line) => Some(line),
+                    Violation::Incomplete => None,
+                };
+                if let Some(what) = what {
+                    *self.out.framing.entry(what).or_default() += 1;
                 }
                 return Err(Err(Failure::BadFraming));
             }

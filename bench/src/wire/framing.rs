@@ -61,10 +61,13 @@ pub enum Item {
 }
 
 /// How the stream breaks the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
     /// Bytes that are not a well-formed frame; the text says what was wrong.
     BadFraming(&'static str),
+    /// A line that breaks the format, named: what was wrong and the line's first bytes (the
+    /// event stream's checker, [`crate::wire::sse`]).
+    BadLine(String),
     /// The connection ended inside a frame or a line.
     Incomplete,
 }

@@ -77,17 +77,17 @@ pub fn encode(seq: u64, kind: Kind, sent_ns: u64, size: usize) -> Vec<u8> {
 
 /// The facts of a baseline payload (its first bytes suffice: `<seq> <kind> <t_ns> `).
 pub fn parse(text: &[u8]) -> Result<Frame, Violation> {
-    let bad = Violation::BadFraming("a baseline payload of the wrong shape");
-    let s = std::str::from_utf8(text).map_err(|_| bad)?;
+    const BAD: Violation = Violation::BadFraming("a baseline payload of the wrong shape");
+    let s = std::str::from_utf8(text).map_err(|_| BAD)?;
     let mut parts = s.split(' ');
-    let seq: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(bad)?;
+    let seq: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(BAD)?;
     let (kind, measured) = match parts.next() {
         Some("c") => (EventKind::Comment, true),
         Some("w") => (EventKind::Comment, false),
         Some("s") => (EventKind::Stop, false),
-        _ => return Err(bad),
+        _ => return Err(BAD),
     };
-    let sent: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(bad)?;
+    let sent: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or(BAD)?;
     Ok(Frame {
         kind,
         seq: Some(seq),

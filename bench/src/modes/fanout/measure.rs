@@ -257,6 +257,7 @@ fn figures(
         framing: o.framing.clone(),
         expected,
         delivered: o.delivered,
+        bytes_received: o.bytes_received,
         lost: o.lost(expected),
         duplicated: o.duplicated,
         out_of_order: o.out_of_order,

@@ -88,6 +88,9 @@ pub struct Figures {
     pub expected: u64,
     /// Measured deliveries received.
     pub delivered: u64,
+    /// Bytes the subscribers read (answer heads, statuses, every event and keep-alive).
+    #[serde(default)]
+    pub bytes_received: u64,
     /// `expected − (delivered − duplicated)`.
     pub lost: u64,
     /// Frames whose seq was not above the last one the subscriber had seen.

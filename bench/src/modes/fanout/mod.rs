@@ -1,14 +1,17 @@
-//! `fanout`: the benchmark for performance engineers. N subscribers (version 2) spread over
-//! M matches that the bench creates, starts and plays as their watcher: E comment events per
-//! match under one flow control ([`crate::publisher::flow`]: paced at R per second per match, or `max`
-//! with a window of W events ahead of the slowest subscriber), then a stop. The same
-//! publisher loop ([`crate::publisher::pipeline`]) drives matchstream and every baseline
-//! (`--baseline redis://..`, `--baseline nats://..`, see [`crate::modes::fanout::baseline`]), pipelining its
+//! `fanout`: the benchmark for performance engineers. N subscribers (version 2 on a stream
+//! port, or server-sent events on the API port: `--transport`, see
+//! [`crate::modes::fanout::transport`]) spread over M matches that the bench creates, starts
+//! and plays as their watcher: E comment events per match under one flow control
+//! ([`crate::publisher::flow`]: paced at R per second per match, or `max` with a window of W
+//! events ahead of the slowest subscriber), then a stop. The same publisher loop
+//! ([`crate::publisher::pipeline`]) drives matchstream and every baseline (`--baseline
+//! redis://..`, `--baseline nats://..`, see [`crate::modes::fanout::baseline`]), pipelining its
 //! publishes. Every event carries its stamp, so every subscriber in every worker process
-//! measures each delivery's latency from the frame alone; per subscriber the v2 seq is
-//! tracked to count duplicates and gaps. `--runs K` repeats the whole measurement with fresh
-//! matches (see [`crate::modes::fanout::runs`] for the tables), and the bench exits non-zero on any loss,
-//! failure, refused publish, missed rate or broken `--fail-on` criterion.
+//! measures each delivery's latency from the frame alone; per subscriber the v2 seq (an SSE
+//! event's `id`) is tracked to count duplicates and gaps. `--runs K` repeats the whole
+//! measurement with fresh matches (see [`crate::modes::fanout::runs`] for the tables), and the
+//! bench exits non-zero on any loss, failure, refused publish, missed rate or broken
+//! `--fail-on` criterion.
 
 use anyhow::{bail, Context};
 use matchstream_client::HttpClient;
@@ -19,7 +22,6 @@ use crate::net::{self, Api};
 use crate::publisher::flow::Flow;
 use crate::publisher::publish::{self, Sink};
 use crate::subscribers::plan::Target;
-use crate::wire::decode::Protocol;
 use crate::{figures, preflight, watcher};
 
 pub mod baseline;
@@ -29,6 +31,7 @@ pub mod options;
 pub mod report;
 pub mod runs;
 pub mod thresholds;
+pub mod transport;
 
 use baseline::Baseline;
 use measure::Shape;
@@ -36,6 +39,7 @@ use measured::Figures;
 pub use options::{Options, Rate, LONG_ABOUT};
 pub use report::{FlowControl, Report, ServerProcess};
 use runs::SystemRuns;
+use transport::{SseVsTcp, Transport};
 
 /// What every run of an invocation shares.
 struct Setup<'a> {
@@ -44,8 +48,9 @@ struct Setup<'a> {
     api: Api,
     /// Redis and NATS, run in the same shape after matchstream.
     baselines: Vec<Baseline>,
-    /// Where matchstream's subscribers connect.
-    target: Target,
+    /// matchstream's transports, in the order they run, and where each one's subscribers
+    /// connect.
+    transports: Vec<(Transport, Target)>,
     flow: Flow,
     /// Bytes of a measured event's v2 frame: the baselines' payload size.
     frame_bytes: usize,
@@ -61,10 +66,16 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     }
     let api = Api::parse(&opts.api)?;
     let baselines = Baseline::parse_all(&opts.baselines, &opts.baseline_pids)?;
-    preflight(opts, &api, &baselines)?;
+    let transports = opts.transports();
+    check_transports(opts, &transports, &baselines)?;
+    let transports = transports
+        .into_iter()
+        .map(|t| Ok((t, target(opts, &api, t)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    preflight(opts, &api, &baselines, &transports)?;
     let setup = Setup {
         opts,
-        target: target(opts, &api)?,
+        transports,
         flow: opts.flow(),
         frame_bytes: frame_size(opts.warmup + opts.events + 1, opts.payload),
         api,
@@ -72,7 +83,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     };
     let servers = servers(opts, &setup.baselines);
     let mut client = HttpClient::for_url(setup.api.url.clone()).with_token(&opts.token);
-    let mut all: Vec<Vec<Figures>> = vec![Vec::new(); 1 + setup.baselines.len()];
+    let mut all: Vec<Vec<Figures>> =
+        vec![Vec::new(); setup.transports.len() + setup.baselines.len()];
     let mut warnings = Vec::new();
     let mut interrupted = None;
     for k in 1..=opts.runs {
@@ -85,7 +97,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         }
     }
     let systems = systems(&setup, all);
-    let problems = problems(opts, interrupted, &systems);
+    let problems = problems(opts, interrupted, &systems, setup.transports.len());
+    let sse_vs_tcp = sse_vs_tcp(&systems);
+    warnings.extend(sse_vs_tcp.as_ref().and_then(SseVsTcp::warning));
     for s in &systems {
         for f in &s.runs {
             warnings.extend(f.warnings());
@@ -104,11 +118,22 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         warmup: opts.warmup,
         rate: opts.rate.to_string(),
         flow_control: flow_control(opts, setup.flow),
+        transports: setup
+            .transports
+            .iter()
+            .map(|(t, _)| t.name().to_owned())
+            .collect(),
         frame_bytes: setup.frame_bytes,
+        sse_frame_bytes: setup
+            .transports
+            .iter()
+            .any(|(t, _)| *t == Transport::Sse)
+            .then(|| transport::sse_frame_size(opts.warmup + opts.events + 1, opts.payload)),
         runs: opts.runs,
         cores: figures::sysstat::cores(),
         servers,
         systems,
+        sse_vs_tcp,
         problems,
         warnings,
     };
@@ -119,17 +144,58 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Where matchstream's subscribers connect: checkin, or `--targets`.
-fn target(opts: &Options, api: &Api) -> anyhow::Result<Target> {
-    if opts.targets.is_empty() {
-        return Ok(Target::Checkin(api.clone()));
+/// Where matchstream's subscribers connect over `transport`: TCP, checkin or `--targets`;
+/// SSE, the API of `--api` or those of `--sse-targets` (with `--api`'s path prefix).
+fn target(opts: &Options, api: &Api, transport: Transport) -> anyhow::Result<Target> {
+    match transport {
+        Transport::Tcp if opts.targets.is_empty() => Ok(Target::Checkin(api.clone())),
+        Transport::Tcp => Ok(Target::Direct(
+            opts.targets
+                .iter()
+                .map(|t| net::parse_target(t))
+                .collect::<anyhow::Result<_>>()?,
+        )),
+        Transport::Sse if opts.sse_targets.is_empty() => Ok(Target::Sse(vec![api.clone()])),
+        Transport::Sse => Ok(Target::Sse(
+            opts.sse_targets
+                .iter()
+                .map(|t| {
+                    net::parse_target(t)?;
+                    Api::parse(&format!("http://{t}{}", api.url.prefix()))
+                        .with_context(|| format!("--sse-targets {t}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        )),
     }
-    Ok(Target::Direct(
-        opts.targets
-            .iter()
-            .map(|t| net::parse_target(t))
-            .collect::<anyhow::Result<_>>()?,
-    ))
+}
+
+/// Refuses transports that do not go with the other options: a baseline needs matchstream's
+/// TCP run to be compared with; `--targets` are stream ports (TCP only); `--sse-targets`
+/// are for SSE.
+fn check_transports(
+    opts: &Options,
+    transports: &[Transport],
+    baselines: &[Baseline],
+) -> anyhow::Result<()> {
+    let tcp = transports.contains(&Transport::Tcp);
+    let sse = transports.contains(&Transport::Sse);
+    if !tcp && !baselines.is_empty() {
+        bail!(
+            "--transport sse with --baseline: the Redis and NATS baselines are TCP pub/sub and \
+             have no SSE run to compare with; use --transport tcp,sse (the baselines then run \
+             beside matchstream's TCP run) or leave out --baseline"
+        );
+    }
+    if !tcp && !opts.targets.is_empty() {
+        bail!(
+            "--targets names stream ports, which only --transport tcp uses; SSE subscribers \
+             open their streams on --api or on --sse-targets"
+        );
+    }
+    if !sse && !opts.sse_targets.is_empty() {
+        bail!("--sse-targets is for --transport sse (or tcp,sse)");
+    }
+    Ok(())
 }
 
 /// The server processes to sample, and their command lines.
@@ -146,8 +212,8 @@ fn servers(opts: &Options, baselines: &[Baseline]) -> Vec<ServerProcess> {
         .collect()
 }
 
-/// Run `k`: matchstream on fresh matches (deleted afterwards unless `--keep-matches`), then
-/// each baseline; each system's figures go to its list in `all`.
+/// Run `k`: matchstream over each transport on fresh matches (deleted afterwards unless
+/// `--keep-matches`), then each baseline; each system's figures go to its list in `all`.
 fn run_once(
     setup: &Setup<'_>,
     client: &mut HttpClient,
@@ -156,33 +222,43 @@ fn run_once(
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     let opts = setup.opts;
-    let run = watcher::run_id();
-    let ids = watcher::create_started(client, &run, opts.matches)
-        .with_context(|| format!("creating the matches of run {k}"))?;
-    let channels: Vec<String> = ids.iter().map(MatchId::to_string).collect();
-    let m = measure::measure(&Shape {
-        opts,
-        system: "matchstream",
-        run: (k, opts.runs),
-        protocol: Protocol::Stream { version: 2 },
-        target: setup.target.clone(),
-        channels,
-        sink: Sink::Matchstream {
-            api: setup.api.url.clone(),
-            token: opts.token.clone(),
-            comment_len: opts.payload,
-        },
-        publish_addr: setup.api.addr,
-        pids: &opts.server_pids,
-        user_prefix: format!("b{run}f"),
-        flow: setup.flow,
-    });
-    if !opts.keep_matches {
-        if let Err(e) = watcher::cancel_all(client, &ids) {
-            warnings.push(format!("run {k}: deleting its matches: {e:#}"));
+    for (i, (transport, target)) in setup.transports.iter().enumerate() {
+        if i > 0 && crate::interrupt::requested() {
+            return Ok(());
         }
+        let run = watcher::run_id();
+        let ids = watcher::create_started(client, &run, opts.matches)
+            .with_context(|| format!("creating the matches of run {k} ({})", transport.system()))?;
+        let channels: Vec<String> = ids.iter().map(MatchId::to_string).collect();
+        let m = measure::measure(&Shape {
+            opts,
+            system: transport.system(),
+            run: (k, opts.runs),
+            protocol: transport.protocol(),
+            target: target.clone(),
+            channels,
+            sink: Sink::Matchstream {
+                api: setup.api.url.clone(),
+                token: opts.token.clone(),
+                comment_len: opts.payload,
+            },
+            publish_addr: setup.api.addr,
+            pids: &opts.server_pids,
+            user_prefix: format!("b{run}f"),
+            flow: setup.flow,
+        });
+        if !opts.keep_matches {
+            if let Err(e) = watcher::cancel_all(client, &ids) {
+                warnings.push(format!(
+                    "run {k} ({}): deleting its matches: {e:#}",
+                    transport.system()
+                ));
+            }
+        }
+        all[i].push(m?);
     }
-    all[0].push(m?);
+    let run = watcher::run_id();
+    let first = setup.transports.len();
     for (i, b) in setup.baselines.iter().enumerate() {
         if crate::interrupt::requested() {
             break;
@@ -201,28 +277,45 @@ fn run_once(
             flow: setup.flow,
         })
         .with_context(|| format!("the {} baseline, run {k}", b.name()))?;
-        all[1 + i].push(f);
+        all[first + i].push(f);
     }
     Ok(())
 }
 
-/// Every system's runs and medians, matchstream first; systems without a single run
-/// (interrupted before theirs) are left out.
+/// Every system's runs and medians, matchstream first (over each transport); systems without
+/// a single run (interrupted before theirs) are left out.
 fn systems(setup: &Setup<'_>, mut all: Vec<Vec<Figures>>) -> Vec<SystemRuns> {
     let keep = all.iter().take_while(|r| !r.is_empty()).count().max(1);
     all.truncate(keep);
-    let targets = std::iter::once(setup.api.url.to_string())
-        .chain(setup.baselines.iter().map(|b| b.url.clone()))
+    let targets = setup
+        .transports
+        .iter()
+        .map(|(t, target)| match t {
+            Transport::Tcp => (setup.api.url.to_string(), t.name()),
+            Transport::Sse => (target.describe(), t.name()),
+        })
+        .chain(setup.baselines.iter().map(|b| (b.url.clone(), "tcp")))
         .collect::<Vec<_>>();
     all.into_iter()
         .zip(targets)
-        .map(|(runs, target)| SystemRuns::new(runs, target))
+        .map(|(runs, (target, transport))| SystemRuns::new(runs, target, transport))
         .collect()
 }
 
+/// SSE against TCP, when both ran.
+fn sse_vs_tcp(systems: &[SystemRuns]) -> Option<SseVsTcp> {
+    let find = |t: Transport| systems.iter().find(|s| s.system == t.system());
+    Some(SseVsTcp::new(find(Transport::Tcp)?, find(Transport::Sse)?))
+}
+
 /// Why the invocation fails: an interruption, every run's problems, and the `--fail-on`
-/// criteria each matchstream run breaks.
-fn problems(opts: &Options, interrupted: Option<u32>, systems: &[SystemRuns]) -> Vec<String> {
+/// criteria each matchstream run (the first `matchstream` systems, one per transport) breaks.
+fn problems(
+    opts: &Options,
+    interrupted: Option<u32>,
+    systems: &[SystemRuns],
+    matchstream: usize,
+) -> Vec<String> {
     let mut problems: Vec<String> = interrupted
         .map(|k| {
             format!(
@@ -238,8 +331,10 @@ fn problems(opts: &Options, interrupted: Option<u32>, systems: &[SystemRuns]) ->
             .flat_map(|s| s.runs.iter().flat_map(Figures::problems)),
     );
     if let Some(criteria) = &opts.fail_on {
-        for f in &systems[0].runs {
-            problems.extend(criteria.check(f));
+        for s in systems.iter().take(matchstream) {
+            for f in &s.runs {
+                problems.extend(criteria.check(f));
+            }
         }
     }
     problems
@@ -302,8 +397,14 @@ pub fn frame_size(seq: u64, len: usize) -> usize {
 }
 
 /// Everything `fanout` needs before its load starts: its output paths can be written, its
-/// pids and source addresses exist, the API and every baseline answer.
-fn preflight(opts: &Options, api: &Api, baselines: &[Baseline]) -> anyhow::Result<()> {
+/// pids and source addresses exist, the API, every other node SSE subscribers go to and
+/// every baseline answer.
+fn preflight(
+    opts: &Options,
+    api: &Api,
+    baselines: &[Baseline],
+    transports: &[(Transport, Target)],
+) -> anyhow::Result<()> {
     preflight::output(&opts.output)?;
     if let Some(p) = &opts.hgrm {
         preflight::writable(p, "--hgrm")?;
@@ -317,6 +418,13 @@ fn preflight(opts: &Options, api: &Api, baselines: &[Baseline]) -> anyhow::Resul
         preflight::source_ips(ips)?;
     }
     preflight::api(api)?;
+    for (_, target) in transports {
+        if let Target::Sse(apis) = target {
+            for other in apis.iter().filter(|a| *a != api) {
+                preflight::api(other)?;
+            }
+        }
+    }
     for b in baselines {
         b.ping(preflight::PROBE)?;
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::modes::fanout::thresholds::Criteria;
+pub use crate::modes::fanout::transport::Transport;
 use crate::options::{Output, Spread};
 use crate::publisher::flow::Flow;
 use crate::publisher::window::DEFAULT_WINDOW;
@@ -12,10 +13,24 @@ use crate::publisher::window::DEFAULT_WINDOW;
 /// The long `--help` text.
 pub const LONG_ABOUT: &str = "The fanout benchmark, for performance engineers.
 
-N subscribers (--subscribers, protocol version 2, each checking in unless --targets) are spread
-evenly over M matches (--matches) that the bench creates with ids unique to the run, starts
-and plays as their watcher: --warmup unmeasured events, then E measured comment events per
-match (--events), then a stop. The matches are deleted at the end (--keep-matches keeps them).
+N subscribers (--subscribers) are spread evenly over M matches (--matches) that the bench
+creates with ids unique to the run, starts and plays as their watcher: --warmup unmeasured
+events, then E measured comment events per match (--events), then a stop. The matches are
+deleted at the end (--keep-matches keeps them).
+
+Transport (--transport, default tcp), how matchstream's subscribers receive the events:
+  tcp      protocol version 2 on a stream port, each subscriber checking in first
+           (GET /1/checkin) unless --targets names the stream addresses;
+  sse      server-sent events: each subscriber opens GET /1/match/<id>/stream (HTTP/1.1,
+           Accept: text/event-stream) on the API port of a node under test (--api, or spread
+           over --sse-targets), no checkin; every event (id: <seq>, event: <kind>, data:
+           <json>) is checked and accounted for exactly as a stream frame;
+  tcp,sse  both in every run, back to back on fresh matches of the same server: the systems
+           matchstream and matchstream-sse side by side with an sse/tcp column, and the
+           server's CPU per delivery over SSE against TCP (with --server-pid; goal: within
+           1.2x). The table and the JSON name the transport of every system.
+The Redis and NATS baselines are TCP pub/sub and run beside matchstream's TCP run;
+--transport sse alone with --baseline is refused (use --transport tcp,sse).
 
 Flow control, the same for matchstream and every baseline, one publisher loop for all:
   --rate R    paced: event k of each match is published at t0 + k/R without waiting for any
@@ -133,9 +148,26 @@ pub struct Options {
     #[arg(long)]
     pub publishers: Option<usize>,
 
+    /// How matchstream's subscribers receive the events: tcp (stream port, after a
+    /// checkin), sse (the match's event stream on the API port), or tcp,sse (both in every
+    /// run, compared).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tcp",
+        value_name = "tcp|sse|tcp,sse"
+    )]
+    pub transport: Vec<Transport>,
+
     /// Connect straight to these stream addresses instead of checking in (host:port,...).
     #[arg(long, value_delimiter = ',')]
     pub targets: Vec<String>,
+
+    /// With --transport sse: spread the SSE subscribers over these nodes' API addresses
+    /// (host:port,...; default: --api alone).
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,..")]
+    pub sse_targets: Vec<String>,
 
     /// Pid of a server process to sample (RSS, CPU); repeatable for many nodes.
     #[arg(long = "server-pid", value_name = "PID")]
@@ -186,6 +218,11 @@ pub struct Options {
 }
 
 impl Options {
+    /// The transports asked for, each once, TCP first (the order they run in).
+    pub fn transports(&self) -> Vec<Transport> {
+        crate::modes::fanout::transport::normalize(&self.transport)
+    }
+
     /// The flow control these options ask for.
     pub fn flow(&self) -> Flow {
         match self.rate {

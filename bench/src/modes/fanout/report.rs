@@ -1,9 +1,11 @@
-//! What a `fanout` invocation reports: its setup, every run of every system and the medians
-//! ([`crate::modes::fanout::runs`]), the problems that fail it and the warnings that do not;
-//! as a table and as CSV (one line per run).
+//! What a `fanout` invocation reports: its setup (matchstream's transports among it), every
+//! run of every system and the medians ([`crate::modes::fanout::runs`]), SSE against TCP when
+//! both ran ([`crate::modes::fanout::transport`]), the problems that fail it and the warnings
+//! that do not; as a table and as CSV (one line per run).
 
 use crate::figures::report::{self, ms, Table};
-use crate::modes::fanout::runs::{count, pct, publish_cell, rows, SystemRuns};
+use crate::modes::fanout::runs::{count, pct, publish_cell, ratio_columns, rows, SystemRuns};
+use crate::modes::fanout::transport::{SseVsTcp, Transport};
 
 /// The flow control, as the report states it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -46,8 +48,15 @@ pub struct Report {
     pub rate: String,
     /// How publishing was paced, the same for every system.
     pub flow_control: FlowControl,
+    /// How matchstream's subscribers received the events, in the order they ran: `tcp`
+    /// (system `matchstream`), `sse` (system `matchstream-sse`).
+    #[serde(default)]
+    pub transports: Vec<String>,
     /// Bytes of each measured event's v2 frame (the baselines' payload size).
     pub frame_bytes: usize,
+    /// Bytes of each measured event as an SSE event (null without the SSE transport).
+    #[serde(default)]
+    pub sse_frame_bytes: Option<usize>,
     /// K.
     pub runs: u32,
     /// CPUs of the machine.
@@ -55,8 +64,12 @@ pub struct Report {
     /// The sampled server processes (--server-pid, --baseline-pid) and their command lines
     /// (the server's version and flags, as they ran).
     pub servers: Vec<ServerProcess>,
-    /// matchstream first, then each baseline: every run and the medians.
+    /// matchstream first (over each transport), then each baseline: every run and the
+    /// medians.
     pub systems: Vec<SystemRuns>,
+    /// SSE against TCP, when both ran: the server's CPU per delivery (null otherwise).
+    #[serde(default)]
+    pub sse_vs_tcp: Option<SseVsTcp>,
     /// Why the invocation failed (empty when it passed): the exit status is 1 unless empty.
     pub problems: Vec<String>,
     /// Things worth knowing that do not fail the run (idle-but-slow runs, cleanup).
@@ -119,6 +132,9 @@ impl Report {
         out.push_str(&self.runs_table().render());
         out.push('\n');
         out.push_str(&self.comparison_table().render());
+        if let Some(c) = &self.sse_vs_tcp {
+            out.push_str(&c.lines());
+        }
         out.push_str(&self.closing_lines());
         out
     }
@@ -136,15 +152,30 @@ impl Report {
         } else {
             String::new()
         };
+        let sse_frame = self
+            .sse_frame_bytes
+            .map_or(String::new(), |b| format!(" ({b} B as an SSE event)"));
+        let transports: Vec<&str> = self
+            .transports
+            .iter()
+            .filter_map(|t| {
+                [Transport::Tcp, Transport::Sse]
+                    .into_iter()
+                    .find(|k| k.name() == t)
+                    .map(Transport::describe)
+            })
+            .collect();
         let mut out = format!(
-            "fanout: N={} subscribers over M={} matches, E={} events each{warm}, frame {} B, \
-             {} run(s), {} cores\nflow control: {} ({} publishing connection(s))\n\n",
+            "fanout: N={} subscribers over M={} matches, E={} events each{warm}, frame {} \
+             B{sse_frame}, {} run(s), {} cores\ntransport: {}\nflow control: {} ({} publishing \
+             connection(s))\n\n",
             self.subscribers,
             self.matches,
             self.events,
             self.frame_bytes,
             self.runs,
             self.cores,
+            transports.join("; then "),
             fc.description,
             fc.publishers
         );
@@ -228,8 +259,8 @@ impl Report {
         t
     }
 
-    /// The systems side by side (medians over the runs) with matchstream's ratio to each
-    /// baseline.
+    /// The systems side by side (medians over the runs) with SSE's ratio to TCP and
+    /// matchstream's to each baseline.
     fn comparison_table(&self) -> Table {
         let done = self.done();
         let title = if done > 1 {
@@ -239,12 +270,7 @@ impl Report {
         };
         let mut header = vec![title];
         header.extend(self.systems.iter().map(|s| s.system.clone()));
-        header.extend(
-            self.systems
-                .iter()
-                .skip(1)
-                .map(|s| format!("matchstream/{}", s.system)),
-        );
+        header.extend(ratio_columns(&self.systems).into_iter().map(|c| c.2));
         let mut cmp = Table::new(header);
         for row in rows(&self.systems) {
             cmp.row(row);
@@ -267,8 +293,8 @@ impl Report {
                 .last()
                 .map_or(String::new(), |f| report::cost_line(&f.bench));
             out.push_str(&format!(
-                "{} ({}): failures by run: {failures}; bench cost (last run): {cost}\n",
-                s.system, s.target
+                "{} over {} ({}): failures by run: {failures}; bench cost (last run): {cost}\n",
+                s.system, s.transport, s.target
             ));
         }
         for w in &self.warnings {
@@ -291,7 +317,7 @@ mod tests {
             Figures::sample("matchstream", 2, 4000.0, 100),
             Figures::sample("matchstream", 3, 3.0, 100),
         ];
-        let s = SystemRuns::new(runs, "http://x".into());
+        let s = SystemRuns::new(runs, "http://x".into(), "tcp");
         assert_eq!(s.median.p99_ms, 3.0);
         let report = Report {
             subscribers: 1,
@@ -306,15 +332,23 @@ mod tests {
                 publishers: 1,
                 description: "window W=64".into(),
             },
+            transports: vec!["tcp".into()],
             frame_bytes: 10,
+            sse_frame_bytes: None,
             runs: 3,
             cores: 2,
             servers: Vec::new(),
             systems: vec![s],
+            sse_vs_tcp: None,
             problems: vec!["matchstream run 2: 1 deliveries lost".into()],
             warnings: Vec::new(),
         };
         let text = report.table();
+        assert!(
+            text.contains("transport: tcp (stream protocol v2"),
+            "{text}"
+        );
+        assert!(text.contains("matchstream over tcp (http://x)"), "{text}");
         let line = text
             .lines()
             .find(|l| l.starts_with("2 "))

@@ -36,8 +36,12 @@ pub struct Medians {
 /// Every run of one system.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SystemRuns {
-    /// `matchstream`, `redis` or `nats`.
+    /// `matchstream` (over TCP), `matchstream-sse`, `redis` or `nats`.
     pub system: String,
+    /// How its subscribers receive the events: `tcp` (matchstream's stream ports, Redis and
+    /// NATS) or `sse` (matchstream's event streams on the API port).
+    #[serde(default)]
+    pub transport: String,
     /// The URL measured.
     pub target: String,
     /// Each run, in order.
@@ -67,8 +71,8 @@ fn median_of(runs: &[Figures], get: impl Fn(&Figures) -> Option<f64>) -> Option<
 }
 
 impl SystemRuns {
-    /// The runs of one system and their medians.
-    pub fn new(runs: Vec<Figures>, target: String) -> SystemRuns {
+    /// The runs of one system over `transport` and their medians.
+    pub fn new(runs: Vec<Figures>, target: String, transport: &str) -> SystemRuns {
         let m = |get: fn(&Figures) -> f64| median_of(&runs, |f| Some(get(f))).unwrap_or(0.0);
         let median = Medians {
             p50_ms: m(|f| f.latency.p50_ms),
@@ -84,6 +88,7 @@ impl SystemRuns {
         };
         SystemRuns {
             system: runs.first().map_or_else(String::new, |f| f.system.clone()),
+            transport: transport.to_owned(),
             target,
             runs,
             median,
@@ -140,7 +145,7 @@ pub(super) fn publish_cell(f: &Figures) -> String {
 /// A row of the side-by-side comparison: its name, how to read it, how to print it.
 type Row = (&'static str, fn(&Figures) -> Option<f64>, fn(f64) -> String);
 
-const ROWS: [Row; 25] = [
+const ROWS: [Row; 26] = [
     ("connected", |f| Some(f.connected as f64), count),
     ("failed", |f| Some(f.failed as f64), count),
     ("expected deliveries", |f| Some(f.expected as f64), count),
@@ -149,6 +154,11 @@ const ROWS: [Row; 25] = [
     ("duplicated", |f| Some(f.duplicated as f64), count),
     ("out of order", |f| Some(f.out_of_order as f64), count),
     ("deliveries/s", |f| Some(f.deliveries_per_second), count),
+    (
+        "bytes read/delivery",
+        crate::modes::fanout::transport::bytes_per_delivery,
+        count,
+    ),
     ("latency p50 ms", |f| Some(f.latency.p50_ms), ms),
     ("latency p90 ms", |f| Some(f.latency.p90_ms), ms),
     ("latency p95 ms", |f| Some(f.latency.p95_ms), ms),
@@ -204,18 +214,36 @@ fn one(v: f64) -> String {
     format!("{v:.1}")
 }
 
-/// The comparison rows: per figure, the median over each system's runs, then matchstream's
-/// ratio to each baseline.
+/// The ratio columns of the comparison: `(numerator, denominator, header)`, indexes into the
+/// systems: SSE over TCP when both ran (`sse/tcp`), then the first system (matchstream over
+/// its first transport) over each baseline (`matchstream/redis`).
+pub fn ratio_columns(systems: &[SystemRuns]) -> Vec<(usize, usize, String)> {
+    let find = |name: &str| systems.iter().position(|s| s.system == name);
+    let mut out = Vec::new();
+    if let (Some(tcp), Some(sse)) = (find("matchstream"), find("matchstream-sse")) {
+        out.push((sse, tcp, "sse/tcp".to_owned()));
+    }
+    for (i, s) in systems.iter().enumerate().skip(1) {
+        if !s.system.starts_with("matchstream") {
+            out.push((0, i, format!("{}/{}", systems[0].system, s.system)));
+        }
+    }
+    out
+}
+
+/// The comparison rows: per figure, the median over each system's runs, then the ratios of
+/// [`ratio_columns`].
 pub fn rows(systems: &[SystemRuns]) -> Vec<Vec<String>> {
+    let ratios = ratio_columns(systems);
     ROWS.iter()
         .map(|(name, get, fmt)| {
             let values: Vec<Option<f64>> =
                 systems.iter().map(|s| median_of(&s.runs, get)).collect();
             let mut row = vec![(*name).to_owned()];
             row.extend(values.iter().map(|v| v.map_or("-".into(), fmt)));
-            for b in values.iter().skip(1) {
-                row.push(match (values[0], b) {
-                    (Some(a), Some(b)) if *b != 0.0 => format!("{:.2}x", a / b),
+            for &(a, b, _) in &ratios {
+                row.push(match (values[a], values[b]) {
+                    (Some(a), Some(b)) if b != 0.0 => format!("{:.2}x", a / b),
                     _ => "-".into(),
                 });
             }
@@ -237,20 +265,30 @@ mod tests {
     }
 
     #[test]
-    fn ratios_are_per_baseline() {
-        let ms = SystemRuns::new(
-            vec![Figures::sample("matchstream", 1, 1.0, 200)],
-            String::new(),
-        );
-        let redis = SystemRuns::new(vec![Figures::sample("redis", 1, 1.0, 100)], String::new());
-        let nats = SystemRuns::new(vec![Figures::sample("nats", 1, 1.0, 50)], String::new());
-        let rows = rows(&[ms, redis, nats]);
+    fn ratios_are_per_baseline_and_sse_over_tcp() {
+        let system = |name: &str, delivered, transport| {
+            SystemRuns::new(
+                vec![Figures::sample(name, 1, 1.0, delivered)],
+                String::new(),
+                transport,
+            )
+        };
+        let ms = system("matchstream", 200, "tcp");
+        let redis = system("redis", 100, "tcp");
+        let nats = system("nats", 50, "tcp");
+        let rows = rows(&[ms.clone(), redis.clone(), nats.clone()]);
         let delivered = rows.iter().find(|r| r[0] == "delivered").expect("row");
         assert_eq!(delivered[1..], ["200", "100", "50", "2.00x", "4.00x"]);
-        let single = super::rows(&[SystemRuns::new(
-            vec![Figures::sample("m", 1, 1.0, 1)],
-            String::new(),
-        )]);
+        let single = super::rows(&[system("m", 1, "tcp")]);
         assert!(single.iter().all(|r| r.len() == 2));
+        // Both transports: SSE over TCP first, then matchstream (TCP) over each baseline.
+        let all = [ms, system("matchstream-sse", 300, "sse"), redis];
+        let headers: Vec<String> = ratio_columns(&all).into_iter().map(|c| c.2).collect();
+        assert_eq!(headers, ["sse/tcp", "matchstream/redis"]);
+        let rows = super::rows(&all);
+        let delivered = rows.iter().find(|r| r[0] == "delivered").expect("row");
+        assert_eq!(delivered[1..], ["200", "300", "100", "1.50x", "2.00x"]);
+        // SSE alone: no ratio.
+        assert!(ratio_columns(&[system("matchstream-sse", 1, "sse")]).is_empty());
     }
 }
