@@ -47,6 +47,9 @@ pub enum BusMsg {
     /// What the store holds for this match fails the node's checks: end its subscribers with
     /// `match unavailable` and forget it until it comes back valid (as a [`BusMsg::Snapshot`]).
     Withdrawn(MatchId),
+    /// The node is draining ([`crate::drain`]): end the subscribers that can resume elsewhere
+    /// (v2, SSE) with `node draining`, keep the v1 ones, and send every later subscriber away.
+    Drain,
     /// The server is shutting down.
     Shutdown,
 }

@@ -7,6 +7,9 @@
 //! gave up, a scan of the endpoint) cannot steer every later client away from a core. This node's cores win
 //! ties; another node's port is chosen only when it carries strictly less.
 //!
+//! A draining node ([`crate::drain`]) sends every client to the least-loaded port of another
+//! node, and when it knows of none, nowhere ([`Target::Nowhere`]: 503 `node draining`).
+//!
 //! [`CoreStats::load`]: crate::stats::CoreStats::load
 //! [`PENDING_TTL`]: crate::stats::PENDING_TTL
 
@@ -24,32 +27,40 @@ pub enum Target {
         /// Its port.
         port: u16,
     },
+    /// Nowhere: this node is draining and knows of no other.
+    Nowhere,
 }
 
 /// The least-loaded stream port of the cluster (this node's cores win ties); counts the
 /// client as pending there.
 pub fn pick(node: &NodeStats) -> Target {
+    if node.drain.is_draining() {
+        return remote_below(node, u64::MAX).unwrap_or(Target::Nowhere);
+    }
     let core = least_loaded_core(node);
     let local = node.cores.get(core).map_or(0, |c| c.load());
-    // Remote loads are as old as the last heartbeat (up to a second): count every client
-    // sent there since, so a connect burst spreads over the cluster instead of all going
-    // to the port that looked emptiest a second ago.
-    let remote = node.remote.write().ok().and_then(|mut r| {
-        let best = r
-            .iter_mut()
-            .filter(|p| p.load < local)
-            .min_by_key(|p| p.load)?;
-        best.load += 1;
-        Some(Target::Remote {
-            host: best.host.clone(),
-            port: best.port,
-        })
-    });
-    remote.unwrap_or_else(|| {
+    remote_below(node, local).unwrap_or_else(|| {
         if let Some(c) = node.cores.get(core) {
             c.add_pending();
         }
         Target::Local(core)
+    })
+}
+
+/// The least-loaded port of another node whose load is below `limit`, if any; counts the
+/// client there. Remote loads are as old as the last heartbeat (up to a second): counting every
+/// client sent there since makes a connect burst spread over the cluster instead of all going
+/// to the port that looked emptiest a second ago.
+fn remote_below(node: &NodeStats, limit: u64) -> Option<Target> {
+    let mut remote = node.remote.write().ok()?;
+    let best = remote
+        .iter_mut()
+        .filter(|p| p.load < limit)
+        .min_by_key(|p| p.load)?;
+    best.load += 1;
+    Some(Target::Remote {
+        host: best.host.clone(),
+        port: best.port,
     })
 }
 
@@ -87,6 +98,36 @@ mod tests {
                 host: "10.0.0.2".into(),
                 port: 9200
             }
+        );
+    }
+
+    #[test]
+    fn a_draining_node_sends_every_client_to_another_node_or_nowhere() {
+        let n = NodeStats::for_tests();
+        n.drain.begin(
+            std::time::Duration::from_secs(60),
+            crate::drain::Trigger::Request,
+        );
+        assert_eq!(pick(&n), Target::Nowhere, "no other node known");
+        let remote = |port, load| RemotePort {
+            node: "n2".into(),
+            host: "10.0.0.2".into(),
+            port,
+            load,
+        };
+        // Loaded more than this node's empty cores: still chosen, the lighter first.
+        n.set_remote(vec![remote(9200, 7), remote(9201, 5)]);
+        let to = |port| Target::Remote {
+            host: "10.0.0.2".into(),
+            port,
+        };
+        assert_eq!(pick(&n), to(9201));
+        assert_eq!(pick(&n), to(9201));
+        assert_eq!(pick(&n), to(9200), "the clients sent count");
+        assert_eq!(
+            n.cores[0].load() + n.cores[1].load(),
+            0,
+            "none counted here"
         );
     }
 

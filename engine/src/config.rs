@@ -1,9 +1,10 @@
 //! Command line and configuration: one [`Config`] for the server, with environment twins
-//! (SPEC §5), plus the arguments of `demo`, `replay` and `watch`.
+//! (SPEC §5), plus the arguments of `demo`, `replay`, `watch` and `drain`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -42,6 +43,14 @@ pub enum Command {
     /// or missed; version 1 cannot resume. It gives up after 8 attempts in a row that bring
     /// nothing (pauses from 100 ms doubling to 2 s). Exits 0 when the match has ended.
     Watch(WatchArgs),
+    /// Drain a node before taking it down: POST /1/admin/drain with the watcher token.
+    ///
+    /// The node leaves checkin and the cluster registry at once, sends its v2 and SSE
+    /// subscribers `ERROR: node draining` (they check in again and resume on another node),
+    /// keeps its v1 subscribers until their matches end or its --drain-timeout, then exits 0.
+    /// GET /readyz answers 503 meanwhile. Draining a node that drains already is harmless.
+    /// Prints the node's answer; with --wait, returns only once the node has stopped.
+    Drain(DrainArgs),
 }
 
 /// Where matches and events are kept.
@@ -230,8 +239,23 @@ pub struct Config {
     pub sse_keepalive_ms: u64,
 
     /// Milliseconds subscribers get to receive the shutdown notice before the server exits.
+    /// SIGTERM or SIGINT first drains the node within it (as POST /1/admin/drain does, v1
+    /// subscribers kept until their matches end), then stops; the last words of a stop after
+    /// that drain get at least 1 s. A second signal cuts the drain short.
     #[arg(long, env = "MATCHSTREAM_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
+
+    /// Longest a drain (POST /1/admin/drain, `matchstream drain`) keeps the node's v1
+    /// subscribers, who cannot resume elsewhere, waiting for their matches to end before it
+    /// stops the node and exits 0; v2 and SSE subscribers are sent to other nodes at once. A
+    /// number with a unit: ms, s, m or h (a bare number is seconds), e.g. 90s, 10m.
+    #[arg(
+        long,
+        env = "MATCHSTREAM_DRAIN_TIMEOUT",
+        default_value = "10m",
+        value_parser = parse_duration
+    )]
+    pub drain_timeout: Duration,
 
     /// Do not pin executors to CPUs (useful when several servers share a small machine).
     #[arg(long, env = "MATCHSTREAM_NO_PIN")]
@@ -257,9 +281,51 @@ impl Default for Config {
             max_api_connections: 10_000,
             sse_keepalive_ms: 15_000,
             shutdown_grace_ms: 5_000,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             no_pin: false,
         }
     }
+}
+
+/// The default of `--drain-timeout`: long enough for most of a match's v1 watchers to see
+/// it end, short enough for a deploy to go on.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Parses a duration: a whole number with a unit, `ms`, `s`, `m` or `h` (`1500ms`, `90s`,
+/// `10m`, `1h`); a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || format!("{text:?}: use a whole number with ms, s, m or h, e.g. 90s or 10m");
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(bad()),
+    };
+    ms.map(Duration::from_millis).ok_or_else(bad)
+}
+
+/// `matchstream drain`.
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    /// The node's HTTP API.
+    #[arg(long, env = "MATCHSTREAM_URL", default_value = "http://127.0.0.1:8888")]
+    pub url: String,
+
+    /// The watcher's bearer token (the node's --token).
+    #[arg(long, env = "MATCHSTREAM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Wait until the node has stopped (its API no longer answers), at most as long as the
+    /// node says its drain may take plus 30 s.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `matchstream demo`: a server plus a loop playing the sample match.
@@ -396,5 +462,34 @@ mod tests {
         assert_eq!(c.http_write_timeout_ms, d.http_write_timeout_ms);
         assert_eq!(c.max_api_connections, d.max_api_connections);
         assert_eq!(c.sse_keepalive_ms, d.sse_keepalive_ms);
+        assert_eq!(c.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+    }
+
+    #[test]
+    fn durations_parse_with_their_unit() {
+        #[rustfmt::skip]
+        let cases = [
+            ("ms", "1500ms", Ok(Duration::from_millis(1500))),
+            ("seconds", "90s", Ok(Duration::from_secs(90))),
+            ("bare seconds", "45", Ok(Duration::from_secs(45))),
+            ("minutes", "10m", Ok(Duration::from_secs(600))),
+            ("hours", "2h", Ok(Duration::from_secs(7200))),
+            ("zero", "0s", Ok(Duration::ZERO)),
+            ("spaces", " 5 m ", Ok(Duration::from_secs(300))),
+        ];
+        for (name, text, want) in cases {
+            assert_eq!(parse_duration(text), want, "{name}");
+        }
+        for bad in [
+            "",
+            "m",
+            "1.5s",
+            "-1s",
+            "10d",
+            "5 minutes",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -215,6 +215,9 @@ pub struct Fanout {
     dirty: std::collections::VecDeque<Rc<Outbox>>,
     tend: Vec<Rc<Outbox>>,
     listing: RefCell<Option<Rc<[u8]>>>,
+    /// The node drains ([`BusMsg::Drain`] applied): subscribers that can resume elsewhere are
+    /// sent away, now and when they subscribe.
+    draining: bool,
 }
 
 impl Fanout {
@@ -288,6 +291,7 @@ impl Fanout {
                     MatchView::new(record.state, record.history),
                 );
             }
+            BusMsg::Drain => self.drain(),
             BusMsg::Shutdown => {
                 let notices = Encoding::ALL
                     .map(|e| frame_of(|out| e.render_error("server shutting down", out)));
@@ -307,6 +311,35 @@ impl Fanout {
         if recount {
             self.count_live(stats);
         }
+    }
+
+    /// Starts the node's drain on this core: every subscriber that can resume elsewhere (v2,
+    /// SSE) is ended with `node draining` (an abrupt end, as `too slow`: its queued frames are
+    /// dropped, it resumes after the last one it received whole); v1 subscribers, who cannot
+    /// resume, are kept until their match ends.
+    fn drain(&mut self) {
+        self.draining = true;
+        let dirty = &mut self.dirty;
+        for view in self.views.values_mut() {
+            view.subscribers.retain(|sub| {
+                if sub.end().is_some() {
+                    return false; // ended already (swept late): it says its own last words
+                }
+                if stays_while_draining(sub.encoding) {
+                    return true;
+                }
+                sub.finish(End::Draining);
+                if sub.mark_dirty() {
+                    dirty.push_back(sub.clone());
+                }
+                false
+            });
+        }
+    }
+
+    /// True once the node drains ([`BusMsg::Drain`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Forgets a match and ends its subscribers with `end` (an abrupt end: its error line).
@@ -444,6 +477,11 @@ impl Fanout {
     ) -> Option<Subscribed> {
         let view = self.views.get_mut(id)?;
         let encoding = outbox.encoding;
+        if self.draining && !stays_while_draining(encoding) {
+            // Sent away at once: a resume (what it is, or what it becomes) belongs elsewhere.
+            outbox.finish(End::Draining);
+            return Some(Subscribed::Done);
+        }
         match since {
             Some(seq) => {
                 for entry in view.since(seq) {
@@ -466,6 +504,11 @@ impl Fanout {
             Some(Subscribed::Done)
         }
     }
+}
+
+/// True for the subscribers a draining node keeps: version 1, which cannot resume elsewhere.
+fn stays_while_draining(encoding: Encoding) -> bool {
+    encoding == Encoding::V1
 }
 
 #[cfg(test)]

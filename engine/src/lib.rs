@@ -19,7 +19,9 @@
 //! - [`api`]: the HTTP API; [`checkin`]: where checkin sends a subscriber; [`stats`]: live
 //!   counters; [`limits`]: host limits at start; [`signals`]: termination signals;
 //!   [`token`]: the generated watcher token and its 0600 file;
-//! - [`tools`]: the client-side subcommands (`demo`, `replay`, `watch`), on
+//! - operations: [`drain`]: leaving the cluster before a stop; [`health`]: whether the
+//!   store is reachable, for `GET /readyz`;
+//! - [`tools`]: the client-side subcommands (`demo`, `replay`, `watch`, `drain`), on
 //!   [`matchstream_client`].
 
 pub mod api;
@@ -27,8 +29,10 @@ pub mod bus;
 pub mod checkin;
 pub mod cluster;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod fanout;
+pub mod health;
 pub mod incarnation;
 pub mod latch;
 pub mod limits;

@@ -1,11 +1,12 @@
 //! The `matchstream` binary: parse the command line, start logging, run the subcommand.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use matchstream_engine::config::{Cli, Command};
 use matchstream_engine::signals;
-use matchstream_engine::tools::{demo, replay, watch};
+use matchstream_engine::tools::{demo, drain, replay, watch};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Drain(args) => drain::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -25,11 +27,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Serves until drained: by `POST /1/admin/drain`, or by SIGTERM/SIGINT within the grace
+/// period (`signals`); then stops and exits 0.
 fn serve(config: matchstream_engine::Config) -> anyhow::Result<()> {
     signals::block_termination();
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
     let server = matchstream_engine::start(config)?;
-    let sig = signals::wait_termination();
-    log::info!("signal {sig} received");
+    signals::drain_on_termination(server.node.clone(), grace)?;
+    server.wait();
     server.shutdown();
     Ok(())
 }

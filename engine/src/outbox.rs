@@ -56,6 +56,8 @@ pub enum End {
     HistoryChanged,
     /// The node withdrew the match (its stored data fails the checks): the same.
     Unavailable,
+    /// The node is draining ([`crate::drain`]): the same, and the client resumes elsewhere.
+    Draining,
     /// The peer is gone (write error or EOF): close now.
     PeerGone,
 }
@@ -74,6 +76,7 @@ impl End {
             End::Cancelled => Some("match cancelled"),
             End::HistoryChanged => Some("match history changed"),
             End::Unavailable => Some("match unavailable"),
+            End::Draining => Some(crate::drain::REASON),
             End::Finished | End::Shutdown | End::PeerGone => None,
         }
     }

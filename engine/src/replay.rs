@@ -95,6 +95,10 @@ pub async fn stream_backlog(
         if shard.shutdown.is_set() {
             return Err(Stopped::Reply("server shutting down"));
         }
+        // Every backlog is a resume (v2, SSE): a draining node sends it on to another node.
+        if shard.node.drain.is_draining() {
+            return Err(Stopped::Reply(crate::drain::REASON));
+        }
         let frames = {
             let fanout = shard.fanout.borrow();
             let Some(view) = fanout.get(match_id) else {

@@ -4,7 +4,9 @@
 //! so the ports in the [`ServerHandle`] (and in the `listening` log line) are real, also with
 //! port 0. Shutdown order: the bus tells every core; each stops accepting, sends its
 //! subscribers `ERROR: server shutting down`, waits for its connections to finish within the
-//! grace period, and exits; then the store thread drains its queue and stops.
+//! grace period, and exits; then the store thread drains its queue and stops. A drain
+//! ([`crate::drain`]) may come first: [`ServerHandle::wait`] returns once it has ended, and
+//! the caller then shuts the node down.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +21,7 @@ use crate::cluster::feed::{self, Feed};
 use crate::cluster::registry::{self, Registry};
 use crate::cluster::Delivered;
 use crate::config::{Config, StoreSpec};
+use crate::drain::{self, Drainer};
 use crate::error::Error;
 use crate::fanout::Fanout;
 use crate::listener::{accept_loop, adopt, bind};
@@ -51,6 +54,7 @@ pub struct ServerHandle {
     store: Option<StoreService>,
     feed: Option<Feed>,
     registry: Option<Registry>,
+    drainer: Option<Drainer>,
 }
 
 /// Everything one core needs, moved into its executor thread.
@@ -149,8 +153,11 @@ fn open_store(
     let records = store.load().map_err(fail)?;
     let describe = store.describe();
     log::info!(target: "matchstream::store", "store {describe} holds {} matches", records.len());
-    let (service, handle) =
-        StoreService::start(store, bus.clone()).map_err(|source| Error::Thread {
+    if matches!(spec, StoreSpec::Redis(_)) {
+        node.store_health.watch_redis();
+    }
+    let (service, handle) = StoreService::start(store, bus.clone(), node.store_health.clone())
+        .map_err(|source| Error::Thread {
             name: store::service::THREAD_NAME.into(),
             source,
         })?;
@@ -189,6 +196,7 @@ fn join_cluster(
         bus.clone(),
         delivered.clone(),
         node.store_rejected.clone(),
+        node.store_health.clone(),
     )
     .map_err(thread(feed::THREAD_NAME))?;
     let host = advertised_host(config, node.api_addr);
@@ -262,6 +270,10 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
     let delivered = Arc::new(Delivered::default());
     let store = open_store(&config.store, &bus, &delivered, &node)?;
     let (feed, registry) = join_cluster(&config, &node, &store.records, &bus, &delivered)?;
+    let drainer = Drainer::start(node.clone(), bus.clone()).map_err(|source| Error::Thread {
+        name: drain::THREAD_NAME.into(),
+        source,
+    })?;
     let token_file = match generated {
         true => Some(publish_token(&config, api_addr.port(), &token)?),
         false => None,
@@ -290,6 +302,7 @@ pub fn start(config: Config) -> Result<ServerHandle, Error> {
         store: Some(store.service),
         feed,
         registry,
+        drainer: Some(drainer),
     })
 }
 
@@ -392,6 +405,8 @@ async fn run_core(setup: CoreSetup) {
     bus_task.await;
     streams.await;
     apis.await;
+    // After a signal's drain, what is left of its grace period (SIGTERM is answered within it).
+    let grace = shard.node.drain.final_wait(grace);
     future::or(shard.tasks.idle(), async {
         glommio::timer::sleep(grace).await;
         log::warn!(target: "matchstream::server",
@@ -401,6 +416,13 @@ async fn run_core(setup: CoreSetup) {
 }
 
 impl ServerHandle {
+    /// Blocks until the node has drained: a drain began (`POST /1/admin/drain`, or
+    /// [`crate::signals::drain_on_termination`]) and ended, its v1 subscribers gone or its
+    /// time up. The caller then shuts the node down ([`ServerHandle::shutdown`]).
+    pub fn wait(&self) {
+        self.node.drain.wait_finished();
+    }
+
     /// Stops the node gracefully and waits for it.
     pub fn shutdown(mut self) {
         self.stop();
@@ -411,6 +433,9 @@ impl ServerHandle {
             return;
         }
         log::info!(target: "matchstream::server", "shutting down");
+        if let Some(drainer) = self.drainer.take() {
+            drainer.stop();
+        }
         // Leave the cluster first, so checkin stops sending clients here.
         if let Some(registry) = self.registry.take() {
             registry.stop();

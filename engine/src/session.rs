@@ -18,6 +18,7 @@ use glommio::timer::Timer;
 use matchstream_protocol::command::{find_line, parse_command, Command};
 use matchstream_protocol::encoding::Encoding;
 
+use crate::drain;
 use crate::incarnation;
 use crate::linger;
 use crate::outbox::{duplicate, send_now, tend, Outbox};
@@ -44,6 +45,10 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     };
     // Read the latest state: a match created (or cancelled) just before is seen.
     shard.sync();
+    // A draining node takes no new subscriber, of any version: it is leaving.
+    if shard.node.drain.is_draining() {
+        return Box::pin(refuse(&shard, stream, drain::REASON)).await;
+    }
     if shard.fanout.borrow().get(&command.match_id).is_none() {
         return Box::pin(refuse(&shard, stream, "unknown match")).await;
     }

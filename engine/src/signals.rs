@@ -1,6 +1,20 @@
 //! SIGINT/SIGTERM handling without a signal handler: the main thread blocks both signals
-//! before any other thread starts (threads inherit the mask), then waits for one with
-//! `sigwait`, so a signal never interrupts a core.
+//! before any other thread starts (threads inherit the mask), then one thread waits for them
+//! with `sigwait`, so a signal never interrupts a core.
+//!
+//! Policy (SPEC §9): the first signal drains the node ([`crate::drain`]) within
+//! `--shutdown-grace-ms` — v2 and SSE subscribers are sent to other nodes at once, v1 ones kept
+//! until their matches end or the grace period is over — then it stops and exits 0; a second
+//! signal cuts the drain short.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::drain::Trigger;
+use crate::stats::NodeStats;
+
+/// The signal thread's name.
+pub const THREAD_NAME: &str = "matchstream-signals";
 
 /// Blocks SIGINT and SIGTERM for this thread and every thread it starts afterwards.
 pub fn block_termination() {
@@ -20,6 +34,23 @@ pub fn wait_termination() -> i32 {
         libc::sigwait(&set, &mut sig);
         sig
     }
+}
+
+/// Starts the thread that turns SIGINT and SIGTERM (blocked by [`block_termination`]) into
+/// a drain of `node` within `grace`; a second signal ends the drain at once.
+pub fn drain_on_termination(node: Arc<NodeStats>, grace: Duration) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(THREAD_NAME.into())
+        .spawn(move || {
+            let sig = wait_termination();
+            log::info!(target: "matchstream::signals",
+                "signal {sig} received: draining within {grace:?} (again to stop now)");
+            node.drain.begin(grace, Trigger::Signal);
+            let sig = wait_termination();
+            log::info!(target: "matchstream::signals", "signal {sig} received again: stopping now");
+            node.drain.begin(Duration::ZERO, Trigger::Signal);
+        })
+        .map(drop)
 }
 
 unsafe fn termination_set() -> libc::sigset_t {

@@ -233,6 +233,10 @@ pub struct NodeStats {
     /// Matches, events and feed messages read from Redis that failed the node's checks and
     /// were not rendered (the store thread and the feed count them; see `cluster::trust`).
     pub store_rejected: Arc<AtomicU64>,
+    /// Whether the node drains, and until when ([`crate::drain`]).
+    pub drain: crate::drain::Drain,
+    /// Whether the store is reachable, as its threads last saw it ([`crate::health`]).
+    pub store_health: Arc<crate::health::StoreHealth>,
 }
 
 /// The node's HTTP API connections: open now (against `--max-api-connections`), refused at
@@ -326,6 +330,8 @@ impl NodeStats {
             remote: RwLock::new(Vec::new()),
             http: HttpStats::default(),
             store_rejected: Arc::default(),
+            drain: crate::drain::Drain::default(),
+            store_health: Arc::default(),
         }
     }
 

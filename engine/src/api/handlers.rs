@@ -13,7 +13,7 @@ use matchstream_protocol::MatchId;
 
 use super::pages::{self, Page};
 use super::stream::{self, Plan};
-use super::{error, read};
+use super::{admin, error, read};
 use crate::checkin::{self, Target};
 use crate::shard::Shard;
 use crate::stats::{metrics_text, stats_json};
@@ -34,6 +34,9 @@ enum Endpoint {
     User,
     Page(Page),
     Asset,
+    Healthz,
+    Readyz,
+    Drain,
 }
 
 static ROUTER: LazyLock<Router<Endpoint>> = LazyLock::new(|| {
@@ -52,7 +55,10 @@ static ROUTER: LazyLock<Router<Endpoint>> = LazyLock::new(|| {
         .add(Method::Get, "/", Endpoint::Page(Page::Matches))
         .add(Method::Get, "/match/:id", Endpoint::Page(Page::Match))
         .add(Method::Get, "/ops", Endpoint::Page(Page::Ops))
-        .add(Method::Get, "/web/:file", Endpoint::Asset);
+        .add(Method::Get, "/web/:file", Endpoint::Asset)
+        .add(Method::Get, "/healthz", Endpoint::Healthz)
+        .add(Method::Get, "/readyz", Endpoint::Readyz)
+        .add(Method::Post, "/1/admin/drain", Endpoint::Drain);
     r
 });
 
@@ -93,13 +99,20 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
         Endpoint::Metrics => {
             Response::text(200, metrics_text(&shard.node)).with_header("Cache-Control", "no-store")
         }
+        Endpoint::Healthz => admin::healthz(),
+        Endpoint::Readyz => admin::readyz(shard),
         // Watchers only: the visit counts are not public (not in the product spec).
-        Endpoint::User | Endpoint::CreateMatch | Endpoint::PostEvent | Endpoint::CancelMatch => {
+        Endpoint::User
+        | Endpoint::CreateMatch
+        | Endpoint::PostEvent
+        | Endpoint::CancelMatch
+        | Endpoint::Drain => {
             if let Err(denied) = authorize(shard, req) {
                 return Answer::Reply(denied);
             }
             match endpoint {
                 Endpoint::User => user(shard, id).await,
+                Endpoint::Drain => admin::drain(shard),
                 Endpoint::CreateMatch => create_match(shard, &req.body).await,
                 Endpoint::PostEvent => post_event(shard, id, &req.body).await,
                 _ => cancel_match(shard, id).await,
@@ -136,6 +149,7 @@ fn checkin(shard: &Shard, local: Option<SocketAddr>) -> Response {
             };
             (host, port)
         }
+        Target::Nowhere => return error(503, crate::drain::REASON),
     };
     let body = serde_json::to_vec(&Checkin { host: &host, port }).unwrap_or_default();
     Response::json(200, body)

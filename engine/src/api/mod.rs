@@ -29,6 +29,7 @@
 //! and the stream's head are written, and the connection becomes a subscriber ([`stream`]),
 //! out of the connection cap; requests pipelined behind it are never read.
 
+pub mod admin;
 pub mod handlers;
 pub mod pages;
 pub mod stream;

@@ -31,6 +31,7 @@ use matchstream_protocol::sse;
 use matchstream_protocol::Period;
 
 use super::{error, read};
+use crate::drain;
 use crate::outbox::{duplicate, send_now, tend, Outbox};
 use crate::replay::{self, Next};
 use crate::shard::Shard;
@@ -115,11 +116,19 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream, plan: Plan, pending: V
         return;
     };
     // The latest state (the head's write may have waited), then no await until subscribed. A
-    // node that began stopping meanwhile has told its subscribers already: say it here.
+    // node that began stopping or draining meanwhile has told its subscribers already: say it
+    // here (a draining node takes no new subscriber; the browser reconnects, elsewhere).
     shard.sync();
-    if shard.shutdown.is_set() {
+    let leaving = if shard.shutdown.is_set() {
+        Some("server shutting down")
+    } else if shard.node.drain.is_draining() {
+        Some(drain::REASON)
+    } else {
+        None
+    };
+    if let Some(reason) = leaving {
         let mut words = Vec::new();
-        encoding.render_error("server shutting down", &mut words);
+        encoding.render_error(reason, &mut words);
         send_now(stream.as_raw_fd(), &words);
         return;
     }

@@ -41,6 +41,7 @@ use super::{
 };
 use crate::bus::{BusHandle, BusMsg, MatchRecord};
 use crate::config::RedisUrl;
+use crate::health::StoreHealth;
 
 /// The feed thread's name.
 pub const THREAD_NAME: &str = "matchstream-feed";
@@ -94,11 +95,14 @@ struct Follower {
     delivered: Arc<Delivered>,
     rejects: Rejects,
     down: bool,
+    /// Where the subscription's state is recorded for `GET /readyz`.
+    health: Arc<StoreHealth>,
 }
 
 impl Feed {
     /// Starts following the Redis at `url` through `client`, from the state of `records` (what
-    /// the cores were seeded with); counts what it refuses into `rejected`.
+    /// the cores were seeded with); counts what it refuses into `rejected`, and records in
+    /// `health` whether its subscription is up.
     pub fn start(
         client: redis::Client,
         url: &RedisUrl,
@@ -106,6 +110,7 @@ impl Feed {
         bus: BusHandle,
         delivered: Arc<Delivered>,
         rejected: Arc<AtomicU64>,
+        health: Arc<StoreHealth>,
     ) -> std::io::Result<Feed> {
         let view: HashMap<MatchId, Known> = records
             .iter()
@@ -123,6 +128,7 @@ impl Feed {
             delivered,
             rejects: Rejects::new(rejected, LOG_TARGET),
             down: false,
+            health,
         };
         Worker::spawn(THREAD_NAME, move |stop| follower.run(stop)).map(Feed)
     }
@@ -140,6 +146,7 @@ impl Follower {
             match self.follow(stop) {
                 Ok(()) => break,
                 Err(e) => {
+                    self.health.feed(false);
                     if !self.down {
                         log::warn!(target: LOG_TARGET,
                             "redis subscription to {} lost: {e}; catching up when it is back", self.url);
@@ -164,6 +171,7 @@ impl Follower {
         pubsub.set_read_timeout(Some(POLL))?;
         // Subscribed first, then compared: nothing can fall between the two.
         self.resync(&mut cmd)?;
+        self.health.feed(true);
         if self.down {
             log::info!(target: LOG_TARGET, "redis subscription to {} restored", self.url);
             self.down = false;

@@ -1,6 +1,11 @@
 //! The node registry: each node heartbeats its host, stream ports and per-core load into Redis
 //! with a time-to-live, and reads everyone else's, so checkin on any node answers the
 //! least-loaded port of the whole cluster. A node that dies drops out when its key expires.
+//!
+//! A draining node ([`crate::drain`]) removes its entry at once (within [`WAKE`] of the drain's
+//! start) and from then on only reads the others', so that its own checkin can still send
+//! clients to them. Every heartbeat, ok or failed, is recorded for `GET /readyz`
+//! ([`crate::health`]): it is the node's cheap, regular proof that Redis answers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,6 +24,8 @@ pub const THREAD_NAME: &str = "matchstream-registry";
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long a heartbeat stays valid: a dead node drops out of checkin within this.
 pub const TTL: Duration = Duration::from_secs(4);
+/// How often the thread wakes between heartbeats, to stop or to leave for a drain.
+const WAKE: Duration = Duration::from_millis(100);
 
 /// What a node publishes about itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,13 +74,18 @@ fn run(client: &redis::Client, url: &RedisUrl, node: &NodeStats, host: &str, sto
         if con.is_none() && backoff.ready() {
             match connect(client) {
                 Ok(c) => con = Some(c),
-                Err(_) => backoff.failed(),
+                Err(_) => {
+                    node.store_health.heartbeat(false);
+                    backoff.failed();
+                }
             }
         }
+        let draining = node.drain.is_draining();
         if let Some(c) = con.as_mut() {
-            match beat(c, node, host) {
+            match beat(c, node, host, !draining) {
                 Ok(remote) => {
                     node.set_remote(remote);
+                    node.store_health.heartbeat(true);
                     last_ok = Instant::now();
                     backoff.succeeded();
                     if down {
@@ -82,6 +94,7 @@ fn run(client: &redis::Client, url: &RedisUrl, node: &NodeStats, host: &str, sto
                     }
                 }
                 Err(e) => {
+                    node.store_health.heartbeat(false);
                     if !down {
                         log::warn!(target: "matchstream::registry", "registry on {url} unavailable: {e}");
                         down = true;
@@ -95,9 +108,13 @@ fn run(client: &redis::Client, url: &RedisUrl, node: &NodeStats, host: &str, sto
             // What we know of the others is older than their heartbeats' lifetime.
             node.set_remote(Vec::new());
         }
+        // The next heartbeat, or at once when a drain begins: the node leaves the registry.
         let until = Instant::now() + HEARTBEAT;
-        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(100));
+        while !stop.load(Ordering::Relaxed)
+            && Instant::now() < until
+            && draining == node.drain.is_draining()
+        {
+            std::thread::sleep(WAKE);
         }
     }
     if let Some(c) = con.as_mut() {
@@ -113,33 +130,43 @@ fn run(client: &redis::Client, url: &RedisUrl, node: &NodeStats, host: &str, sto
     }
 }
 
-/// One heartbeat: publish ours, read everyone's, drop the expired from the set.
+/// One heartbeat: publish ours (`publish`; else remove it: the node drains), read everyone's,
+/// drop the expired from the set.
 fn beat(
     con: &mut redis::Connection,
     node: &NodeStats,
     host: &str,
+    publish: bool,
 ) -> redis::RedisResult<Vec<RemotePort>> {
-    let entry = NodeEntry {
-        id: node.node_id.clone(),
-        host: host.to_owned(),
-        ports: node.stream_ports.clone(),
-        load: node.cores.iter().map(|c| c.load()).collect(),
-    };
-    let json = serde_json::to_string(&entry).unwrap_or_default();
-    let (members,): (Vec<String>,) = redis::pipe()
-        .cmd("SET")
-        .arg(node_key(&node.node_id))
-        .arg(json)
-        .arg("PX")
-        .arg(TTL.as_millis() as u64)
-        .ignore()
-        .cmd("SADD")
-        .arg(NODES)
-        .arg(&node.node_id)
-        .ignore()
-        .cmd("SMEMBERS")
-        .arg(NODES)
-        .query(con)?;
+    let mut pipe = redis::pipe();
+    if publish {
+        let entry = NodeEntry {
+            id: node.node_id.clone(),
+            host: host.to_owned(),
+            ports: node.stream_ports.clone(),
+            load: node.cores.iter().map(|c| c.load()).collect(),
+        };
+        let json = serde_json::to_string(&entry).unwrap_or_default();
+        pipe.cmd("SET")
+            .arg(node_key(&node.node_id))
+            .arg(json)
+            .arg("PX")
+            .arg(TTL.as_millis() as u64)
+            .ignore()
+            .cmd("SADD")
+            .arg(NODES)
+            .arg(&node.node_id)
+            .ignore();
+    } else {
+        pipe.cmd("DEL")
+            .arg(node_key(&node.node_id))
+            .ignore()
+            .cmd("SREM")
+            .arg(NODES)
+            .arg(&node.node_id)
+            .ignore();
+    }
+    let (members,): (Vec<String>,) = pipe.cmd("SMEMBERS").arg(NODES).query(con)?;
     let keys: Vec<String> = members.iter().map(|m| node_key(m)).collect();
     let values: Vec<Option<String>> = if keys.is_empty() {
         Vec::new()

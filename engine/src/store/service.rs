@@ -20,6 +20,7 @@ use matchstream_protocol::{Event, Match, MatchId, NewMatch, PostedEvent};
 
 use super::{Op, Outcome, Store, StoreError};
 use crate::bus::{BusHandle, BusMsg};
+use crate::health::StoreHealth;
 
 /// The store thread's name.
 pub const THREAD_NAME: &str = "matchstream-store";
@@ -125,16 +126,26 @@ pub struct StoreService {
 }
 
 impl StoreService {
-    /// Starts the store thread running `store` (loaded already) and publishing on `bus`.
+    /// Starts the store thread running `store` (loaded already) and publishing on `bus`; it
+    /// counts as running in `health` until it ends (`GET /readyz`).
     /// Returns the service and the handle cores use.
     pub fn start(
         store: Box<dyn Store>,
         bus: BusHandle,
+        health: Arc<StoreHealth>,
     ) -> std::io::Result<(StoreService, StoreHandle)> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        health.set_store_thread(true);
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
-            .spawn(move || run(store, rx, bus))?;
+            .spawn({
+                let health = health.clone();
+                move || {
+                    let _running = health.store_thread_guard();
+                    run(store, rx, bus);
+                }
+            })
+            .inspect_err(|_| health.set_store_thread(false))?;
         Ok((
             StoreService {
                 thread: Some(thread),

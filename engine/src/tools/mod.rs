@@ -1,8 +1,10 @@
 //! The client-side subcommands of the `matchstream` binary, each talking to a server through
 //! the HTTP API with [`matchstream_client`]: [`demo`] (a server of its own, playing the sample
-//! match in a loop), [`replay`] (play a match script as its watcher) and [`watch`] (a
-//! terminal subscriber). Their arguments are in [`crate::config`].
+//! match in a loop), [`replay`] (play a match script as its watcher), [`watch`] (a terminal
+//! subscriber) and [`drain`] (drain a node before taking it down). Their arguments are in
+//! [`crate::config`].
 
 pub mod demo;
+pub mod drain;
 pub mod replay;
 pub mod watch;
