@@ -27,11 +27,13 @@ fn sigterm_stops_the_server_cleanly_with_exit_0() {
     );
 }
 
-/// SIGTERM with live v1 and v2 subscribers on both cores: each gets its status frame, then
-/// exactly the shutdown notice, then the end; the process exits 0 within its grace period.
+/// SIGTERM with live v1 and v2 subscribers on both cores drains the node: each v2 subscriber
+/// gets its status frame, then at once exactly `ERROR: node draining` (to resume elsewhere);
+/// each v1 subscriber, who cannot resume, keeps its stream for the grace period, then gets
+/// exactly the shutdown notice; the process exits 0 right after.
 #[test]
-fn sigterm_with_subscribers_tells_every_one_and_exits_0() {
-    let mut p: Node = serve(&["--store", "memory", "--shutdown-grace-ms", "3000"]);
+fn sigterm_with_subscribers_drains_and_exits_0_within_the_grace_period() {
+    let mut p: Node = serve(&["--store", "memory", "--shutdown-grace-ms", "1500"]);
     let script = matchstream_protocol::script::parse_script(matchstream_protocol::script::SAMPLE)
         .expect("sample");
     let mut client = p.client();
@@ -62,17 +64,38 @@ fn sigterm_with_subscribers_tells_every_one_and_exits_0() {
         // The status frame first: then the subscription is registered.
         let status = common::read_until(&mut s, b"\n\r\n");
         assert!(status.ends_with(b"\n\r\n"));
-        subscribers.push(s);
+        subscribers.push((version, s));
     }
     let signalled = std::time::Instant::now();
-    assert_eq!(p.terminate(), Some(0));
+    // SAFETY: kill on the pid of a child we own.
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    let readers: Vec<_> = subscribers
+        .into_iter()
+        .map(|(version, s)| {
+            std::thread::spawn(move || (version, common::read_to_close(s), signalled.elapsed()))
+        })
+        .collect();
+    let status = p.child.wait().expect("wait");
     let took = signalled.elapsed();
-    assert!(took < Duration::from_secs(2), "exit took {took:?}");
-    for s in subscribers {
-        assert_eq!(
-            String::from_utf8_lossy(&common::read_to_close(s)),
-            "ERROR: server shutting down\r\n"
-        );
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(3000),
+        "exit took {took:?}"
+    );
+    for reader in readers {
+        let (version, rest, after) = reader.join().expect("reader");
+        let (want, when) = match version {
+            1 => (
+                "ERROR: server shutting down\r\n",
+                after >= Duration::from_millis(1400),
+            ),
+            _ => (
+                "ERROR: node draining\r\n",
+                after < Duration::from_millis(1000),
+            ),
+        };
+        assert_eq!(String::from_utf8_lossy(&rest), want, "v{version}");
+        assert!(when, "v{version} told after {after:?}");
     }
 }
 

@@ -235,8 +235,13 @@ const ERRORS: [(&str, Provoke); 12] = [
 ];
 
 /// Documented, and not provoked by this test: a node out of file descriptors; a match
-/// withdrawn because what Redis holds for it fails the checks (engine/tests/store_trust.rs).
-const NOT_PROVOKED: [&str; 2] = ["server out of file descriptors", "match unavailable"];
+/// withdrawn because what Redis holds for it fails the checks (engine/tests/store_trust.rs);
+/// a node being drained (engine/tests/ops.rs).
+const NOT_PROVOKED: [&str; 3] = [
+    "server out of file descriptors",
+    "match unavailable",
+    "node draining",
+];
 
 const CREATE: &[u8] = b"POST /1/matches HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\
     Content-Length: 54\r\n\r\n{\"home\":\"elp\",\"visit\":\"tig\",\"start_date\":\"2011-09-10\"}";
