@@ -288,11 +288,22 @@ fn sse_subscribed(api: SocketAddr, id: &MatchId) -> TcpStream {
         .expect("timeout");
     s.write_all(format!("GET /1/match/{id}/stream HTTP/1.1\r\n\r\n").as_bytes())
         .expect("send");
-    let head = read_until(&mut s, b"\r\n\r\n");
-    assert!(text(&head).starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
-    let status = read_until(&mut s, b"\n\n");
-    assert!(text(&status).contains("event: status\n"), "{status:?}");
-    s
+    // The head and the status event may come in one read or several: read until both are in.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let whole = text(&got);
+        if let Some((head, events)) = whole.split_once("\r\n\r\n") {
+            if events.ends_with("\n\n") {
+                assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+                assert!(events.starts_with("id: 1\nevent: status\n"), "{events:?}");
+                return s;
+            }
+        }
+        let n = s.read(&mut buf).expect("read the head and the status");
+        assert!(n > 0, "closed early: {whole:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
 }
 
 /// `matchstream drain` run against a node; its standard output.
