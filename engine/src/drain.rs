@@ -256,8 +256,10 @@ fn run(node: &NodeStats, bus: &BusHandle) {
             break;
         }
         if node.drain.wait_step(POLL) {
-            log::warn!(target: "matchstream::drain",
-                "drain time is up after {:?} with {left} subscribers left: stopping", began.elapsed());
+            if !node.drain.state().closed {
+                log::warn!(target: "matchstream::drain",
+                    "drain time is up after {:?} with {left} subscribers left: stopping", began.elapsed());
+            }
             break;
         }
     }

@@ -424,22 +424,34 @@ fn a_drain_keeps_v1_subscribers_until_their_match_stops_then_exits_0() {
 }
 
 /// Past `--drain-timeout` the v1 subscribers left get the shutdown notice, and the process
-/// exits 0.
+/// exits 0; `matchstream drain --wait` returns once it has.
 #[test]
 fn a_drain_timeout_ends_v1_subscribers_with_the_shutdown_notice_and_exits_0() {
     let mut node = serve(&["--store", "memory", "--drain-timeout", "1s"]);
-    let mut client = node.client();
-    let (id, _, _) = started_sample_on(&mut client);
+    let (id, _, _) = started_sample_on(&mut node.client());
     let (v1, _) = subscribed(node.ports[0], &format!("VERSION:1:CONNECT:old:MATCH:{id}"));
-    let r = client.post_json("/1/admin/drain", b"").expect("drain");
-    assert_eq!(r.status, 202);
-    assert_eq!(r.json().expect("json")["exit_within_ms"], 1000);
     let asked = Instant::now();
+    let cli = Command::new(env!("CARGO_BIN_EXE_matchstream"))
+        .args(["drain", "--wait", "--url", &format!("http://{}", node.api)])
+        .env("MATCHSTREAM_TOKEN", NODE_TOKEN)
+        .output();
+    let waited = asked.elapsed();
+    let cli = cli.expect("matchstream drain runs");
+    assert!(cli.status.success(), "{}", text(&cli.stderr));
+    let said = text(&cli.stdout);
+    assert!(
+        said.contains(" is draining")
+            && said.contains("within 1 s\n")
+            && said.ends_with(" has stopped\n"),
+        "{said}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "returned after {waited:?}"
+    );
+    let (code, _) = exit_of(&mut node, Duration::from_secs(1));
+    assert_eq!(code, Some(0), "stopped when drain --wait returned");
     assert_eq!(text(&read_to_close(v1)), SHUTDOWN_LINE);
-    let cut = asked.elapsed();
-    assert!(cut >= Duration::from_millis(900), "cut after {cut:?}");
-    let (code, _) = exit_of(&mut node, Duration::from_secs(10));
-    assert_eq!(code, Some(0));
 }
 
 fn sigterm(node: &Node) {
