@@ -7,7 +7,6 @@
 //! its stream ends with something left to say ([`crate::outbox::tend`]). Every error ends this
 //! subscriber only and is counted; nothing reaches the listener.
 
-use std::os::unix::io::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -21,9 +20,9 @@ use matchstream_protocol::encoding::Encoding;
 use crate::drain;
 use crate::incarnation;
 use crate::linger;
-use crate::outbox::{duplicate, send_now, tend, Outbox};
+use crate::outbox::send_now;
 use crate::replay::{self, Next};
-use crate::shard::Shard;
+use crate::shard::{JoinError, Shard};
 
 /// How a handshake failed.
 enum Refused {
@@ -73,32 +72,22 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream) {
     let Next::Subscribe(since) = Box::pin(backlog).await else {
         return;
     };
-    // Take the socket out of glommio: from here on the outbox owns it.
-    let Ok(socket) = duplicate(stream.as_raw_fd()) else {
-        return Box::pin(refuse(&shard, stream, "server out of file descriptors")).await;
-    };
-    drop(stream);
+    // From here on the outbox owns the socket.
+    match shard.join(stream, &command.match_id, encoding, since) {
+        Ok(()) => {}
+        Err(JoinError::NoDescriptor(stream)) => {
+            return Box::pin(refuse(&shard, stream, "server out of file descriptors")).await;
+        }
+        Err(JoinError::Gone(outbox)) => {
+            // Cannot happen (the match was seen with no await since: above, or by the
+            // replay's last look); said anyway.
+            send_now(outbox.fd(), b"ERROR: unknown match\r\n");
+            return;
+        }
+    }
     // Only an accepted subscription counts a visit: an anonymous loop of connects to unknown
     // matches records nothing.
     shard.store.visit(&command.user_id);
-    let outbox = Rc::new(Outbox::new(
-        socket,
-        encoding,
-        shard.config.max_queue,
-        shard.stats.clone(),
-    ));
-    let subscribed = shard
-        .fanout
-        .borrow_mut()
-        .subscribe(&command.match_id, &outbox, since);
-    if subscribed.is_none() {
-        // Cannot happen (the match was seen with no await since: above, or by the replay's
-        // last look); said anyway.
-        send_now(outbox.fd(), b"ERROR: unknown match\r\n");
-        return;
-    }
-    outbox.flush();
-    tend::spawn(&shard.tasks, outbox);
     log::debug!(target: "matchstream::session",
         "{} subscribed to {} (v{})", command.user_id, command.match_id, command.version.number());
 }
@@ -163,6 +152,6 @@ mod tests {
             "session future is {} bytes",
             future_size(run)
         );
-        assert!(std::mem::size_of::<Outbox>() <= 128);
+        assert!(std::mem::size_of::<crate::outbox::Outbox>() <= 128);
     }
 }

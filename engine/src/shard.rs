@@ -6,6 +6,7 @@
 //! from any core reads its own write on this one (the store publishes before it answers).
 
 use std::cell::RefCell;
+use std::os::unix::io::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
@@ -15,10 +16,12 @@ use crate::bus::{BusMsg, Inbox};
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::latch::Latch;
-use crate::outbox::tend;
+use crate::outbox::{duplicate, tend, Outbox};
 use crate::stats::{CoreStats, NodeStats};
 use crate::store::StoreHandle;
 use crate::tasks::Tasks;
+use glommio::net::TcpStream;
+use matchstream_protocol::encoding::Encoding;
 
 /// Bus messages applied per borrow of the match table. [`Shard::sync`] still drains the inbox
 /// to empty, a chunk at a time, recording the bus depth before each chunk.
@@ -189,6 +192,50 @@ impl Shard {
             }
             self.wake_flusher();
         }
+    }
+}
+
+/// Why [`Shard::join`] could not hand a socket to the fanout.
+pub enum JoinError {
+    /// No file descriptor was left for the outbox's copy of the socket: the stream, for the
+    /// caller to say so.
+    NoDescriptor(TcpStream),
+    /// The match is no longer in the table (cancelled meanwhile): the outbox holding the
+    /// socket, for last words.
+    Gone(Rc<Outbox>),
+}
+
+impl Shard {
+    /// Turns an accepted subscriber — a stream port session or an event stream of the API,
+    /// its handshake and resume backlog done — into an outbox in this core's fanout table:
+    /// the socket leaves glommio, everything of `match_id` after `since` is queued (with
+    /// `None`, the status first), what is queued is written, and a tend task comes back for
+    /// the subscriber only while its socket is full or for its last words. No await: what
+    /// the caller last saw of the match still holds when it subscribes.
+    pub fn join(
+        &self,
+        stream: TcpStream,
+        match_id: &str,
+        encoding: Encoding,
+        since: Option<u64>,
+    ) -> Result<(), JoinError> {
+        let Ok(socket) = duplicate(stream.as_raw_fd()) else {
+            return Err(JoinError::NoDescriptor(stream));
+        };
+        drop(stream);
+        let outbox = Rc::new(Outbox::new(
+            socket,
+            encoding,
+            self.config.max_queue,
+            self.stats.clone(),
+        ));
+        let subscribed = self.fanout.borrow_mut().subscribe(match_id, &outbox, since);
+        if subscribed.is_none() {
+            return Err(JoinError::Gone(outbox));
+        }
+        outbox.flush();
+        tend::spawn(&self.tasks, outbox);
+        Ok(())
     }
 }
 

@@ -32,9 +32,9 @@ use matchstream_protocol::Period;
 
 use super::{error, read};
 use crate::drain;
-use crate::outbox::{duplicate, send_now, tend, Outbox};
+use crate::outbox::send_now;
 use crate::replay::{self, Next};
-use crate::shard::Shard;
+use crate::shard::{JoinError, Shard};
 
 /// An accepted stream request: what [`run`] subscribes the connection to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,32 +132,23 @@ pub async fn run(shard: Rc<Shard>, mut stream: TcpStream, plan: Plan, pending: V
         send_now(stream.as_raw_fd(), &words);
         return;
     }
-    let Ok(socket) = duplicate(stream.as_raw_fd()) else {
-        let mut words = Vec::new();
-        encoding.render_error("server out of file descriptors", &mut words);
-        send_now(stream.as_raw_fd(), &words);
-        return;
-    };
-    drop(stream);
-    let outbox = Rc::new(Outbox::new(
-        socket,
-        encoding,
-        shard.config.max_queue,
-        shard.stats.clone(),
-    ));
-    let subscribed = shard
-        .fanout
-        .borrow_mut()
-        .subscribe(&plan.match_id, &outbox, since);
-    if subscribed.is_none() {
-        // Cancelled since the request was accepted (or during the backlog's last look: no).
-        let mut words = Vec::new();
-        encoding.render_error("match cancelled", &mut words);
-        send_now(outbox.fd(), &words);
-        return;
+    // From here on the outbox owns the socket.
+    match shard.join(stream, &plan.match_id, encoding, since) {
+        Ok(()) => {}
+        Err(JoinError::NoDescriptor(stream)) => {
+            let mut words = Vec::new();
+            encoding.render_error("server out of file descriptors", &mut words);
+            send_now(stream.as_raw_fd(), &words);
+            return;
+        }
+        Err(JoinError::Gone(outbox)) => {
+            // Cancelled since the request was accepted (or during the backlog's last look: no).
+            let mut words = Vec::new();
+            encoding.render_error("match cancelled", &mut words);
+            send_now(outbox.fd(), &words);
+            return;
+        }
     }
-    outbox.flush();
-    tend::spawn(&shard.tasks, outbox);
     log::debug!(target: "matchstream::api", "sse subscriber of {}", plan.match_id);
 }
 
