@@ -5,11 +5,15 @@
 //! parked on the inbox through an [`AtomicWaker`]; glommio lets a foreign thread wake a task
 //! (the waker is queued to the owning executor, which is notified), so a core sleeps in
 //! io_uring when idle and is woken promptly when something arrives: no polling loop.
+//!
+//! Each message carries the instant it was broadcast (the store thread's or the feed's
+//! publish), from which a core measures publish→flush latency (`/1/stats`).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender};
@@ -54,8 +58,11 @@ pub enum BusMsg {
     Shutdown,
 }
 
+/// A message and the instant it was broadcast.
+type Stamped = (Instant, BusMsg);
+
 struct Lane {
-    tx: Sender<BusMsg>,
+    tx: Sender<Stamped>,
     waker: Arc<AtomicWaker>,
 }
 
@@ -67,7 +74,7 @@ pub struct BusHandle {
 
 /// A core's receiving side.
 pub struct Inbox {
-    rx: Receiver<BusMsg>,
+    rx: Receiver<Stamped>,
     waker: Arc<AtomicWaker>,
 }
 
@@ -95,9 +102,10 @@ pub fn bus(cores: usize) -> (BusHandle, Vec<Inbox>) {
 impl BusHandle {
     /// Sends `msg` to every core.
     pub fn broadcast(&self, msg: BusMsg) {
+        let at = Instant::now();
         for lane in self.lanes.iter() {
             // A closed lane is a core that has already stopped: nothing left to tell it.
-            let _ = lane.tx.send(msg.clone());
+            let _ = lane.tx.send((at, msg.clone()));
             lane.waker.wake();
         }
     }
@@ -106,7 +114,12 @@ impl BusHandle {
 impl Inbox {
     /// Takes the next message, if any, without waiting.
     pub fn try_recv(&self) -> Option<BusMsg> {
-        self.rx.try_recv().ok()
+        self.try_recv_stamped().map(|(msg, _)| msg)
+    }
+
+    /// Takes the next message, if any, with the instant it was broadcast.
+    pub fn try_recv_stamped(&self) -> Option<(BusMsg, Instant)> {
+        self.rx.try_recv().ok().map(|(at, msg)| (msg, at))
     }
 
     /// Messages waiting (the "inbound bus depth" of the stats).
@@ -165,6 +178,20 @@ mod tests {
             assert!(matches!(inbox.try_recv(), Some(BusMsg::Cancelled(_))));
             assert!(inbox.try_recv().is_none());
         }
+    }
+
+    #[test]
+    fn messages_carry_the_instant_of_their_broadcast() {
+        let (handle, inboxes) = bus(2);
+        let before = Instant::now();
+        handle.broadcast(BusMsg::Shutdown);
+        let after = Instant::now();
+        let stamps: Vec<Instant> = inboxes
+            .iter()
+            .map(|i| i.try_recv_stamped().expect("a message").1)
+            .collect();
+        assert_eq!(stamps[0], stamps[1], "one instant per broadcast");
+        assert!(before <= stamps[0] && stamps[0] <= after);
     }
 
     #[test]

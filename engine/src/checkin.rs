@@ -88,6 +88,7 @@ mod tests {
             host: "10.0.0.2".into(),
             port: 9200,
             load,
+            api: String::new(),
         };
         n.set_remote(vec![remote(1)]);
         assert_eq!(pick(&n), Target::Local(0));
@@ -114,6 +115,7 @@ mod tests {
             host: "10.0.0.2".into(),
             port,
             load,
+            api: String::new(),
         };
         // Loaded more than this node's empty cores: still chosen, the lighter first.
         n.set_remote(vec![remote(9200, 7), remote(9201, 5)]);

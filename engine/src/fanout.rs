@@ -255,8 +255,11 @@ impl Fanout {
     }
 
     /// Applies one bus message; queues frames but does not send them ([`Fanout::flush`]).
-    pub fn apply(&mut self, msg: BusMsg, stats: &CoreStats) {
+    /// Returns how many events it queued for at least one subscriber (the events whose
+    /// publish→flush latency the core then measures).
+    pub fn apply(&mut self, msg: BusMsg, stats: &CoreStats) -> usize {
         let recount = !matches!(msg, BusMsg::Event { .. });
+        let mut queued = 0;
         match msg {
             BusMsg::Created(state) => {
                 self.listing.replace(None);
@@ -264,7 +267,7 @@ impl Fanout {
                     .entry(state.id.clone())
                     .or_insert_with(|| MatchView::new(state, Vec::new()));
             }
-            BusMsg::Event { event, state } => self.deliver(event, state),
+            BusMsg::Event { event, state } => queued += usize::from(self.deliver(event, state)),
             BusMsg::Snapshot(record) => {
                 let known = self.views.get(&record.state.id).map(MatchView::last_seq);
                 match known {
@@ -277,7 +280,7 @@ impl Fanout {
                     }
                     Some(have) => {
                         for event in record.history.into_iter().filter(|e| e.seq > have) {
-                            self.deliver(event, record.state.clone());
+                            queued += usize::from(self.deliver(event, record.state.clone()));
                         }
                     }
                 }
@@ -311,6 +314,7 @@ impl Fanout {
         if recount {
             self.count_live(stats);
         }
+        queued
     }
 
     /// Starts the node's drain on this core: every subscriber that can resume elsewhere (v2,
@@ -355,7 +359,8 @@ impl Fanout {
         }
     }
 
-    /// Sets the stats' count of matches with subscribers on this core.
+    /// Sets the stats' count of matches with subscribers on this core, and publishes its
+    /// busiest matches.
     fn count_live(&self, stats: &CoreStats) {
         let live = self
             .views
@@ -363,9 +368,16 @@ impl Fanout {
             .filter(|v| v.subscriber_count() > 0)
             .count();
         stats.set_live_matches(live as u64);
+        stats.publish_busiest(
+            self.views
+                .iter()
+                .map(|(id, v)| (id.as_str(), v.subscriber_count())),
+        );
     }
 
-    fn deliver(&mut self, event: Arc<Event>, state: Arc<Match>) {
+    /// Adds an event to its match and queues it for the match's subscribers; true if any
+    /// subscriber got it.
+    fn deliver(&mut self, event: Arc<Event>, state: Arc<Match>) -> bool {
         let Some(view) = self.views.get_mut(&event.match_id) else {
             // Created was not seen (cannot happen on one node: the store publishes in order).
             log::warn!(target: "matchstream::fanout",
@@ -373,11 +385,11 @@ impl Fanout {
             self.listing.replace(None);
             self.views
                 .insert(state.id.clone(), MatchView::new(state, Vec::new()));
-            return;
+            return false;
         };
         let last = view.last_seq();
         if event.seq <= last {
-            return; // already have it
+            return false; // already have it
         }
         if event.seq != last + 1 {
             log::warn!(target: "matchstream::fanout",
@@ -388,10 +400,12 @@ impl Fanout {
         view.state = state;
         view.forget_renderings();
         let dirty = &mut self.dirty;
+        let mut reached = false;
         view.subscribers.retain(|sub| {
             if sub.end().is_some() {
                 return false;
             }
+            reached = true;
             sub.push(entry.frame(sub.encoding));
             if is_stop {
                 sub.finish(End::Finished);
@@ -405,6 +419,7 @@ impl Fanout {
         if let Some(old) = view.history.len().checked_sub(RECENT_FRAMES + 1) {
             view.history[old].forget_frames();
         }
+        reached
     }
 
     /// Sends what the last messages queued to up to `max` touched subscribers, one vectored

@@ -99,7 +99,8 @@ pub struct Outbox {
     queue: RefCell<VecDeque<Frame>>,
     /// Bytes of the first queued frame already sent.
     offset: Cell<usize>,
-    /// Unsent bytes across the queue.
+    /// Unsent bytes across the queue (counted into the core's `queued_bytes` by
+    /// [`Outbox::set_queued`]).
     queued: Cell<usize>,
     max_queue: usize,
     /// The socket was full: the tend task is waiting for writability and owns the writes.
@@ -226,7 +227,7 @@ impl Outbox {
         if self.end.get().is_some() {
             return;
         }
-        self.queued.set(self.queued.get() + frame.len());
+        self.set_queued(self.queued.get() + frame.len());
         self.queue.borrow_mut().push_back(frame);
         if self.queued.get() > self.max_queue {
             self.finish(End::TooSlow);
@@ -236,7 +237,7 @@ impl Outbox {
     /// Queues a last frame even after a graceful end was set (the shutdown notice).
     pub fn push_final(&self, frame: Frame) {
         if matches!(self.end.get(), None | Some(End::Finished)) {
-            self.queued.set(self.queued.get() + frame.len());
+            self.set_queued(self.queued.get() + frame.len());
             self.queue.borrow_mut().push_back(frame);
         }
     }
@@ -256,7 +257,7 @@ impl Outbox {
             let mut queue = self.queue.borrow_mut();
             let keep = usize::from(self.offset.get() > 0).min(queue.len());
             queue.truncate(keep);
-            self.queued.set(
+            self.set_queued(
                 queue
                     .front()
                     .map_or(0, |f| f.len().saturating_sub(self.offset.get())),
@@ -374,6 +375,16 @@ impl Outbox {
         self.flush();
     }
 
+    /// Sets the unsent bytes, and the core's count of them by the difference.
+    fn set_queued(&self, n: usize) {
+        let was = self.queued.replace(n);
+        if n > was {
+            self.stats.queued_grew(n - was);
+        } else {
+            self.stats.queued_shrank(was - n);
+        }
+    }
+
     fn block(&self) {
         self.blocked.set(true);
         self.wake();
@@ -385,7 +396,7 @@ impl Outbox {
         }
         let stats = &self.stats;
         stats.add_bytes(sent as u64);
-        self.queued.set(self.queued.get().saturating_sub(sent));
+        self.set_queued(self.queued.get().saturating_sub(sent));
         let mut queue = self.queue.borrow_mut();
         let mut frames = 0;
         while sent > 0 {
@@ -408,6 +419,7 @@ impl Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         self.stats.subscribers_delta(false);
+        self.stats.queued_shrank(self.queued.get());
     }
 }
 

@@ -156,11 +156,16 @@ fn open_store(
     if matches!(spec, StoreSpec::Redis(_)) {
         node.store_health.watch_redis();
     }
-    let (service, handle) = StoreService::start(store, bus.clone(), node.store_health.clone())
-        .map_err(|source| Error::Thread {
-            name: store::service::THREAD_NAME.into(),
-            source,
-        })?;
+    let (service, handle) = StoreService::start_counted(
+        store,
+        bus.clone(),
+        node.store_health.clone(),
+        node.store_thread.clone(),
+    )
+    .map_err(|source| Error::Thread {
+        name: store::service::THREAD_NAME.into(),
+        source,
+    })?;
     Ok(OpenStore {
         service,
         handle,
@@ -199,6 +204,7 @@ fn join_cluster(
         node.store_health.clone(),
     )
     .map_err(thread(feed::THREAD_NAME))?;
+    let _ = node.feed.set(feed.stats());
     let host = advertised_host(config, node.api_addr);
     let registry =
         Registry::start(client, url, node.clone(), host).map_err(thread(registry::THREAD_NAME))?;

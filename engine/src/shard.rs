@@ -10,7 +10,7 @@ use std::os::unix::io::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::bus::{BusMsg, Inbox};
 use crate::config::Config;
@@ -32,6 +32,10 @@ const FLUSH_CHUNK: usize = 256;
 
 /// How often idle subscribers are checked for a closed connection.
 pub const PEER_SWEEP: Duration = Duration::from_secs(5);
+
+/// Most publish instants kept for the publish→flush histogram between two flush passes;
+/// past it they are recorded at once (a pass that long is measured short, not without bound).
+const MAX_UNFLUSHED: usize = 1 << 16;
 
 /// One core's state.
 pub struct Shard {
@@ -56,6 +60,10 @@ pub struct Shard {
     pub tasks: Rc<Tasks>,
     /// The bus task's waker, for handlers that queued frames.
     flusher: RefCell<Option<Waker>>,
+    /// When each message whose events were queued for subscribers since the last flush pass
+    /// was published, and how many such events it held: recorded as publish→flush latency
+    /// once a pass has written them.
+    unflushed: RefCell<Vec<(Instant, u64)>>,
 }
 
 impl Shard {
@@ -69,6 +77,7 @@ impl Shard {
         config: Arc<Config>,
         token: Arc<str>,
     ) -> Shard {
+        node.cores[core].set_thread();
         Shard {
             core,
             fanout: RefCell::new(fanout),
@@ -81,6 +90,7 @@ impl Shard {
             shutdown: Latch::default(),
             tasks: Rc::default(),
             flusher: RefCell::new(None),
+            unflushed: RefCell::new(Vec::new()),
         }
     }
 
@@ -96,12 +106,19 @@ impl Shard {
             }
             self.stats.set_bus_depth(depth as u64);
             let mut fanout = self.fanout.borrow_mut();
+            let mut unflushed = self.unflushed.borrow_mut();
             for _ in 0..MAX_DRAIN {
-                let Some(msg) = self.inbox.try_recv() else {
+                let Some((msg, published)) = self.inbox.try_recv_stamped() else {
                     break;
                 };
                 stop |= matches!(msg, BusMsg::Shutdown);
-                fanout.apply(msg, &self.stats);
+                let queued = fanout.apply(msg, &self.stats);
+                if queued > 0 {
+                    if unflushed.len() >= MAX_UNFLUSHED {
+                        self.record_flushed(&mut unflushed);
+                    }
+                    unflushed.push((published, queued as u64));
+                }
             }
         }
         self.wake_flusher();
@@ -159,6 +176,7 @@ impl Shard {
                 glommio::yield_if_needed().await;
                 self.sync();
             }
+            self.record_flushed(&mut self.unflushed.borrow_mut());
             if chunks > 4 {
                 log::debug!(target: "matchstream::shard",
                     "core {}: flush pass of {chunks} chunks took {:?}", self.core, pass.elapsed());
@@ -166,6 +184,16 @@ impl Shard {
             if self.shutdown.is_set() {
                 break;
             }
+        }
+    }
+
+    /// Records the publish→flush latency of the events queued since the last pass, now that
+    /// a pass has written them (or handed a full socket's rest to its tend task).
+    fn record_flushed(&self, unflushed: &mut Vec<(Instant, u64)>) {
+        let now = Instant::now();
+        for (published, n) in unflushed.drain(..) {
+            self.stats
+                .record_publish_to_flush(now.saturating_duration_since(published), n);
         }
     }
 

@@ -11,16 +11,38 @@
 //! Linux ≥ 6.2 reports as the number of open descriptors (counted from the descriptor
 //! bitmap); only on an older kernel, which reports 0, the directory is walked — at most once
 //! per [`OPEN_FILES_TTL`], on a thread of its own, the readers getting the last count.
+//!
+//! The operations figures (issue 13, item 2) live in submodules: [`histogram`] (fixed-bucket
+//! histograms of atomics: publish→flush latency per core, the store's batch sizes and commit
+//! latency, the feed's lag), [`peak`] (a gauge's peak over recent seconds, which no reader
+//! resets), [`requests`] (API requests by route and status, per core), [`busiest`] (each
+//! core's matches with the most subscribers), [`store`] and [`feed`] (the store thread's and
+//! the Redis feed's own counters), [`cpu`] (CPU time from /proc).
+
+pub mod busiest;
+pub mod cpu;
+pub mod feed;
+pub mod histogram;
+pub mod peak;
+pub mod requests;
+pub mod store;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use busiest::{Busiest, MatchLoad};
+use feed::{FeedSnapshot, FeedStats};
+use histogram::{Histogram, HistogramSnapshot, LATENCY_US};
+use peak::{Peak, MINUTE, RECENT};
+use requests::{RequestCount, Requests, Route};
+use store::{StoreSnapshot, StoreStats};
+
 /// One core's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CoreStats {
     subscribers: AtomicU64,
     live_matches: AtomicU64,
@@ -32,6 +54,42 @@ pub struct CoreStats {
     http_requests: AtomicU64,
     /// Clients checkin sent to this core that have not connected yet (for a while).
     pending: Pending,
+    /// The bus depth's per-second peaks.
+    bus_peak: Peak,
+    /// Unsent bytes in the core's outboxes. Only the core writes it (its outboxes are its
+    /// own), so it is kept with a plain load and store, no atomic add, on the fanout's path.
+    queued_bytes: AtomicU64,
+    /// The core's thread, for its CPU time (0 until the core runs).
+    thread_id: AtomicU64,
+    /// Microseconds from an event's publish on the bus to the end of the core's flush pass
+    /// that wrote it to its subscribers here (events with subscribers on the core only).
+    publish_to_flush: Histogram,
+    /// API requests this core answered, by route and status.
+    requests: Requests,
+    /// The core's busiest matches as of its last recount.
+    busiest: Busiest,
+}
+
+impl Default for CoreStats {
+    fn default() -> CoreStats {
+        CoreStats {
+            subscribers: AtomicU64::default(),
+            live_matches: AtomicU64::default(),
+            frames_sent: AtomicU64::default(),
+            bytes_sent: AtomicU64::default(),
+            slow_disconnects: AtomicU64::default(),
+            bus_depth: AtomicU64::default(),
+            sessions_total: AtomicU64::default(),
+            http_requests: AtomicU64::default(),
+            pending: Pending::default(),
+            bus_peak: Peak::default(),
+            queued_bytes: AtomicU64::default(),
+            thread_id: AtomicU64::default(),
+            publish_to_flush: Histogram::new(LATENCY_US),
+            requests: Requests::default(),
+            busiest: Busiest::default(),
+        }
+    }
 }
 
 /// How long a client checkin sent to a core counts there if it never connects. A client
@@ -144,6 +202,13 @@ pub struct CoreSnapshot {
     pub sessions_total: u64,
     /// HTTP requests served since start.
     pub http_requests: u64,
+    /// The deepest the inbound bus was at a drain over the last 1–2 s (the current second
+    /// and the one before: what a reader polling every second needs to see every peak).
+    pub bus_depth_peak: u64,
+    /// The same over the last minute (for scrapers).
+    pub bus_depth_peak_60s: u64,
+    /// Bytes queued in the core's outboxes and not yet written to its subscribers.
+    pub queued_bytes: u64,
 }
 
 impl CoreStats {
@@ -173,9 +238,45 @@ impl CoreStats {
     pub fn add_slow_disconnect(&self) {
         self.slow_disconnects.fetch_add(1, Relaxed);
     }
-    /// Records the inbound bus depth.
+    /// Records the inbound bus depth (and its peak).
     pub fn set_bus_depth(&self, n: u64) {
         self.bus_depth.store(n, Relaxed);
+        self.bus_peak.record(n);
+    }
+    /// `n` more bytes wait in an outbox of this core. Called by the core only.
+    pub fn queued_grew(&self, n: usize) {
+        let now = self.queued_bytes.load(Relaxed);
+        self.queued_bytes.store(now.saturating_add(n as u64), Relaxed);
+    }
+    /// `n` fewer bytes wait in an outbox of this core (sent, dropped). Called by the core only.
+    pub fn queued_shrank(&self, n: usize) {
+        let now = self.queued_bytes.load(Relaxed);
+        self.queued_bytes.store(now.saturating_sub(n as u64), Relaxed);
+    }
+    /// Records that the calling thread runs this core (for its CPU time).
+    pub fn set_thread(&self) {
+        self.thread_id.store(cpu::current_thread_id(), Relaxed);
+    }
+    /// CPU seconds of the core's thread so far (0 before it runs).
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu::thread_seconds(self.thread_id.load(Relaxed))
+    }
+    /// Records `n` events written to this core's subscribers `latency` after their publish.
+    pub fn record_publish_to_flush(&self, latency: Duration, n: u64) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.publish_to_flush.record_n(us, n);
+    }
+    /// The publish→flush histogram.
+    pub fn publish_to_flush(&self) -> HistogramSnapshot {
+        self.publish_to_flush.snapshot()
+    }
+    /// Counts an API request by its route and the status it was answered with.
+    pub fn count_request(&self, route: Route, status: u16) {
+        self.requests.count(route, status);
+    }
+    /// Publishes the core's busiest matches ([`busiest`]).
+    pub fn publish_busiest<'a>(&self, counts: impl Iterator<Item = (&'a str, usize)>) {
+        self.busiest.publish(counts);
     }
     /// Counts an accepted stream connection (one client checkin announced has arrived).
     pub fn add_session(&self) {
@@ -211,6 +312,9 @@ impl CoreStats {
             bus_depth: self.bus_depth.load(Relaxed),
             sessions_total: self.sessions_total.load(Relaxed),
             http_requests: self.http_requests.load(Relaxed),
+            bus_depth_peak: self.bus_peak.over(RECENT),
+            bus_depth_peak_60s: self.bus_peak.over(MINUTE),
+            queued_bytes: self.queued_bytes.load(Relaxed),
         }
     }
 }
@@ -237,6 +341,10 @@ pub struct NodeStats {
     pub drain: crate::drain::Drain,
     /// Whether the store is reachable, as its threads last saw it ([`crate::health`]).
     pub store_health: Arc<crate::health::StoreHealth>,
+    /// The store thread's figures ([`store`]).
+    pub store_thread: Arc<StoreStats>,
+    /// The Redis feed's figures ([`feed`]), set when the node joins a cluster.
+    pub feed: OnceLock<Arc<FeedStats>>,
 }
 
 /// The node's HTTP API connections: open now (against `--max-api-connections`), refused at
@@ -313,6 +421,9 @@ pub struct RemotePort {
     pub port: u16,
     /// Subscribers on that port's core.
     pub load: u64,
+    /// The node's HTTP API, `host:port`, for tools that poll every node (`matchstream top`);
+    /// empty from a node that does not publish it.
+    pub api: String,
 }
 
 impl NodeStats {
@@ -332,6 +443,8 @@ impl NodeStats {
             store_rejected: Arc::default(),
             drain: crate::drain::Drain::default(),
             store_health: Arc::default(),
+            store_thread: Arc::default(),
+            feed: OnceLock::new(),
         }
     }
 
@@ -352,6 +465,8 @@ pub struct ProcessSnapshot {
     pub open_files: u64,
     /// The soft open-files limit.
     pub open_files_limit: u64,
+    /// CPU time the process used since start, user and system, seconds.
+    pub cpu_seconds: f64,
 }
 
 /// Reads RSS and open files of this process.
@@ -365,6 +480,7 @@ pub fn process_snapshot() -> ProcessSnapshot {
         rss_bytes,
         open_files,
         open_files_limit: crate::limits::open_files_limit().0,
+        cpu_seconds: cpu::process_seconds(),
     }
 }
 
@@ -425,6 +541,10 @@ struct CoreJson {
     stream_port: u16,
     #[serde(flatten)]
     counters: CoreSnapshot,
+    /// CPU time of the core's thread since start, seconds.
+    cpu_seconds: f64,
+    /// Publish→flush latency of the events written to the core's subscribers, microseconds.
+    publish_to_flush_us: HistogramSnapshot,
 }
 
 #[derive(Serialize)]
@@ -438,6 +558,14 @@ struct StatsJson<'a> {
     store_rejected: u64,
     /// Other nodes' stream ports as their last heartbeats told (empty on a lone node).
     cluster: Vec<RemotePort>,
+    /// The store thread's figures.
+    store: StoreSnapshot,
+    /// The Redis feed's figures (null without Redis).
+    feed: Option<FeedSnapshot>,
+    /// API requests by route and status since start, all cores together.
+    requests: Vec<RequestCount>,
+    /// The matches with the most subscribers on the node.
+    busiest_matches: Vec<MatchLoad>,
 }
 
 /// The body of `GET /1/stats`.
@@ -453,12 +581,18 @@ pub fn stats_json(node: &NodeStats) -> Vec<u8> {
                 core: i,
                 stream_port: node.stream_ports.get(i).copied().unwrap_or(0),
                 counters: c.snapshot(),
+                cpu_seconds: c.cpu_seconds(),
+                publish_to_flush_us: c.publish_to_flush(),
             })
             .collect(),
         process: process_snapshot(),
         http: node.http.snapshot(),
         store_rejected: node.store_rejected.load(Relaxed),
         cluster: node.remote.read().map(|r| r.clone()).unwrap_or_default(),
+        store: node.store_thread.snapshot(),
+        feed: node.feed.get().map(|f| f.snapshot()),
+        requests: requests::sum(node.cores.iter().map(|c| &c.requests)),
+        busiest_matches: busiest::sum(node.cores.iter().map(|c| &c.busiest)),
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -472,7 +606,7 @@ type Metric = (
 );
 
 /// The per-core metrics of `GET /metrics`.
-const PER_CORE: [Metric; 8] = [
+const PER_CORE: [Metric; 11] = [
     (
         "matchstream_subscribers",
         "gauge",
@@ -520,6 +654,24 @@ const PER_CORE: [Metric; 8] = [
         "counter",
         "HTTP requests served.",
         |s| s.http_requests,
+    ),
+    (
+        "matchstream_bus_depth_peak",
+        "gauge",
+        "Deepest the core's inbound bus was at a drain over the last 1-2 s.",
+        |s| s.bus_depth_peak,
+    ),
+    (
+        "matchstream_bus_depth_peak_60s",
+        "gauge",
+        "Deepest the core's inbound bus was at a drain over the last minute.",
+        |s| s.bus_depth_peak_60s,
+    ),
+    (
+        "matchstream_queued_bytes",
+        "gauge",
+        "Bytes queued in the core's outboxes, not yet written to subscribers.",
+        |s| s.queued_bytes,
     ),
 ];
 
@@ -593,7 +745,171 @@ pub fn metrics_text(node: &NodeStats) -> String {
             node.node_id
         );
     }
+    operations_metrics(&mut out, node, &p);
     out
+}
+
+/// The figures of issue 13 (item 2) in `/metrics`: CPU time, publish→flush latency per core,
+/// the store thread, the feed, API requests by route and status, the busiest matches.
+fn operations_metrics(out: &mut String, node: &NodeStats, p: &ProcessSnapshot) {
+    let id = &node.node_id;
+    let core_labels = |i: usize| {
+        let port = node.stream_ports.get(i).copied().unwrap_or(0);
+        format!("node=\"{id}\",core=\"{i}\",port=\"{port}\"")
+    };
+    let name = "matchstream_core_cpu_seconds_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} CPU time of the core's thread.\n# TYPE {name} counter"
+    );
+    for (i, c) in node.cores.iter().enumerate() {
+        let _ = writeln!(out, "{name}{{{}}} {}", core_labels(i), c.cpu_seconds());
+    }
+    let name = "matchstream_process_cpu_seconds_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} CPU time of the process, user and system.\n# TYPE {name} counter\n\
+         {name}{{node=\"{id}\"}} {}",
+        p.cpu_seconds
+    );
+    let name = "matchstream_publish_to_flush_seconds";
+    histogram_head(
+        out,
+        name,
+        "From an event's publish on the bus to the end of the core's flush that wrote it to its subscribers.",
+    );
+    for (i, c) in node.cores.iter().enumerate() {
+        histogram_series(out, name, &core_labels(i), &c.publish_to_flush(), 1e6);
+    }
+    let node_label = format!("node=\"{id}\"");
+    let st = node.store_thread.snapshot();
+    for (name, kind, help, v) in [
+        (
+            "matchstream_store_queue_depth",
+            "gauge",
+            "Requests waiting for the store thread after its last commit.",
+            st.queue_depth,
+        ),
+        (
+            "matchstream_store_queue_depth_peak_60s",
+            "gauge",
+            "Most requests waiting when the store thread took a batch, over the last minute.",
+            st.queue_depth_peak_60s,
+        ),
+        (
+            "matchstream_store_batches_total",
+            "counter",
+            "Batches the store thread committed.",
+            st.batches,
+        ),
+        (
+            "matchstream_store_ops_total",
+            "counter",
+            "Operations the store thread committed.",
+            st.ops,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{node_label}}} {v}"
+        );
+    }
+    let name = "matchstream_store_batch_size";
+    histogram_head(out, name, "Operations per batch of the store thread.");
+    histogram_series(out, name, &node_label, &st.batch_size, 1.0);
+    let name = "matchstream_store_commit_seconds";
+    histogram_head(out, name, "Time the store backend took per batch.");
+    histogram_series(out, name, &node_label, &st.commit_us, 1e6);
+    if let Some(feed) = node.feed.get().map(|f| f.snapshot()) {
+        for (name, kind, help, v) in [
+            (
+                "matchstream_feed_events_total",
+                "counter",
+                "Events the Redis feed delivered to the node's cores.",
+                feed.events,
+            ),
+            (
+                "matchstream_feed_gap_fills_total",
+                "counter",
+                "Reads of a match's history that delivered events the Redis channel did not bring.",
+                feed.gap_fills,
+            ),
+            (
+                "matchstream_feed_gap_filled_events_total",
+                "counter",
+                "Events delivered by those reads.",
+                feed.gap_filled_events,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{node_label}}} {v}"
+            );
+        }
+        let name = "matchstream_feed_last_lag_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Lag of the last event the Redis feed delivered.\n# TYPE {name} gauge\n\
+             {name}{{{node_label}}} {}",
+            feed.last_lag_ms as f64 / 1e3
+        );
+        let name = "matchstream_feed_lag_seconds";
+        histogram_head(
+            out,
+            name,
+            "From an event's timestamp to its delivery by the Redis feed.",
+        );
+        histogram_series(out, name, &node_label, &feed.lag_ms, 1e3);
+    }
+    let name = "matchstream_api_requests_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} API requests answered, by route and status.\n# TYPE {name} counter"
+    );
+    for r in requests::sum(node.cores.iter().map(|c| &c.requests)) {
+        let _ = writeln!(
+            out,
+            "{name}{{{node_label},route=\"{}\",status=\"{}\"}} {}",
+            r.route, r.status, r.count
+        );
+    }
+    let name = "matchstream_match_subscribers";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Subscribers of the node's busiest matches (at most {}).\n# TYPE {name} gauge",
+        busiest::TOP_MATCHES
+    );
+    for m in busiest::sum(node.cores.iter().map(|c| &c.busiest)) {
+        let _ = writeln!(
+            out,
+            "{name}{{{node_label},match=\"{}\"}} {}",
+            m.id, m.subscribers
+        );
+    }
+}
+
+/// The HELP and TYPE lines of a histogram.
+fn histogram_head(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+}
+
+/// One series of a histogram: its cumulative buckets, `+Inf`, sum and count, its bounds and
+/// sum divided by `scale` (1e6: microseconds to seconds; 1: plain counts).
+fn histogram_series(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot, scale: f64) {
+    for (le, n) in h.le.iter().zip(&h.buckets) {
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"{}\"}} {n}",
+            *le as f64 / scale
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{{labels},le=\"+Inf\"}} {}\n{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {}",
+        h.count,
+        h.sum as f64 / scale,
+        h.count
+    );
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::LazyLock;
 
-use matchstream_http::{query_param, Method, Request, Response, RouteError, Router};
+use matchstream_http::{query_param, Method, Params, Request, Response, RouteError, Router};
 use matchstream_protocol::api::{parse_new_match, parse_posted_event, stored_event_body};
 use matchstream_protocol::MatchId;
 
@@ -16,6 +16,7 @@ use super::stream::{self, Plan};
 use super::{admin, error, read};
 use crate::checkin::{self, Target};
 use crate::shard::Shard;
+use crate::stats::requests::Route;
 use crate::stats::{metrics_text, stats_json};
 use crate::store::StoreError;
 
@@ -70,9 +71,51 @@ pub enum Answer {
     Stream(Plan),
 }
 
-/// Answers one request.
+impl Endpoint {
+    /// The route requests to this endpoint are counted under.
+    fn route(self) -> Route {
+        match self {
+            Endpoint::Checkin => Route::Checkin,
+            Endpoint::Matches => Route::Matches,
+            Endpoint::Match => Route::Match,
+            Endpoint::History => Route::History,
+            Endpoint::Stream => Route::Stream,
+            Endpoint::Stats => Route::Stats,
+            Endpoint::Metrics => Route::Metrics,
+            Endpoint::CreateMatch => Route::CreateMatch,
+            Endpoint::PostEvent => Route::PostEvent,
+            Endpoint::CancelMatch => Route::CancelMatch,
+            Endpoint::User => Route::User,
+            Endpoint::Page(_) => Route::Page,
+            Endpoint::Asset => Route::Asset,
+            Endpoint::Healthz => Route::Healthz,
+            Endpoint::Readyz => Route::Readyz,
+            Endpoint::Drain => Route::Drain,
+        }
+    }
+}
+
+/// Answers one request, and counts it by route and status on the core's counters.
 pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>) -> Answer {
-    let (endpoint, params) = match ROUTER.route(req.method, &req.path) {
+    let routed = ROUTER.route(req.method, &req.path);
+    let route = routed.as_ref().map_or(Route::Other, |(e, _)| e.route());
+    let answer = respond(shard, req, local, routed).await;
+    let status = match &answer {
+        Answer::Reply(response) => response.status,
+        Answer::Stream(_) => 200,
+    };
+    shard.stats.count_request(route, status);
+    answer
+}
+
+/// The answer to a routed request.
+async fn respond(
+    shard: &Rc<Shard>,
+    req: &Request,
+    local: Option<SocketAddr>,
+    routed: Result<(Endpoint, Params), RouteError>,
+) -> Answer {
+    let (endpoint, params) = match routed {
         Ok(found) => found,
         Err(RouteError::NotFound) => return Answer::Reply(error(404, "no such path")),
         Err(RouteError::MethodNotAllowed(allow)) => {

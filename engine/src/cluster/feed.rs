@@ -42,6 +42,7 @@ use super::{
 use crate::bus::{BusHandle, BusMsg, MatchRecord};
 use crate::config::RedisUrl;
 use crate::health::StoreHealth;
+use crate::stats::feed::FeedStats;
 
 /// The feed thread's name.
 pub const THREAD_NAME: &str = "matchstream-feed";
@@ -57,7 +58,10 @@ const POLL: Duration = Duration::from_millis(200);
 pub const RETRY_WITHDRAWN: Duration = Duration::from_secs(1);
 
 /// The running feed thread.
-pub struct Feed(Worker);
+pub struct Feed {
+    worker: Worker,
+    stats: Arc<FeedStats>,
+}
 
 /// What the feed delivered of one match.
 struct Known {
@@ -97,6 +101,8 @@ struct Follower {
     down: bool,
     /// Where the subscription's state is recorded for `GET /readyz`.
     health: Arc<StoreHealth>,
+    /// Events delivered, their lag, gaps filled (`/1/stats`).
+    stats: Arc<FeedStats>,
 }
 
 impl Feed {
@@ -119,6 +125,7 @@ impl Feed {
         for (id, known) in &view {
             delivered.set(id, known.state.last_seq);
         }
+        let stats = Arc::new(FeedStats::default());
         let mut follower = Follower {
             url: url.clone(),
             client,
@@ -129,13 +136,20 @@ impl Feed {
             rejects: Rejects::new(rejected, LOG_TARGET),
             down: false,
             health,
+            stats: stats.clone(),
         };
-        Worker::spawn(THREAD_NAME, move |stop| follower.run(stop)).map(Feed)
+        let worker = Worker::spawn(THREAD_NAME, move |stop| follower.run(stop))?;
+        Ok(Feed { worker, stats })
+    }
+
+    /// The feed's figures.
+    pub fn stats(&self) -> Arc<FeedStats> {
+        self.stats.clone()
     }
 
     /// Stops the feed and waits for its thread.
     pub fn stop(self) {
-        self.0.stop();
+        self.worker.stop();
     }
 }
 
@@ -293,8 +307,10 @@ impl Follower {
         known.state = next.clone();
         known.prints.push(fingerprint(&event));
         let (id, seq) = (event.match_id.clone(), event.seq);
+        let lag_ms = crate::api::handlers::now_ms().saturating_sub(event.timestamp_ms);
         // On the bus first: a watcher answered once it is delivered reads it on any core.
         self.bus.broadcast(BusMsg::Event { event, state: next });
+        self.stats.delivered(lag_ms);
         self.delivered.set(&id, seq);
     }
 
@@ -332,6 +348,20 @@ impl Follower {
                 return self.rewound(id, &why, cmd);
             }
         }
+        self.fill(id, entries, from);
+        let now = self.view.get(id).map_or(last, |k| k.state.last_seq);
+        self.stats.gap_filled(now.saturating_sub(last));
+        Ok(())
+    }
+
+    /// Delivers the history entries read by [`Follower::catch_up`] (the `i`-th one at
+    /// history index `from + i`) that follow on from the view, checked.
+    fn fill<'a>(
+        &mut self,
+        id: &MatchId,
+        entries: impl Iterator<Item = (usize, &'a Vec<u8>)>,
+        from: u64,
+    ) {
         for (i, bytes) in entries {
             let place = || format!("{} entry {}", history_key(id.as_str()), from + i as u64 + 1);
             let event = match decode_event(bytes) {
@@ -342,7 +372,7 @@ impl Follower {
                 }
             };
             let Some(known) = self.view.get(id) else {
-                return Ok(());
+                return;
             };
             match verify(&known.state, &event) {
                 Ok(()) => self.deliver(Arc::new(event)),
@@ -351,7 +381,6 @@ impl Follower {
                     .record(&Rejection::new(place(), why), "skipped"),
             }
         }
-        Ok(())
     }
 
     /// Takes a match whole from Redis (created while this node was not listening, or

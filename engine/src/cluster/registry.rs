@@ -38,6 +38,10 @@ pub struct NodeEntry {
     pub ports: Vec<u16>,
     /// Subscribers of core i at index i.
     pub load: Vec<u64>,
+    /// The node's HTTP API, `host:port` (the advertised host, the API's port), for tools
+    /// that poll every node (`matchstream top`); empty from a node that did not publish it.
+    #[serde(default)]
+    pub api: String,
 }
 
 /// The running registry thread.
@@ -145,6 +149,7 @@ fn beat(
             host: host.to_owned(),
             ports: node.stream_ports.clone(),
             load: node.cores.iter().map(|c| c.load()).collect(),
+            api: api_address(host, node.api_addr.port()),
         };
         let json = serde_json::to_string(&entry).unwrap_or_default();
         pipe.cmd("SET")
@@ -187,10 +192,41 @@ fn beat(
                         host: e.host.clone(),
                         port: *port,
                         load: *load,
+                        api: e.api.clone(),
                     });
                 }
             }
         }
     }
     Ok(remote)
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+fn api_address(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_addresses_bracket_ipv6_hosts() {
+        assert_eq!(api_address("10.0.0.2", 8888), "10.0.0.2:8888");
+        assert_eq!(api_address("node-a", 80), "node-a:80");
+        assert_eq!(api_address("::1", 8888), "[::1]:8888");
+        assert_eq!(api_address("[::1]", 8888), "[::1]:8888");
+    }
+
+    #[test]
+    fn entries_of_nodes_that_publish_no_api_still_read() {
+        let e: NodeEntry =
+            serde_json::from_str(r#"{"id":"n2","host":"h","ports":[9100],"load":[3]}"#)
+                .expect("an older node's entry");
+        assert_eq!(e.api, "");
+    }
 }

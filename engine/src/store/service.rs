@@ -21,6 +21,7 @@ use matchstream_protocol::{Event, Match, MatchId, NewMatch, PostedEvent};
 use super::{Op, Outcome, Store, StoreError};
 use crate::bus::{BusHandle, BusMsg};
 use crate::health::StoreHealth;
+use crate::stats::store::StoreStats;
 
 /// The store thread's name.
 pub const THREAD_NAME: &str = "matchstream-store";
@@ -134,6 +135,17 @@ impl StoreService {
         bus: BusHandle,
         health: Arc<StoreHealth>,
     ) -> std::io::Result<(StoreService, StoreHandle)> {
+        StoreService::start_counted(store, bus, health, Arc::default())
+    }
+
+    /// [`StoreService::start`], the thread counting its queue, batches and commits into
+    /// `stats` (the node's `/1/stats`).
+    pub fn start_counted(
+        store: Box<dyn Store>,
+        bus: BusHandle,
+        health: Arc<StoreHealth>,
+        stats: Arc<StoreStats>,
+    ) -> std::io::Result<(StoreService, StoreHandle)> {
         let (tx, rx) = crossbeam_channel::unbounded();
         health.set_store_thread(true);
         let thread = std::thread::Builder::new()
@@ -142,7 +154,7 @@ impl StoreService {
                 let health = health.clone();
                 move || {
                     let _running = health.store_thread_guard();
-                    run(store, rx, bus);
+                    run(store, rx, bus, &stats);
                 }
             })
             .inspect_err(|_| health.set_store_thread(false))?;
@@ -172,7 +184,7 @@ pub const VISIT_DELAY: Duration = Duration::from_millis(200);
 /// a burst of connects with distinct user ids cannot grow the waiting map without bound.
 pub const MAX_PENDING_VISITS: usize = MAX_BATCH;
 
-fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle) {
+fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle, stats: &StoreStats) {
     let mut visits: HashMap<String, u64> = HashMap::new();
     let mut visits_due: Option<Instant> = None;
     loop {
@@ -194,6 +206,9 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle) {
                 Ok(request) => batch.push(request),
                 Err(_) => break,
             }
+        }
+        if !batch.is_empty() {
+            stats.took(batch.len(), rx.len());
         }
         // Visits without a reply wait (coalesced per user) for a commit that happens anyway.
         batch.retain_mut(|r| match (&r.op, &r.reply) {
@@ -219,7 +234,9 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle) {
             visits_due = None;
         }
         if !batch.is_empty() {
-            commit(store.as_mut(), batch, &bus);
+            let size = batch.len();
+            let took = commit(store.as_mut(), batch, &bus);
+            stats.committed(size, took, rx.len());
         }
         if stopping {
             break;
@@ -228,11 +245,14 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle) {
     log::debug!(target: "matchstream::store", "store thread stopping");
 }
 
-/// Executes one batch, publishes what it committed, then answers.
-fn commit(store: &mut dyn Store, batch: Vec<Request>, bus: &BusHandle) {
+/// Executes one batch, publishes what it committed, then answers; returns how long the
+/// backend took to execute it.
+fn commit(store: &mut dyn Store, batch: Vec<Request>, bus: &BusHandle) -> Duration {
     let (ops, replies): (Vec<Op>, Vec<Option<Reply>>) =
         batch.into_iter().map(|r| (r.op, r.reply)).unzip();
+    let started = Instant::now();
     let results = store.execute(ops);
+    let took = started.elapsed();
     let publishes = store.publishes_on_bus();
     for result in results.iter().flatten().filter(|_| publishes) {
         match result {
@@ -251,4 +271,5 @@ fn commit(store: &mut dyn Store, batch: Vec<Request>, bus: &BusHandle) {
             let _ = reply.send(result);
         }
     }
+    took
 }
