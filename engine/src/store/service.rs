@@ -234,9 +234,7 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle, stats: 
             visits_due = None;
         }
         if !batch.is_empty() {
-            let size = batch.len();
-            let took = commit(store.as_mut(), batch, &bus);
-            stats.committed(size, took, rx.len());
+            commit(store.as_mut(), batch, &bus, &rx, stats);
         }
         if stopping {
             break;
@@ -245,14 +243,21 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Request>, bus: BusHandle, stats: 
     log::debug!(target: "matchstream::store", "store thread stopping");
 }
 
-/// Executes one batch, publishes what it committed, then answers; returns how long the
-/// backend took to execute it.
-fn commit(store: &mut dyn Store, batch: Vec<Request>, bus: &BusHandle) -> Duration {
+/// Executes one batch, counts it (before anyone is answered: a client that got its answer
+/// finds its write counted), publishes what it committed, then answers.
+fn commit(
+    store: &mut dyn Store,
+    batch: Vec<Request>,
+    bus: &BusHandle,
+    queue: &Receiver<Request>,
+    stats: &StoreStats,
+) {
+    let size = batch.len();
     let (ops, replies): (Vec<Op>, Vec<Option<Reply>>) =
         batch.into_iter().map(|r| (r.op, r.reply)).unzip();
     let started = Instant::now();
     let results = store.execute(ops);
-    let took = started.elapsed();
+    stats.committed(size, started.elapsed(), queue.len());
     let publishes = store.publishes_on_bus();
     for result in results.iter().flatten().filter(|_| publishes) {
         match result {
@@ -271,5 +276,4 @@ fn commit(store: &mut dyn Store, batch: Vec<Request>, bus: &BusHandle) -> Durati
             let _ = reply.send(result);
         }
     }
-    took
 }
