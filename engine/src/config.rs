@@ -1,5 +1,5 @@
 //! Command line and configuration: one [`Config`] for the server, with environment twins
-//! (SPEC §5), plus the arguments of `demo`, `replay`, `watch` and `drain`.
+//! (SPEC §5), plus the arguments of `demo`, `replay`, `watch`, `drain` and `top`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +51,16 @@ pub enum Command {
     /// GET /readyz answers 503 meanwhile. Draining a node that drains already is harmless.
     /// Prints the node's answer; with --wait, returns only once the node has stopped.
     Drain(DrainArgs),
+    /// A live view of a node, or with Redis of every node of the cluster, like top.
+    ///
+    /// Refreshed every second from each node's GET /1/stats: per node and core the
+    /// subscribers, deliveries/s, the bus depth's peak over the last 1-2 s, bytes queued for
+    /// subscribers, slow cut-offs, CPU % and publish->flush p99; per node its memory, open
+    /// files, store thread (queue, batches/s, ops per batch, commit p50/p99) and Redis feed
+    /// (events/s, lag, gap fills); the busiest matches. The other nodes are those the --url
+    /// node lists in its /1/stats `cluster` (with Redis). q, Esc or Ctrl-C quits. --once
+    /// prints one frame as plain text (from two answers a second apart) and exits 0.
+    Top(TopArgs),
 }
 
 /// Where matches and events are kept.
@@ -326,6 +336,18 @@ pub struct DrainArgs {
     /// node says its drain may take plus 30 s.
     #[arg(long)]
     pub wait: bool,
+}
+
+/// `matchstream top`.
+#[derive(Debug, Clone, Args)]
+pub struct TopArgs {
+    /// A node's HTTP API; the other nodes of its cluster are found from its /1/stats.
+    #[arg(long, env = "MATCHSTREAM_URL", default_value = "http://127.0.0.1:8888")]
+    pub url: String,
+
+    /// Print one frame as plain text, without escape codes, and exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// `matchstream demo`: a server plus a loop playing the sample match.

@@ -21,7 +21,7 @@
 //!   [`token`]: the generated watcher token and its 0600 file;
 //! - operations: [`drain`]: leaving the cluster before a stop; [`health`]: whether the
 //!   store is reachable, for `GET /readyz`;
-//! - [`tools`]: the client-side subcommands (`demo`, `replay`, `watch`, `drain`), on
+//! - [`tools`]: the client-side subcommands (`demo`, `replay`, `watch`, `drain`, `top`), on
 //!   [`matchstream_client`].
 
 pub mod api;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use matchstream_engine::config::{Cli, Command};
 use matchstream_engine::signals;
-use matchstream_engine::tools::{demo, drain, replay, watch};
+use matchstream_engine::tools::{demo, drain, replay, top, watch};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Drain(args) => drain::run(args),
+        Command::Top(args) => top::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

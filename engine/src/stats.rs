@@ -246,12 +246,14 @@ impl CoreStats {
     /// `n` more bytes wait in an outbox of this core. Called by the core only.
     pub fn queued_grew(&self, n: usize) {
         let now = self.queued_bytes.load(Relaxed);
-        self.queued_bytes.store(now.saturating_add(n as u64), Relaxed);
+        self.queued_bytes
+            .store(now.saturating_add(n as u64), Relaxed);
     }
     /// `n` fewer bytes wait in an outbox of this core (sent, dropped). Called by the core only.
     pub fn queued_shrank(&self, n: usize) {
         let now = self.queued_bytes.load(Relaxed);
-        self.queued_bytes.store(now.saturating_sub(n as u64), Relaxed);
+        self.queued_bytes
+            .store(now.saturating_sub(n as u64), Relaxed);
     }
     /// Records that the calling thread runs this core (for its CPU time).
     pub fn set_thread(&self) {

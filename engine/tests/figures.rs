@@ -172,8 +172,8 @@ fn queued_bytes_show_what_a_subscriber_has_not_taken_yet() {
     // A subscriber that reads nothing for now, with a small receive buffer and a small
     // segment size: the server's send buffer, which the kernel sizes by segments (64 KiB on
     // loopback), stays small too, and the rest waits in the outbox.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket.set_recv_buffer_size(4096).expect("rcvbuf");
     socket.set_mss(536).expect("mss");
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], server.ports[1]).into();
@@ -232,7 +232,10 @@ fn requests_are_counted_by_route_and_status() {
     let mut reader = server.reader();
     assert_eq!(reader.get("/no/such/path").expect("get").status, 404);
     assert_eq!(
-        reader.get("/1/match/aaa-bbb-2011-01-01").expect("get").status,
+        reader
+            .get("/1/match/aaa-bbb-2011-01-01")
+            .expect("get")
+            .status,
         404
     );
     assert_eq!(reader.delete("/1/stats").expect("delete").status, 405);
@@ -395,7 +398,11 @@ fn the_feed_counts_its_events_their_lag_and_the_gaps_it_fills() {
         });
         let f = feed(node);
         // One read of the history: seq 4, and 5 (whose message showed the gap) with it.
-        assert_eq!((n(&f, "gap_fills"), n(&f, "gap_filled_events")), (1, 2), "{f}");
+        assert_eq!(
+            (n(&f, "gap_fills"), n(&f, "gap_filled_events")),
+            (1, 2),
+            "{f}"
+        );
         assert_eq!(n(&f["lag_ms"], "count"), 5);
         let node_id = node_id(node);
         let text = metrics(node);

@@ -99,9 +99,18 @@ mod tests {
         let b = Busiest::default();
         b.publish([("m05", 100), ("zz", 0)].into_iter());
         let node = sum([&a, &b]);
-        assert_eq!(node[0], MatchLoad { id: "m05".into(), subscribers: 105 });
+        assert_eq!(
+            node[0],
+            MatchLoad {
+                id: "m05".into(),
+                subscribers: 105
+            }
+        );
         assert_eq!(node[1].id, "m14");
-        assert!(node.iter().all(|m| m.id != "zz"), "no subscribers, not listed");
+        assert!(
+            node.iter().all(|m| m.id != "zz"),
+            "no subscribers, not listed"
+        );
     }
 
     #[test]

@@ -30,7 +30,12 @@ fn seconds_of(stat: &str) -> f64 {
         return 0.0;
     };
     let mut fields = rest.split_whitespace().skip(11);
-    let mut tick = || fields.next().and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let mut tick = || {
+        fields
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let ticks = tick() + tick();
     ticks as f64 / clock_ticks()
 }

@@ -118,7 +118,11 @@ mod tests {
         assert_eq!(p.over_at(12, RECENT), 2, "second 10 is out of the last two");
         assert_eq!(p.over_at(12, MINUTE), 50);
         assert_eq!(p.over_at(10 + MINUTE - 1, MINUTE), 50);
-        assert_eq!(p.over_at(10 + MINUTE, MINUTE), 2, "a minute later, second 11 only");
+        assert_eq!(
+            p.over_at(10 + MINUTE, MINUTE),
+            2,
+            "a minute later, second 11 only"
+        );
     }
 
     #[test]
