@@ -321,3 +321,79 @@ fn top_under_tmux_shows_the_node_and_quits_on_q_or_ctrl_c_restoring_the_terminal
         );
     }
 }
+
+#[test]
+fn top_once_shows_every_node_of_a_redis_cluster() {
+    let redis = RedisServer::start();
+    let (a, b) = (redis.node(), redis.node());
+    let (id, _, _) = started_sample(&a);
+    wait_until("b serves the match", || {
+        b.reader()
+            .get(&format!("/1/match/{id}"))
+            .is_ok_and(|r| r.status == 200)
+    });
+    let _on_a = subscribers_of(&a, &id, 2);
+    let _on_b = subscribers_of(&b, &id, 1);
+    wait_until("a lists b's API", || {
+        let v = a
+            .reader()
+            .get("/1/stats")
+            .expect("stats")
+            .json()
+            .expect("json");
+        v["cluster"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|p| p["api"] == b.api.to_string()))
+    });
+    let out = top_once(&a);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.contains("2 nodes · 4 cores · 3 subscribers")),
+        "{text}"
+    );
+    let id_of = |s: &TestServer| {
+        s.reader()
+            .get("/1/stats")
+            .expect("stats")
+            .json()
+            .expect("json")["node_id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    assert_eq!(words(&text, &id_of(&a))[1], "2", "{text}");
+    assert_eq!(words(&text, &id_of(&b))[1], "1", "{text}");
+    assert!(text.contains("REDIS FEED"), "{text}");
+    assert_eq!(
+        words(&text, id.as_str())[1],
+        "3",
+        "summed over the nodes: {text}"
+    );
+}
+
+/// `n` v2 subscribers of `id` on core 0 of `server`, registered.
+fn subscribers_of(server: &TestServer, id: &MatchId, n: usize) -> Vec<TcpStream> {
+    let subs = (0..n)
+        .map(|i| {
+            subscribe(
+                server.ports[0],
+                &format!("VERSION:2:CONNECT:u{i}:MATCH:{id}"),
+            )
+        })
+        .collect();
+    wait_for_subscribers(server, n as u64);
+    // Counted in the busiest matches at the core's next sweep (every 5 s).
+    wait_until("the busiest matches counted", || {
+        let v = server
+            .reader()
+            .get("/1/stats")
+            .expect("stats")
+            .json()
+            .expect("json");
+        v["busiest_matches"][0]["subscribers"] == n
+    });
+    subs
+}
