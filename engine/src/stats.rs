@@ -4,10 +4,11 @@
 //! Counters are relaxed atomics written only by the owning core, so counting costs no more
 //! than a plain add on the hot path and no lock is ever taken. The one exception is
 //! [`HttpStats`], the node's API connections, which every core writes: the cap on them is per
-//! node, and it is touched once per connection, not per request.
+//! node, and it is touched once per connection, not per request. (The busiest matches sit
+//! behind a mutex that a core only ever *tries* to take, at its recount: [`busiest`].)
 //!
-//! Reads stay cheap (issue 11, item 8): every figure here costs O(cores) or one small /proc
-//! read, never O(connections). Open files come from one `stat` of `/proc/self/fd`, whose size
+//! Reads stay cheap (issue 11, item 8): every figure here costs O(cores) or small /proc
+//! reads (one per core for its thread's CPU time), never O(connections). Open files come from one `stat` of `/proc/self/fd`, whose size
 //! Linux ≥ 6.2 reports as the number of open descriptors (counted from the descriptor
 //! bitmap); only on an older kernel, which reports 0, the directory is walked — at most once
 //! per [`OPEN_FILES_TTL`], on a thread of its own, the readers getting the last count.
@@ -1057,6 +1058,78 @@ mod tests {
         ));
         drop((b, c));
         assert_eq!(n.http.snapshot().connections, 0);
+    }
+
+    #[test]
+    fn new_figures_follow_the_existing_keys_in_their_order() {
+        let n = NodeStats::for_tests();
+        let body = String::from_utf8(stats_json(&n)).expect("utf-8");
+        let at = |key: &str| {
+            body.find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("{key} missing: {body}"))
+        };
+        let top = [
+            "node_id",
+            "api",
+            "cores",
+            "process",
+            "http",
+            "store_rejected",
+            "cluster",
+            "store",
+            "feed",
+            "requests",
+            "busiest_matches",
+        ];
+        assert!(top.windows(2).all(|w| at(w[0]) < at(w[1])), "{body}");
+        let core = [
+            "http_requests",
+            "bus_depth_peak",
+            "bus_depth_peak_60s",
+            "queued_bytes",
+            "cpu_seconds",
+            "publish_to_flush_us",
+        ];
+        assert!(core.windows(2).all(|w| at(w[0]) < at(w[1])), "{body}");
+    }
+
+    #[test]
+    fn histograms_are_prometheus_histograms() {
+        let n = NodeStats::for_tests();
+        n.cores[0].record_publish_to_flush(Duration::from_micros(300), 2);
+        n.cores[0].record_publish_to_flush(Duration::from_secs(20), 1);
+        let text = metrics_text(&n);
+        let labels = "node=\"n1\",core=\"0\",port=\"9100\"";
+        for line in [
+            "# TYPE matchstream_publish_to_flush_seconds histogram".to_owned(),
+            format!("matchstream_publish_to_flush_seconds_bucket{{{labels},le=\"0.00025\"}} 0"),
+            format!("matchstream_publish_to_flush_seconds_bucket{{{labels},le=\"0.0005\"}} 2"),
+            format!("matchstream_publish_to_flush_seconds_bucket{{{labels},le=\"10\"}} 2"),
+            format!("matchstream_publish_to_flush_seconds_bucket{{{labels},le=\"+Inf\"}} 3"),
+            format!("matchstream_publish_to_flush_seconds_sum{{{labels}}} 20.0006"),
+            format!("matchstream_publish_to_flush_seconds_count{{{labels}}} 3"),
+            "matchstream_store_batch_size_bucket{node=\"n1\",le=\"4096\"} 0".to_owned(),
+            "matchstream_store_commit_seconds_count{node=\"n1\"} 0".to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
+        assert!(!text.contains("matchstream_feed_"), "no feed without Redis");
+        // Every sample line is `name{labels} value` with a number for a value.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = l.rsplit(' ').next().unwrap_or_default();
+            assert!(value.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+
+    #[test]
+    fn queued_bytes_follow_their_outboxes() {
+        let c = CoreStats::default();
+        c.queued_grew(100);
+        c.queued_grew(20);
+        c.queued_shrank(50);
+        assert_eq!(c.snapshot().queued_bytes, 70);
+        c.queued_shrank(500);
+        assert_eq!(c.snapshot().queued_bytes, 0, "never below zero");
     }
 
     #[test]
