@@ -179,6 +179,20 @@ fn top_once_fails_with_the_reason_when_the_node_does_not_answer() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
 
+#[test]
+fn top_without_a_terminal_says_to_use_once() {
+    let server = node();
+    let out = Command::new(env!("CARGO_BIN_EXE_matchstream"))
+        .args(["top", "--url", &format!("http://{}", server.api)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .expect("top runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--once"), "{err}");
+}
+
 /// A tmux server of this test's own (its own socket, no configuration file).
 struct Tmux {
     socket: String,

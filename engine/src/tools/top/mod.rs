@@ -81,7 +81,15 @@ fn live(mut poller: Poller, url: &str) -> anyhow::Result<()> {
             std::thread::sleep(REFRESH.saturating_sub(started.elapsed()));
         })
         .context("starting the poller")?;
-    let mut terminal = ratatui::try_init().context("opening the terminal")?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            // Whatever of raw mode and the alternate screen was set up is undone.
+            let _ = ratatui::try_restore();
+            return Err(e)
+                .context("opening the terminal (not a terminal? --once prints one frame as text)");
+        }
+    };
     let result = show(&mut terminal, &rounds, &title(url));
     let _ = terminal.show_cursor();
     ratatui::restore();
