@@ -11,7 +11,7 @@
 //! the node reads from its own /proc (`process.cpu_seconds`, each core's thread), so it is
 //! right for a node on another host too.
 //!
-//! Drawn with ratatui on crossterm ([`view`]); q, Esc or Ctrl-C quits and gives the terminal
+//! Drawn with ratatui on crossterm (`view.rs`); q, Esc or Ctrl-C quits and gives the terminal
 //! back as it was (raw mode off, the main screen, the cursor shown), also after a panic.
 //! `--once` prints one frame as plain text and exits 0: the figures of two answers a second
 //! apart, so that it has rates.
