@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::logging::LogFormat;
+
 /// matchstream: streams live sports-match events to very many TCP subscribers.
 #[derive(Debug, Parser)]
 #[command(name = "matchstream", version, about, long_about = None)]
@@ -15,6 +17,18 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+
+    /// How log lines on stderr look: `text` (`[time LEVEL target] message key=value ...`) or
+    /// `json` (one object per line: ts, level, target, msg and the same key-value pairs).
+    /// RUST_LOG chooses what is logged (info by default).
+    #[arg(
+        long,
+        global = true,
+        env = "MATCHSTREAM_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
 }
 
 /// The subcommands.
@@ -260,6 +274,12 @@ pub struct Config {
     /// Do not pin executors to CPUs (useful when several servers share a small machine).
     #[arg(long, env = "MATCHSTREAM_NO_PIN")]
     pub no_pin: bool,
+
+    /// Log one line per API request at info level, target `matchstream::access`: method,
+    /// path (without the query), status, bytes of the answer, microseconds from the whole
+    /// request to its answer rendered, peer. Headers (the token among them) are never logged.
+    #[arg(long, env = "MATCHSTREAM_ACCESS_LOG")]
+    pub access_log: bool,
 }
 
 impl Default for Config {
@@ -283,6 +303,7 @@ impl Default for Config {
             shutdown_grace_ms: 5_000,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             no_pin: false,
+            access_log: false,
         }
     }
 }

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use matchstream_engine::config::{Cli, Command};
-use matchstream_engine::signals;
 use matchstream_engine::tools::{demo, drain, replay, watch};
+use matchstream_engine::{logging, signals};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Serve(config) => serve(config),
         Command::Demo(args) => demo::run(args),

@@ -90,6 +90,12 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         return;
     }
     let local = stream.local_addr().ok();
+    // Only asked for when the access log wants it (a syscall per connection).
+    let peer = if shard.config.access_log {
+        stream.peer_addr().ok()
+    } else {
+        None
+    };
     let limits = Limits::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
@@ -108,10 +114,16 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     buf.drain(..consumed);
                     started = None;
                     shard.stats.add_http_request();
+                    let received = Instant::now();
                     let response = match handlers::handle(&shard, &request, local).await {
                         Answer::Reply(response) => response,
                         Answer::Stream(plan) => {
+                            let before = out.len();
                             self::stream::head().write_head_until_close(&mut out);
+                            if shard.config.access_log {
+                                let head = out.len() - before;
+                                access(Some(&request), 200, head, received, peer);
+                            }
                             if request.method == Method::Head {
                                 close = true;
                                 break;
@@ -125,7 +137,17 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                         }
                     };
                     let keep_alive = request.keep_alive && !shard.shutdown.is_set();
+                    let before = out.len();
                     response.write_to(&mut out, keep_alive, request.method == Method::Head);
+                    if shard.config.access_log {
+                        access(
+                            Some(&request),
+                            response.status,
+                            out.len() - before,
+                            received,
+                            peer,
+                        );
+                    }
                     if !keep_alive {
                         close = true;
                         break;
@@ -136,7 +158,12 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     break;
                 }
                 Err(e) => {
+                    let before = out.len();
                     error(e.status(), e.reason()).write_to(&mut out, false, false);
+                    if shard.config.access_log {
+                        let received = Instant::now();
+                        access(None, e.status(), out.len() - before, received, peer);
+                    }
                     close = true;
                     break;
                 }
@@ -176,6 +203,23 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             Input::Timeout => return timed_out(&mut stream, started.is_some(), &mut out).await,
         }
     }
+}
+
+/// One line of the access log (`--access-log`): what was asked and answered, never a header.
+/// A request that could not be parsed is logged with `-` for its method and path.
+fn access(
+    request: Option<&matchstream_http::Request>,
+    status: u16,
+    bytes: usize,
+    received: Instant,
+    peer: Option<std::net::SocketAddr>,
+) {
+    let method = request.map_or("-", |r| r.method.as_str());
+    let path = request.map_or("-", |r| r.path.as_str());
+    let us = u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let peer = peer.map_or_else(|| "-".to_owned(), |p| p.to_string());
+    log::info!(target: "matchstream::access",
+        method, path, status, bytes, us, peer = peer.as_str(); "{method} {path} {status}");
 }
 
 /// The whole answer to a connection above `--max-api-connections`.
