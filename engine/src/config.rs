@@ -198,6 +198,13 @@ pub struct Config {
     #[arg(long, env = "MATCHSTREAM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// A file holding the watcher token (surrounding whitespace ignored), read once at start:
+    /// keeps the token out of the environment and the process list. The systemd unit passes
+    /// its credential this way (`LoadCredential=token:...` and `%d/token`, tuning/). Not
+    /// together with --token.
+    #[arg(long, env = "MATCHSTREAM_TOKEN_FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+
     /// This node's id in stats and the cluster registry (default: hostname and API port).
     #[arg(long, env = "MATCHSTREAM_NODE_ID")]
     pub node_id: Option<String>,
@@ -291,6 +298,7 @@ impl Default for Config {
             advertise: None,
             store: StoreSpec::Embedded(PathBuf::from("./data")),
             token: None,
+            token_file: None,
             node_id: None,
             backlog: 65535,
             max_queue: 256 * 1024,
@@ -347,6 +355,42 @@ pub struct DrainArgs {
     /// node says its drain may take plus 30 s.
     #[arg(long)]
     pub wait: bool,
+}
+
+impl Config {
+    /// Reads `--token-file` into `token` before the server starts, and clears `token_file` (a
+    /// second call does nothing): the file's content without surrounding whitespace, which
+    /// must be one word of printable ASCII (what a client can send after `Bearer`). Nothing
+    /// to do without `--token-file`; refused when `--token` is set too (clap refuses the pair
+    /// on the command line, this catches a `Config` built in code).
+    pub fn load_token_file(&mut self) -> Result<(), crate::Error> {
+        let Some(path) = self.token_file.take() else {
+            return Ok(());
+        };
+        let invalid = |why: &str| crate::Error::ReadTokenFile {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned()),
+        };
+        if self.token.is_some() {
+            return Err(invalid("a token was given with --token as well: give one"));
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| crate::Error::ReadTokenFile {
+                path: path.clone(),
+                source,
+            })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(invalid("the file is empty"));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "the token must be one word of printable ASCII characters",
+            ));
+        }
+        self.token = Some(token.to_owned());
+        Ok(())
+    }
 }
 
 /// `matchstream demo`: a server plus a loop playing the sample match.
@@ -466,6 +510,65 @@ mod tests {
             assert_eq!(u.expose(), url);
             assert_eq!(u.password(), password);
         }
+    }
+
+    #[test]
+    fn a_token_file_gives_the_token_without_its_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  s3cret-from-file\n").expect("write");
+        let mut c = Config {
+            token_file: Some(path.clone()),
+            ..Config::default()
+        };
+        c.load_token_file().expect("loads");
+        assert_eq!(c.token.as_deref(), Some("s3cret-from-file"));
+        // The file is read once: loading again changes nothing.
+        assert_eq!(c.token_file, None);
+        std::fs::write(&path, "other\n").expect("rewrite");
+        c.load_token_file().expect("nothing to load");
+        assert_eq!(c.token.as_deref(), Some("s3cret-from-file"));
+        let mut none = Config::default();
+        none.load_token_file().expect("nothing to load");
+        assert_eq!(none.token, None);
+    }
+
+    #[test]
+    fn a_bad_token_file_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n \n").expect("write");
+        let spaced = dir.path().join("spaced");
+        std::fs::write(&spaced, "two words\n").expect("write");
+        let missing = dir.path().join("missing");
+        for (path, token, why) in [
+            (&empty, None, "empty"),
+            (&spaced, None, "one word"),
+            (&missing, None, "No such file"),
+            (&empty, Some("t"), "--token"),
+        ] {
+            let mut c = Config {
+                token: token.map(str::to_owned),
+                token_file: Some(path.clone()),
+                ..Config::default()
+            };
+            let e = c.load_token_file().expect_err("refused");
+            let text = format!("{e}: {}", std::error::Error::source(&e).expect("cause"));
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains(why), "{text}");
+        }
+    }
+
+    #[test]
+    fn token_and_token_file_exclude_each_other() {
+        let both =
+            Cli::try_parse_from(["matchstream", "serve", "--token", "a", "--token-file", "/x"]);
+        assert!(both.is_err());
+        let cli = Cli::parse_from(["matchstream", "serve", "--token-file", "/run/t"]);
+        let Command::Serve(c) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(c.token_file, Some(PathBuf::from("/run/t")));
     }
 
     #[test]

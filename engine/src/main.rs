@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Serve(config) => serve(config),
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(mut args) => match args.server.load_token_file() {
+            Ok(()) => demo::run(args),
+            Err(e) => Err(e.into()),
+        },
         Command::Replay(args) => replay::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Drain(args) => drain::run(args),
@@ -29,7 +32,8 @@ fn main() -> ExitCode {
 
 /// Serves until drained: by `POST /1/admin/drain`, or by SIGTERM/SIGINT within the grace
 /// period (`signals`); then stops and exits 0.
-fn serve(config: matchstream_engine::Config) -> anyhow::Result<()> {
+fn serve(mut config: matchstream_engine::Config) -> anyhow::Result<()> {
+    config.load_token_file()?;
     signals::block_termination();
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let server = matchstream_engine::start(config)?;
