@@ -17,7 +17,7 @@ set -euo pipefail
 
 # Every pass/fail line below counts one, whatever the machine: root or not, tools present
 # or not. Change it with the checks.
-EXPECTED_CHECKS=154
+EXPECTED_CHECKS=160
 
 TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TUNING=$(cd "$TESTS_DIR/.." && pwd)
@@ -290,7 +290,7 @@ else
 fi
 
 printf -- '-- (b) files and library\n'
-for f in sysctl.conf sysctl-loadgen.conf; do
+for f in sysctl.conf sysctl-loadgen.conf sysctl.d/90-matchstream.conf; do
   run bash -c ". '$TUNING/lib.sh'; ms_conf_read '$TUNING/$f'"
   expect_rc "$f parses" 0
   # Every setting is explained: the line before each key line is a comment.
@@ -298,6 +298,15 @@ for f in sysctl.conf sysctl-loadgen.conf; do
   check "$f: every setting has a comment above it" [ -z "$unexplained" ]
   check "$f: never sets tcp_tw_recycle" bash -c "! grep -Eq '^[^#]*tcp_tw_recycle' '$TUNING/$f'"
 done
+# The sysctl.d drop-in (the Debian package ships it, inactive): the profile's values, and
+# every profile key it leaves out is named with a reason; never the keys it would lower.
+dropin=$TUNING/sysctl.d/90-matchstream.conf
+run bash -c ". '$TUNING/lib.sh'; diff <(ms_conf_read '$dropin' | sort) <(ms_conf_read '$TUNING/sysctl.conf' | sort) | grep '^<' || true"
+check "sysctl.d drop-in: every key has the server profile's value" [ -z "$OUT" ]
+run bash -c ". '$TUNING/lib.sh'; ms_conf_read '$TUNING/sysctl.conf' | cut -f1 | while read -r k; do ms_conf_read '$dropin' | cut -f1 | grep -qxF \"\$k\" || grep -q \"^# left out: \$k \" '$dropin' || echo \"\$k\"; done"
+check "sysctl.d drop-in: every profile key it does not set is left out with a reason" [ -z "$OUT" ]
+run bash -c ". '$TUNING/lib.sh'; ms_conf_read '$dropin' | cut -f1 | grep -xE 'fs.file-max|fs.nr_open|net.ipv4.tcp_mem|net.ipv4.tcp_rmem|net.ipv4.ip_local_port_range' || true"
+check "sysctl.d drop-in: sets none of the keys it would lower on many hosts" [ -z "$OUT" ]
 check "sysctl.conf reserves the API and stream ports" \
   grep -qxF 'net.ipv4.ip_local_reserved_ports = 8888,9100-9163' "$TUNING/sysctl.conf"
 check "sysctl.conf keeps the kernel's default port range on a server" \
