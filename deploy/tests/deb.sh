@@ -15,7 +15,7 @@
 set -euo pipefail
 
 # Every pass/fail line below counts one. Change it with the checks.
-EXPECTED_CHECKS=37
+EXPECTED_CHECKS=41
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
@@ -77,6 +77,18 @@ for tool in cargo-deb dpkg dpkg-deb systemd-analyze; do
   fi
 done
 
+# --- Scripts -----------------------------------------------------------------------------
+
+printf -- '-- shellcheck\n'
+for f in deploy/tests/deb.sh deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm; do
+  if command -v shellcheck >/dev/null 2>&1; then
+    run shellcheck "$f"
+    expect_rc "shellcheck $f" 0
+  else
+    fail "shellcheck $f: shellcheck is not installed (apt-get install shellcheck; scripts/test does it)"
+  fi
+done
+
 # --- Build -------------------------------------------------------------------------------
 
 printf -- '-- build (%s)\n' "$mode"
@@ -93,7 +105,7 @@ else
   # target directory of its own, and let it strip it (a release build takes minutes here).
   mkdir -p "$TMP/target/release"
   cp "$binary" "$TMP/target/release/matchstream"
-  run env CARGO_TARGET_DIR="$TMP/target" cargo deb -p matchstream-engine --no-build --strip --fast -o "$out"
+  run env CARGO_TARGET_DIR="$TMP/target" cargo deb -p matchstream-engine --no-build --strip --no-dbgsym --fast -o "$out"
 fi
 expect_rc "cargo deb builds the package" 0
 deb=$(find "$out" -name 'matchstream_*.deb' | head -1)
