@@ -199,9 +199,10 @@ pub struct Config {
     pub token: Option<String>,
 
     /// A file holding the watcher token (surrounding whitespace ignored), read once at start:
-    /// keeps the token out of the environment and the process list. The systemd unit passes
-    /// its credential this way (`LoadCredential=token:...` and `%d/token`, tuning/). Not
-    /// together with --token.
+    /// keeps the token out of the environment and the process list. Not together with
+    /// --token. Without either, a systemd credential named `token`
+    /// (`$CREDENTIALS_DIRECTORY/token`, from the unit's `LoadCredential=token:...`, tuning/)
+    /// is read the same way, if there is one.
     #[arg(long, env = "MATCHSTREAM_TOKEN_FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
 
@@ -357,13 +358,34 @@ pub struct DrainArgs {
     pub wait: bool,
 }
 
+/// The name of the systemd credential holding the watcher token (`LoadCredential=token:...`).
+pub const CREDENTIAL: &str = "token";
+
 impl Config {
-    /// Reads `--token-file` into `token` before the server starts, and clears `token_file` (a
-    /// second call does nothing): the file's content without surrounding whitespace, which
-    /// must be one word of printable ASCII (what a client can send after `Bearer`). Nothing
-    /// to do without `--token-file`; refused when `--token` is set too (clap refuses the pair
-    /// on the command line, this catches a `Config` built in code).
+    /// Reads the watcher token from its file before the server starts, and clears
+    /// `token_file` (a second call does nothing): `--token-file`, or else, when no `--token`
+    /// is given either, the systemd credential `token` ([`CREDENTIAL`] in the directory
+    /// `$CREDENTIALS_DIRECTORY` names) if that file exists. See
+    /// [`Config::load_token_file_from`].
     pub fn load_token_file(&mut self) -> Result<(), crate::Error> {
+        let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        self.load_token_file_from(credentials.as_deref())
+    }
+
+    /// [`Config::load_token_file`] with the credentials directory given: the file's content
+    /// without surrounding whitespace, which must be one word of printable ASCII (what a
+    /// client can send after `Bearer`). Refused when `--token` is set too (clap refuses the
+    /// pair on the command line, this catches a `Config` built in code); an explicit token
+    /// or file wins over the credential.
+    pub fn load_token_file_from(
+        &mut self,
+        credentials: Option<&std::path::Path>,
+    ) -> Result<(), crate::Error> {
+        if self.token.is_none() && self.token_file.is_none() {
+            self.token_file = credentials
+                .map(|dir| dir.join(CREDENTIAL))
+                .filter(|path| path.is_file());
+        }
         let Some(path) = self.token_file.take() else {
             return Ok(());
         };
@@ -521,16 +543,53 @@ mod tests {
             token_file: Some(path.clone()),
             ..Config::default()
         };
-        c.load_token_file().expect("loads");
+        c.load_token_file_from(None).expect("loads");
         assert_eq!(c.token.as_deref(), Some("s3cret-from-file"));
         // The file is read once: loading again changes nothing.
         assert_eq!(c.token_file, None);
         std::fs::write(&path, "other\n").expect("rewrite");
-        c.load_token_file().expect("nothing to load");
+        c.load_token_file_from(None).expect("nothing to load");
         assert_eq!(c.token.as_deref(), Some("s3cret-from-file"));
         let mut none = Config::default();
-        none.load_token_file().expect("nothing to load");
+        none.load_token_file_from(None).expect("nothing to load");
         assert_eq!(none.token, None);
+    }
+
+    #[test]
+    fn a_systemd_credential_gives_the_token_unless_one_is_given() {
+        let creds = tempfile::tempdir().expect("tempdir");
+        std::fs::write(creds.path().join(CREDENTIAL), "from-credential\n").expect("write");
+        let mut c = Config::default();
+        c.load_token_file_from(Some(creds.path())).expect("loads");
+        assert_eq!(c.token.as_deref(), Some("from-credential"));
+
+        // An explicit token, or token file, wins.
+        let mut explicit = Config {
+            token: Some("given".into()),
+            ..Config::default()
+        };
+        explicit
+            .load_token_file_from(Some(creds.path()))
+            .expect("kept");
+        assert_eq!(explicit.token.as_deref(), Some("given"));
+        let file = creds.path().join("other");
+        std::fs::write(&file, "from-file").expect("write");
+        let mut from_file = Config {
+            token_file: Some(file),
+            ..Config::default()
+        };
+        from_file
+            .load_token_file_from(Some(creds.path()))
+            .expect("file");
+        assert_eq!(from_file.token.as_deref(), Some("from-file"));
+
+        // No credential named token, or no credentials at all: nothing (a generated token).
+        let empty = tempfile::tempdir().expect("tempdir");
+        for dir in [Some(empty.path()), None] {
+            let mut none = Config::default();
+            none.load_token_file_from(dir).expect("nothing");
+            assert_eq!(none.token, None);
+        }
     }
 
     #[test]
@@ -552,7 +611,7 @@ mod tests {
                 token_file: Some(path.clone()),
                 ..Config::default()
             };
-            let e = c.load_token_file().expect_err("refused");
+            let e = c.load_token_file_from(None).expect_err("refused");
             let text = format!("{e}: {}", std::error::Error::source(&e).expect("cause"));
             assert!(text.contains(&path.display().to_string()), "{text}");
             assert!(text.contains(why), "{text}");

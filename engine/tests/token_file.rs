@@ -1,7 +1,8 @@
-//! The watcher token read from a file (`--token-file` / `MATCHSTREAM_TOKEN_FILE`), as the
-//! systemd unit passes its credential (`LoadCredential=token:...`, `%d/token`): the real
-//! binary takes the file's token for writes, never prints it, and refuses to start on a
-//! missing file or with `MATCHSTREAM_TOKEN` set as well.
+//! The watcher token read from a file: `--token-file` / `MATCHSTREAM_TOKEN_FILE`, or the
+//! systemd credential `token` (`$CREDENTIALS_DIRECTORY/token`, as the unit's
+//! `LoadCredential=token:...` passes it). The real binary takes the file's token for writes,
+//! never prints it, and refuses to start on a missing file or with `MATCHSTREAM_TOKEN` set
+//! as well as a token file.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -32,6 +33,7 @@ fn command(env: &[(&str, &str)]) -> Command {
     ])
     .env_remove("MATCHSTREAM_TOKEN")
     .env_remove("MATCHSTREAM_TOKEN_FILE")
+    .env_remove("CREDENTIALS_DIRECTORY")
     .env("RUST_LOG", "info")
     .stdin(Stdio::null())
     .stdout(Stdio::null())
@@ -150,4 +152,27 @@ fn a_token_and_a_token_file_together_are_refused() {
     assert!(stderr.contains("token"), "{stderr}");
     assert!(!stderr.contains("listening"), "{stderr}");
     assert!(!stderr.contains(FILE_TOKEN), "{stderr}");
+}
+
+#[test]
+fn a_systemd_credential_named_token_gives_the_watcher_token() {
+    let creds = tempfile::tempdir().expect("tempdir");
+    token_file(creds.path());
+    let dir = creds.path().display().to_string();
+    let (mut child, api, lines) = start(&[("CREDENTIALS_DIRECTORY", &dir)]);
+    let right = HttpClient::new(&format!("http://{api}"))
+        .expect("client")
+        .with_token(FILE_TOKEN)
+        .post_json(
+            "/1/matches",
+            br#"{"home":"elp","visit":"tig","start_date":"2011-09-10"}"#,
+        )
+        .expect("post");
+    assert_eq!(right.status, 201, "{}", right.error_text());
+    // SAFETY: kill on the pid of a child we own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    let log = lines.lock().expect("lines").join("\n");
+    assert!(!log.contains(FILE_TOKEN), "the token was logged: {log}");
+    assert!(!log.contains("generated token"), "{log}");
 }
