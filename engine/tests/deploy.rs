@@ -267,6 +267,7 @@ fn dashboard_and_alert_rules_name_only_what_a_live_node_exports() {
             "matchstream_bus_depth",
             "matchstream_slow_disconnects_total",
             "matchstream_subscribers",
+            "matchstream_store_reachable",
         ] {
             assert!(used.metrics.contains(m), "{file} does not use {m}");
         }
@@ -324,6 +325,7 @@ fn the_dashboard_has_every_view_the_issue_asks_for() {
         "Slow cut-offs per node",
         "Resident memory",
         "Open files vs limit",
+        "Store reachable",
     ] {
         assert!(titles.contains(&want), "no panel {want:?} in {titles:?}");
     }
