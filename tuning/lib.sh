@@ -26,6 +26,20 @@ MS_RESERVED_FDS=64
 MS_TCP_BYTES_PER_SUBSCRIBER=4096
 # The page size the profile files' tcp_mem values are written for.
 MS_CONF_PAGE_SIZE=4096
+# Kernel memory of one established TCP socket outside tcp_mem (which counts only buffers):
+# the slab objects TCP (2368 B), sock_inode_cache (832 B), filp (192 B) and dentry (192 B)
+# of Linux 6.x = 3584 B; `grep -E '^(TCP|sock_inode_cache|filp|dentry) ' /proc/slabinfo`
+# shows this host's sizes (column 4). IPv6 sockets take 128 B more (TCPv6).
+MS_KERNEL_BYTES_PER_SOCKET=3584
+# matchstream's own memory per subscriber: measured 550-558 B of server RSS per subscriber
+# with 19,500 subscribers (bench/RESULTS.md, "One node at its open-files cap"), rounded up.
+MS_USER_BYTES_PER_SUBSCRIBER=560
+# A TIME-WAIT socket (tw_sock_TCP) and a conntrack entry (nf_conntrack) are 256 B each.
+MS_TIMEWAIT_BYTES=256
+MS_CONNTRACK_BYTES=256
+# Where the sysctl files are read and written. Tests point it at a fake tree (a directory
+# laid out like /proc/sys) to try machine-wide keys without touching the machine.
+MS_PROC_SYS=${MATCHSTREAM_TUNING_PROC_SYS:-/proc/sys}
 
 # Prints "prog: message" on stderr and exits 2 (usage or setup error).
 ms_die() {
@@ -88,14 +102,14 @@ ms_conf_read() {
 
 # The /proc/sys file of a key (net.core.somaxconn -> /proc/sys/net/core/somaxconn).
 ms_path() {
-  printf '/proc/sys/%s\n' "${1//.//}"
+  printf '%s/%s\n' "$MS_PROC_SYS" "${1//.//}"
 }
 
 # Prints the current value of a key, normalized; fails when the key does not exist here
 # (not in this kernel, module not loaded, or not visible in this network namespace).
 ms_read() {
   local path raw
-  path=/proc/sys/${1//.//}
+  path=$MS_PROC_SYS/${1//.//}
   [ -e "$path" ] || return 1
   { raw=$(<"$path"); } 2>/dev/null || return 1
   ms_squeeze raw
@@ -348,6 +362,51 @@ ms_human() {
     while (b >= 1024 && i < 5) { b /= 1024; i++ }
     if (b == int(b)) printf "%d %s", b, u[i]; else printf "%.1f %s", b, u[i]
   }'
+}
+
+# Prints "soft hard" of a Limit*= setting (LimitNOFILE, LimitMEMLOCK) of a systemd unit file
+# and its drop-ins (FILE.d/*.conf, in name order; the last assignment wins, as in systemd).
+# A value is one number for both, SOFT:HARD, or infinity; sizes keep systemd's suffixes
+# (see ms_unit_bytes). Fails when none of them sets it (systemd's default then applies).
+ms_unit_limit() {
+  local file=$1 key=$2 value='' f
+  local -a files=("$file")
+  [ -r "$file" ] || return 1
+  for f in "$file.d"/*.conf; do [ -r "$f" ] && files+=("$f"); done
+  value=$(awk -F= -v k="$key" '$1 ~ "^[ \t]*" k "[ \t]*$" { v = $2; gsub(/[ \t]/, "", v) } END { print v }' "${files[@]}")
+  [ -n "$value" ] || return 1
+  case "$value" in
+    *:*) printf '%s %s\n' "${value%%:*}" "${value#*:}" ;;
+    *) printf '%s %s\n' "$value" "$value" ;;
+  esac
+}
+
+# A systemd size (1024-based K, M, G, T suffixes) or "infinity" as bytes or "unlimited".
+ms_unit_bytes() {
+  local v=$1 n
+  case "$v" in
+    infinity) echo unlimited; return ;;
+    *[Kk]) n=${v%?}; echo $((n * 1024)) ;;
+    *[Mm]) n=${v%?}; echo $((n * 1024 * 1024)) ;;
+    *[Gg]) n=${v%?}; echo $((n * 1024 * 1024 * 1024)) ;;
+    *[Tt]) n=${v%?}; echo $((n * 1024 * 1024 * 1024 * 1024)) ;;
+    *) echo "$v" ;;
+  esac
+}
+
+# Memory one node needs for N subscribers, in bytes, printed as "total kernel buffers user
+# timewait conntrack": sockets outside tcp_mem, TCP buffers in a fan-out burst (what tcp_mem
+# must cover), matchstream's own, N TIME-WAIT sockets after a match of N ends, and N
+# conntrack entries when $2 is 1 (nf_conntrack loaded).
+ms_ram_estimate() {
+  local n=$1 ct=${2:-0} kernel buffers user tw conn
+  kernel=$((n * MS_KERNEL_BYTES_PER_SOCKET))
+  buffers=$((n * MS_TCP_BYTES_PER_SUBSCRIBER))
+  user=$((n * MS_USER_BYTES_PER_SUBSCRIBER))
+  tw=$((n * MS_TIMEWAIT_BYTES))
+  conn=0
+  [ "$ct" != 1 ] || conn=$((n * MS_CONNTRACK_BYTES))
+  printf '%s %s %s %s %s %s\n' $((kernel + buffers + user + tw + conn)) "$kernel" "$buffers" "$user" "$tw" "$conn"
 }
 
 declare -A MS_SAVED=()

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::logging::LogFormat;
+
 /// matchstream: streams live sports-match events to very many TCP subscribers.
 #[derive(Debug, Parser)]
 #[command(name = "matchstream", version, about, long_about = None)]
@@ -15,6 +17,18 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+
+    /// How log lines on stderr look: `text` (`[time LEVEL target] message key=value ...`) or
+    /// `json` (one object per line: ts, level, target, msg and the same key-value pairs).
+    /// RUST_LOG chooses what is logged (info by default).
+    #[arg(
+        long,
+        global = true,
+        env = "MATCHSTREAM_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
 }
 
 /// The subcommands.
@@ -194,6 +208,14 @@ pub struct Config {
     #[arg(long, env = "MATCHSTREAM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// A file holding the watcher token (surrounding whitespace ignored), read once at start:
+    /// keeps the token out of the environment and the process list. Not together with
+    /// --token. Without either, a systemd credential named `token`
+    /// (`$CREDENTIALS_DIRECTORY/token`, from the unit's `LoadCredential=token:...`, tuning/)
+    /// is read the same way, if there is one.
+    #[arg(long, env = "MATCHSTREAM_TOKEN_FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+
     /// This node's id in stats and the cluster registry (default: hostname and API port).
     #[arg(long, env = "MATCHSTREAM_NODE_ID")]
     pub node_id: Option<String>,
@@ -270,6 +292,12 @@ pub struct Config {
     /// Do not pin executors to CPUs (useful when several servers share a small machine).
     #[arg(long, env = "MATCHSTREAM_NO_PIN")]
     pub no_pin: bool,
+
+    /// Log one line per API request at info level, target `matchstream::access`: method,
+    /// path (without the query), status, bytes of the answer, microseconds from the whole
+    /// request to its answer rendered, peer. Headers (the token among them) are never logged.
+    #[arg(long, env = "MATCHSTREAM_ACCESS_LOG")]
+    pub access_log: bool,
 }
 
 impl Default for Config {
@@ -281,6 +309,7 @@ impl Default for Config {
             advertise: None,
             store: StoreSpec::Embedded(PathBuf::from("./data")),
             token: None,
+            token_file: None,
             node_id: None,
             backlog: 65535,
             max_queue: 256 * 1024,
@@ -293,6 +322,7 @@ impl Default for Config {
             shutdown_grace_ms: 5_000,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             no_pin: false,
+            access_log: false,
         }
     }
 }
@@ -348,6 +378,63 @@ pub struct TopArgs {
     /// Print one frame as plain text, without escape codes, and exit.
     #[arg(long)]
     pub once: bool,
+}
+
+/// The name of the systemd credential holding the watcher token (`LoadCredential=token:...`).
+pub const CREDENTIAL: &str = "token";
+
+impl Config {
+    /// Reads the watcher token from its file before the server starts, and clears
+    /// `token_file` (a second call does nothing): `--token-file`, or else, when no `--token`
+    /// is given either, the systemd credential `token` ([`CREDENTIAL`] in the directory
+    /// `$CREDENTIALS_DIRECTORY` names) if that file exists. See
+    /// [`Config::load_token_file_from`].
+    pub fn load_token_file(&mut self) -> Result<(), crate::Error> {
+        let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        self.load_token_file_from(credentials.as_deref())
+    }
+
+    /// [`Config::load_token_file`] with the credentials directory given: the file's content
+    /// without surrounding whitespace, which must be one word of printable ASCII (what a
+    /// client can send after `Bearer`). Refused when `--token` is set too (clap refuses the
+    /// pair on the command line, this catches a `Config` built in code); an explicit token
+    /// or file wins over the credential.
+    pub fn load_token_file_from(
+        &mut self,
+        credentials: Option<&std::path::Path>,
+    ) -> Result<(), crate::Error> {
+        if self.token.is_none() && self.token_file.is_none() {
+            self.token_file = credentials
+                .map(|dir| dir.join(CREDENTIAL))
+                .filter(|path| path.is_file());
+        }
+        let Some(path) = self.token_file.take() else {
+            return Ok(());
+        };
+        let invalid = |why: &str| crate::Error::ReadTokenFile {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned()),
+        };
+        if self.token.is_some() {
+            return Err(invalid("a token was given with --token as well: give one"));
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| crate::Error::ReadTokenFile {
+                path: path.clone(),
+                source,
+            })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(invalid("the file is empty"));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "the token must be one word of printable ASCII characters",
+            ));
+        }
+        self.token = Some(token.to_owned());
+        Ok(())
+    }
 }
 
 /// `matchstream demo`: a server plus a loop playing the sample match.
@@ -467,6 +554,102 @@ mod tests {
             assert_eq!(u.expose(), url);
             assert_eq!(u.password(), password);
         }
+    }
+
+    #[test]
+    fn a_token_file_gives_the_token_without_its_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  s3cret-from-file\n").expect("write");
+        let mut c = Config {
+            token_file: Some(path.clone()),
+            ..Config::default()
+        };
+        c.load_token_file_from(None).expect("loads");
+        assert_eq!(c.token.as_deref(), Some("s3cret-from-file"));
+        // The file is read once: loading again changes nothing.
+        assert_eq!(c.token_file, None);
+        std::fs::write(&path, "other\n").expect("rewrite");
+        c.load_token_file_from(None).expect("nothing to load");
+        assert_eq!(c.token.as_deref(), Some("s3cret-from-file"));
+        let mut none = Config::default();
+        none.load_token_file_from(None).expect("nothing to load");
+        assert_eq!(none.token, None);
+    }
+
+    #[test]
+    fn a_systemd_credential_gives_the_token_unless_one_is_given() {
+        let creds = tempfile::tempdir().expect("tempdir");
+        std::fs::write(creds.path().join(CREDENTIAL), "from-credential\n").expect("write");
+        let mut c = Config::default();
+        c.load_token_file_from(Some(creds.path())).expect("loads");
+        assert_eq!(c.token.as_deref(), Some("from-credential"));
+
+        // An explicit token, or token file, wins.
+        let mut explicit = Config {
+            token: Some("given".into()),
+            ..Config::default()
+        };
+        explicit
+            .load_token_file_from(Some(creds.path()))
+            .expect("kept");
+        assert_eq!(explicit.token.as_deref(), Some("given"));
+        let file = creds.path().join("other");
+        std::fs::write(&file, "from-file").expect("write");
+        let mut from_file = Config {
+            token_file: Some(file),
+            ..Config::default()
+        };
+        from_file
+            .load_token_file_from(Some(creds.path()))
+            .expect("file");
+        assert_eq!(from_file.token.as_deref(), Some("from-file"));
+
+        // No credential named token, or no credentials at all: nothing (a generated token).
+        let empty = tempfile::tempdir().expect("tempdir");
+        for dir in [Some(empty.path()), None] {
+            let mut none = Config::default();
+            none.load_token_file_from(dir).expect("nothing");
+            assert_eq!(none.token, None);
+        }
+    }
+
+    #[test]
+    fn a_bad_token_file_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n \n").expect("write");
+        let spaced = dir.path().join("spaced");
+        std::fs::write(&spaced, "two words\n").expect("write");
+        let missing = dir.path().join("missing");
+        for (path, token, why) in [
+            (&empty, None, "empty"),
+            (&spaced, None, "one word"),
+            (&missing, None, "No such file"),
+            (&empty, Some("t"), "--token"),
+        ] {
+            let mut c = Config {
+                token: token.map(str::to_owned),
+                token_file: Some(path.clone()),
+                ..Config::default()
+            };
+            let e = c.load_token_file_from(None).expect_err("refused");
+            let text = format!("{e}: {}", std::error::Error::source(&e).expect("cause"));
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains(why), "{text}");
+        }
+    }
+
+    #[test]
+    fn token_and_token_file_exclude_each_other() {
+        let both =
+            Cli::try_parse_from(["matchstream", "serve", "--token", "a", "--token-file", "/x"]);
+        assert!(both.is_err());
+        let cli = Cli::parse_from(["matchstream", "serve", "--token-file", "/run/t"]);
+        let Command::Serve(c) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(c.token_file, Some(PathBuf::from("/run/t")));
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The watcher token could not be read from its file (--token-file), or the file holds
+    /// no usable token.
+    #[error("cannot read the watcher token from {}", path.display())]
+    ReadTokenFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A configuration value is unusable.
     #[error("bad configuration: {0}")]
     Config(String),

@@ -38,6 +38,7 @@ pub mod latch;
 pub mod limits;
 pub mod linger;
 pub mod listener;
+pub mod logging;
 pub mod outbox;
 pub mod replay;
 pub mod server;

@@ -1,9 +1,11 @@
 //! Listening sockets: built with socket2 (SO_REUSEADDR, backlog, SO_REUSEPORT for the API
-//! port shared by every core) and a core's accept loop, which spawns one task per connection.
+//! port shared by every core) and a core's accept loop, which spawns one task per connection
+//! after setting its options (no Nagle delay; keepalive and a user timeout to find dead peers).
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::Duration;
@@ -41,20 +43,68 @@ pub fn adopt(listener: std::net::TcpListener) -> TcpListener {
     unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }
 }
 
-/// Turns on TCP keepalive, so a subscriber whose host vanished (no FIN, no RST) is found by
-/// the kernel on the host's `net.ipv4.tcp_keepalive_*` schedule (see tuning/).
-fn keepalive(stream: &TcpStream) {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt with a pointer to a local int of the size we pass.
-    unsafe {
+/// Idle seconds before the first keepalive probe on an accepted connection: at most 300, under
+/// the 350 s after which cloud load balancers and NAT gateways drop an idle flow without a
+/// word, so a quiet match's subscribers keep their path open and a vanished one is noticed.
+pub const KEEPALIVE_IDLE_SECS: libc::c_int = 240;
+/// Seconds between unanswered keepalive probes.
+pub const KEEPALIVE_INTERVAL_SECS: libc::c_int = 30;
+/// Unanswered probes before the kernel closes the connection.
+pub const KEEPALIVE_PROBES: libc::c_int = 4;
+/// How long sent data may stay unacknowledged before the kernel closes the connection
+/// (`TCP_USER_TIMEOUT`), in milliseconds: keepalive does not probe while data is in flight,
+/// and without it a peer that vanished mid-send is retried for about 15 minutes
+/// (`tcp_retries2`). Equal to the keepalive schedule (240 s + 4 × 30 s), because the kernel
+/// also applies it to keepalive: shorter, one lost probe would close an idle connection.
+pub const USER_TIMEOUT_MS: libc::c_uint = 360_000;
+
+/// Sets one integer socket option.
+fn set_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt with a pointer to a local int of the size we pass; a bad fd is an
+    // error return, not undefined behaviour.
+    let rc = unsafe {
         libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_KEEPALIVE,
-            (&on as *const libc::c_int).cast(),
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
+}
+
+/// Makes the kernel find a dead peer on an accepted connection (host gone, cable cut, NAT
+/// state lost: no FIN, no RST) by itself, whatever the host's `net.ipv4.tcp_keepalive_*`:
+/// keepalive probes after [`KEEPALIVE_IDLE_SECS`] of silence, and [`USER_TIMEOUT_MS`] for
+/// data that is never acknowledged. The socket is then closed and the subscriber's slot freed
+/// at the next write or sweep (tuning/README.md, "Dead peers").
+pub fn detect_dead_peers(fd: RawFd) -> io::Result<()> {
+    set_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set_option(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPIDLE,
+        KEEPALIVE_IDLE_SECS,
+    )?;
+    set_option(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPINTVL,
+        KEEPALIVE_INTERVAL_SECS,
+    )?;
+    set_option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES)?;
+    let user_timeout = libc::c_int::try_from(USER_TIMEOUT_MS).unwrap_or(libc::c_int::MAX);
+    set_option(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, user_timeout)
 }
 
 /// Accepts connections until shutdown, running `serve` on each in its own task. A panic in
@@ -79,7 +129,10 @@ pub async fn accept_loop<F, Fut>(
             None => break,
             Some(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                keepalive(&stream);
+                if let Err(e) = detect_dead_peers(stream.as_raw_fd()) {
+                    log::debug!(target: "matchstream::listener",
+                        "core {}: cannot set keepalive options on a {what} connection: {e}", shard.core);
+                }
                 let fut = serve(shard.clone(), stream);
                 let core = shard.core;
                 glommio::spawn_local(async move {
@@ -103,4 +156,59 @@ pub async fn accept_loop<F, Fut>(
         }
     }
     log::debug!(target: "matchstream::listener", "core {} stopped accepting {what}", shard.core);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads one integer socket option back.
+    fn get_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a local int whose size we pass.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                level,
+                name,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "getsockopt {name}: {}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn an_accepted_socket_reads_back_every_dead_peer_option() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let _client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        let fd = accepted.as_raw_fd();
+        assert_eq!(get_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
+        detect_dead_peers(fd).expect("options set");
+        assert_eq!(get_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+        let idle = get_option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE);
+        assert_eq!(idle, KEEPALIVE_IDLE_SECS);
+        assert!(idle <= 300, "keepalive idle {idle} s is over 300 s");
+        assert_eq!(get_option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 30);
+        assert_eq!(get_option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 4);
+        assert_eq!(
+            get_option(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+            360_000
+        );
+    }
+
+    #[test]
+    fn the_user_timeout_covers_the_whole_keepalive_schedule() {
+        let schedule = KEEPALIVE_IDLE_SECS + KEEPALIVE_INTERVAL_SECS * KEEPALIVE_PROBES;
+        assert_eq!(i64::from(USER_TIMEOUT_MS), i64::from(schedule) * 1000);
+    }
+
+    #[test]
+    fn a_closed_descriptor_is_an_error_not_a_crash() {
+        assert!(detect_dead_peers(-1).is_err());
+    }
 }

@@ -5,15 +5,18 @@ use std::time::Duration;
 
 use clap::Parser;
 use matchstream_engine::config::{Cli, Command};
-use matchstream_engine::signals;
 use matchstream_engine::tools::{demo, drain, replay, top, watch};
+use matchstream_engine::{logging, signals};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Serve(config) => serve(config),
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(mut args) => match args.server.load_token_file() {
+            Ok(()) => demo::run(args),
+            Err(e) => Err(e.into()),
+        },
         Command::Replay(args) => replay::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Drain(args) => drain::run(args),
@@ -30,7 +33,8 @@ fn main() -> ExitCode {
 
 /// Serves until drained: by `POST /1/admin/drain`, or by SIGTERM/SIGINT within the grace
 /// period (`signals`); then stops and exits 0.
-fn serve(config: matchstream_engine::Config) -> anyhow::Result<()> {
+fn serve(mut config: matchstream_engine::Config) -> anyhow::Result<()> {
+    config.load_token_file()?;
     signals::block_termination();
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let server = matchstream_engine::start(config)?;

@@ -702,6 +702,15 @@ pub fn metrics_text(node: &NodeStats) -> String {
         node.node_id,
         node.store_rejected.load(Relaxed)
     );
+    // The store's reachability as GET /readyz judges it (crate::health), for alerting.
+    let _ = writeln!(
+        out,
+        "# HELP matchstream_store_reachable 1 while the store is reachable (as GET /readyz judges it), else 0.\n\
+         # TYPE matchstream_store_reachable gauge\n\
+         matchstream_store_reachable{{node=\"{}\"}} {}",
+        node.node_id,
+        u8::from(node.store_health.problem().is_none())
+    );
     let p = process_snapshot();
     let h = node.http.snapshot();
     for (name, kind, help, v) in [
@@ -1138,5 +1147,21 @@ mod tests {
         assert!(text.contains("matchstream_subscribers{node=\"n1\",core=\"1\",port=\"9101\"} 0"));
         assert!(text.contains("# TYPE matchstream_bytes_sent_total counter"));
         assert!(text.contains("matchstream_store_rejected_total{node=\"n1\"} 0\n"));
+    }
+
+    #[test]
+    fn metrics_text_says_whether_the_store_is_reachable() {
+        let n = NodeStats::for_tests();
+        // No store thread yet: unreachable, as /readyz would say.
+        let gauge =
+            "# TYPE matchstream_store_reachable gauge\nmatchstream_store_reachable{node=\"n1\"}";
+        assert!(metrics_text(&n).contains(&format!("{gauge} 0\n")));
+        n.store_health.set_store_thread(true);
+        assert!(metrics_text(&n).contains(&format!("{gauge} 1\n")));
+        n.store_health.watch_redis();
+        n.store_health.heartbeat(false);
+        assert!(metrics_text(&n).contains(&format!("{gauge} 0\n")));
+        n.store_health.heartbeat(true);
+        assert!(metrics_text(&n).contains(&format!("{gauge} 1\n")));
     }
 }

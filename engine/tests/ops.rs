@@ -178,6 +178,17 @@ fn readyz(client: &mut HttpClient) -> (u16, String) {
     (r.status, text(&r.body))
 }
 
+/// The node's `matchstream_store_reachable` gauge in `/metrics` (what the alert rules read).
+fn store_reachable(client: &mut HttpClient) -> String {
+    let r = client.get("/metrics").expect("metrics");
+    let body = text(&r.body);
+    body.lines()
+        .find(|l| l.starts_with("matchstream_store_reachable{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no matchstream_store_reachable in {body}"))
+        .to_owned()
+}
+
 /// Readiness follows Redis: 503 `redis unreachable` once it is killed (the liveness probe
 /// stays 200), 200 again once it is back, without any probe going to Redis.
 #[test]
@@ -189,6 +200,7 @@ fn readyz_follows_redis_going_away_and_coming_back() {
         readyz(&mut client),
         (200, r#"{"status":"ready"}"#.to_owned())
     );
+    assert_eq!(store_reachable(&mut client), "1");
     redis.kill();
     let unreachable = r#"{"error":"store unavailable: redis unreachable"}"#;
     let lost = r#"{"error":"store unavailable: redis subscription lost"}"#;
@@ -209,6 +221,11 @@ fn readyz_follows_redis_going_away_and_coming_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("readyz: 503 {:?} after redis was killed", killed.elapsed());
+    assert_eq!(
+        store_reachable(&mut client),
+        "0",
+        "/metrics agrees with /readyz"
+    );
     let alive = client.get("/healthz").expect("healthz");
     assert_eq!(
         (alive.status, text(&alive.body)),
@@ -229,6 +246,11 @@ fn readyz_follows_redis_going_away_and_coming_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("readyz: 200 {:?} after redis came back", back.elapsed());
+    assert_eq!(
+        store_reachable(&mut client),
+        "1",
+        "/metrics agrees with /readyz"
+    );
 }
 
 /// Creates and starts the sample match on a node; its id, the state after `start`, and the

@@ -160,10 +160,72 @@ fn assert_no_secret(what: &str, text: &str) {
 /// `redis://:***@…`, never the password nor the token.
 #[test]
 fn a_redis_password_and_the_token_show_in_no_answer_and_no_log_line() {
+    let printed = secrets_stay_out(&[]);
+    assert!(printed.contains("redis://:***@127.0.0.1"), "{printed}");
+}
+
+/// The same with JSON log lines and the access log: every line printed is one JSON object
+/// with the four fields, the access log has a line per request with its method, path,
+/// status, bytes, time and peer, and no line holds a secret (the token is in a header of
+/// most of those requests; no header is logged).
+#[test]
+fn json_logs_and_the_access_log_show_every_request_and_no_secret() {
+    let printed = secrets_stay_out(&["--log-format", "json", "--access-log"]);
+    let mut access = Vec::new();
+    for line in printed.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        for field in ["ts", "level", "target", "msg"] {
+            assert!(v[field].is_string(), "{field} missing: {line}");
+        }
+        if v["target"] == "matchstream::access" {
+            access.push(v);
+        }
+    }
+    let seen: Vec<(String, String, u64)> = access
+        .iter()
+        .map(|v| {
+            assert!(v["bytes"].as_u64().is_some_and(|b| b > 0), "{v}");
+            assert!(v["us"].as_u64().is_some(), "{v}");
+            assert!(
+                v["peer"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("127.0.0.1:")),
+                "{v}"
+            );
+            (
+                v["method"].as_str().unwrap_or_default().to_owned(),
+                v["path"].as_str().unwrap_or_default().to_owned(),
+                v["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let want = |m: &str, p: &str, s: u64| (m.to_owned(), p.to_owned(), s);
+    for request in [
+        want("POST", "/1/matches", 201),
+        want("POST", "/1/matches", 503),
+        want("DELETE", "/1/match/elp-tig-2011-09-10", 503),
+        want("GET", "/1/stats", 200),
+        want("GET", "/metrics", 200),
+        want("GET", "/1/checkin", 200),
+    ] {
+        assert!(
+            seen.contains(&request),
+            "{request:?} not in the access log: {seen:#?}"
+        );
+    }
+}
+
+/// Runs the scenario of the tests above on a node started with `args` added; returns
+/// everything it printed, checked for secrets.
+fn secrets_stay_out(args: &[&str]) -> String {
     let mut redis = RedisServer::start();
     require_password(redis.port);
     let url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
-    let node = Process::serve(&["--store", &url, "--token", SECRET_TOKEN], &[]);
+    let node = Process::serve(
+        &[&["--store", &url, "--token", SECRET_TOKEN], args].concat(),
+        &[],
+    );
     let api = node.api();
     let created = request(api, "POST", "/1/matches", true, NEW_MATCH);
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
@@ -200,11 +262,11 @@ fn a_redis_password_and_the_token_show_in_no_answer_and_no_log_line() {
     node.wait_for("redis subscription to redis://:***@");
     node.wait_for("registry on redis://:***@");
     let printed = node.stop();
-    assert!(printed.contains("redis://:***@127.0.0.1"), "{printed}");
     assert_no_secret("the output", &printed);
     for answer in &answers {
         assert_no_secret("an answer", answer);
     }
+    printed
 }
 
 /// A node whose Redis is not there at start fails with the URL redacted.

@@ -17,7 +17,7 @@ set -euo pipefail
 
 # Every pass/fail line below counts one, whatever the machine: root or not, tools present
 # or not. Change it with the checks.
-EXPECTED_CHECKS=113
+EXPECTED_CHECKS=160
 
 TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TUNING=$(cd "$TESTS_DIR/.." && pwd)
@@ -117,7 +117,7 @@ netns_suite() {
   expect_out "netns: apply reports old -> new" 'somaxconn +1234 +65535 +OK'
   check "netns: apply re-read somaxconn = 65535" [ "$(get net.core.somaxconn)" = 65535 ]
   check "netns: apply re-read tcp_max_syn_backlog = 65535" [ "$(get net.ipv4.tcp_max_syn_backlog)" = 65535 ]
-  check "netns: apply widened the port range" [ "$(get net.ipv4.ip_local_port_range)" = "10000 65535" ]
+  check "netns: the server profile leaves the port range alone" [ "$(get net.ipv4.ip_local_port_range)" = "40000 50001" ]
   check "netns: apply added the server ports to the reserved ones" \
     [ "$(get net.ipv4.ip_local_reserved_ports)" = "7000,8888,9100-9163" ]
   check "netns: apply set keepalive 600/60/5" \
@@ -125,7 +125,8 @@ netns_suite() {
   check "netns: apply set tcp_max_tw_buckets" [ "$(get net.ipv4.tcp_max_tw_buckets)" = 1048576 ]
   check "netns: state file exists, owner-only" [ "$(stat -c %a "$st" 2>/dev/null)" = 600 ]
   check "netns: state file holds the originals" \
-    grep -qxF "$(printf 'net.ipv4.ip_local_port_range\t40000 50001')" "$st"
+    grep -qxF "$(printf 'net.core.somaxconn\t1234')" "$st"
+  check "netns: state file has no port range (the server keeps it)" bash -c "! grep -q '^net.ipv4.ip_local_port_range' '$st'"
   check "netns: state file holds the original reserved ports" \
     grep -qxF "$(printf 'net.ipv4.ip_local_reserved_ports\t7000')" "$st"
   check "netns: state file has no key that was already OK" bash -c "! grep -q '^net.ipv4.tcp_syncookies' '$st'"
@@ -200,6 +201,65 @@ netns_suite() {
   run bash "$TUNING/revert.sh" --state "$st"
   expect_rc "netns: revert without a state file exits 0" 0
   expect_out "netns: revert without a state file says so" 'nothing to revert'
+
+  # The SYN queue line follows tcp_syncookies (per namespace).
+  echo 1 >/proc/sys/net/ipv4/tcp_syncookies
+  run bash "$TUNING/check.sh" --only netns --unit "$tmp/high.service"
+  expect_out "netns: with syncookies the SYN queue is the backlog, then cookies" \
+    'SYN queue +syncookies on \(1\): [0-9]+ half-open handshakes per listener \(its backlog\), then SYN cookies, no drops; tcp_max_syn_backlog [0-9]+ is not used'
+  echo 0 >/proc/sys/net/ipv4/tcp_syncookies
+  run bash "$TUNING/check.sh" --only netns --unit "$tmp/high.service"
+  expect_out "netns: without syncookies SYNs are dropped" 'SYN queue +syncookies off: .* dropped .* tcp_max_syn_backlog'
+  echo 1 >/proc/sys/net/ipv4/tcp_syncookies
+
+  # TIME-WAIT buckets below the target: a warning (the kernel skips TIME-WAIT, no failure).
+  echo 1000 >/proc/sys/net/ipv4/tcp_max_tw_buckets
+  run bash "$TUNING/check.sh" --only netns --target 5000 --unit "$tmp/high.service"
+  expect_out "netns: check --target warns about TIME-WAIT buckets" 'WARN TIME-WAIT: tcp_max_tw_buckets 1000 is below 5000'
+
+  fake_proc_suite "$tmp"
+}
+
+# Machine-wide keys in a fake /proc/sys tree (MATCHSTREAM_TUNING_PROC_SYS): apply raises, never
+# lowers; conntrack's max and buckets; orphans. Needs root (apply), so it runs in the namespace.
+fake_proc_suite() {
+  local tmp=$1 fake="$1/fake-sys" st="$1/fake-state"
+  mkdir -p "$fake/fs" "$fake/net/netfilter" "$fake/net/ipv4"
+  # fs.file-max at systemd's 2^63-1 and fs.nr_open at systemd's 1073741816: above ours.
+  echo 9223372036854775807 >"$fake/fs/file-max"
+  echo 1073741816 >"$fake/fs/nr_open"
+  run env MATCHSTREAM_TUNING_PROC_SYS="$fake" bash "$TUNING/apply.sh" --only fs. --state "$st"
+  expect_rc "fake /proc/sys: apply exits 0" 0
+  expect_out "fake /proc/sys: nothing to raise, nothing changed" 'summary: 0 changed, 2 already OK'
+  check "fake /proc/sys: a larger fs.file-max stays" [ "$(cat "$fake/fs/file-max")" = 9223372036854775807 ]
+  check "fake /proc/sys: a larger fs.nr_open stays" [ "$(cat "$fake/fs/nr_open")" = 1073741816 ]
+  check "fake /proc/sys: no state file when nothing changed" [ ! -e "$st" ]
+  echo 100000 >"$fake/fs/file-max"
+  run env MATCHSTREAM_TUNING_PROC_SYS="$fake" bash "$TUNING/apply.sh" --only fs. --state "$st"
+  expect_out "fake /proc/sys: a lower fs.file-max is raised" 'fs.file-max +100000 +2097152 +OK'
+  check "fake /proc/sys: fs.nr_open is still not lowered" [ "$(cat "$fake/fs/nr_open")" = 1073741816 ]
+  check "fake /proc/sys: only the raised key is saved" [ "$(grep -vc '^#' "$st")" = 1 ]
+
+  # conntrack: the profile's max on the default buckets is 16 entries per bucket.
+  echo 2097152 >"$fake/net/netfilter/nf_conntrack_max"
+  echo 131072 >"$fake/net/netfilter/nf_conntrack_buckets"
+  echo 131072 >"$fake/net/ipv4/tcp_max_orphans"
+  run env MATCHSTREAM_TUNING_PROC_SYS="$fake" bash "$TUNING/check.sh" --only net.netfilter,net.ipv4.tcp_max_orphans --target 1000000 --unit "$tmp/high.service"
+  expect_rc "fake /proc/sys: check exits 1" 1
+  expect_out "fake /proc/sys: buckets below max / 4 are LOW" 'nf_conntrack_buckets +131072 +524288 +LOW'
+  expect_out "fake /proc/sys: check flags the max / buckets ratio" 'WARN nf_conntrack_max 2097152 on 131072 buckets: 32 entries per bucket'
+  expect_out "fake /proc/sys: check --target names the orphan limit" 'SHORT orphans: tcp_max_orphans 131072 is below 1000000'
+  run env MATCHSTREAM_TUNING_PROC_SYS="$fake" bash "$TUNING/apply.sh" --only net.netfilter,net.ipv4.tcp_max_orphans --state "$st"
+  expect_rc "fake /proc/sys: apply conntrack and orphans exits 0" 0
+  check "fake /proc/sys: buckets raised to max / 4" [ "$(cat "$fake/net/netfilter/nf_conntrack_buckets")" = 524288 ]
+  check "fake /proc/sys: orphans raised to the profile's" [ "$(cat "$fake/net/ipv4/tcp_max_orphans")" = 1048576 ]
+  run env MATCHSTREAM_TUNING_PROC_SYS="$fake" bash "$TUNING/check.sh" --only net.netfilter,net.ipv4.tcp_max_orphans --target 1000000 --unit "$tmp/high.service"
+  expect_no_out "fake /proc/sys: no ratio warning once paired" 'entries per bucket'
+  expect_no_out "fake /proc/sys: no orphan shortage after apply" 'SHORT orphans'
+  run env MATCHSTREAM_TUNING_PROC_SYS="$fake" bash "$TUNING/revert.sh" --state "$st"
+  expect_rc "fake /proc/sys: revert exits 0" 0
+  check "fake /proc/sys: revert restored the fake values" \
+    [ "$(cat "$fake/fs/file-max") $(cat "$fake/net/netfilter/nf_conntrack_buckets")" = "100000 131072" ]
 }
 
 if [ "${1:-}" = --inside-netns ]; then
@@ -230,7 +290,7 @@ else
 fi
 
 printf -- '-- (b) files and library\n'
-for f in sysctl.conf sysctl-loadgen.conf; do
+for f in sysctl.conf sysctl-loadgen.conf sysctl.d/90-matchstream.conf; do
   run bash -c ". '$TUNING/lib.sh'; ms_conf_read '$TUNING/$f'"
   expect_rc "$f parses" 0
   # Every setting is explained: the line before each key line is a comment.
@@ -238,8 +298,25 @@ for f in sysctl.conf sysctl-loadgen.conf; do
   check "$f: every setting has a comment above it" [ -z "$unexplained" ]
   check "$f: never sets tcp_tw_recycle" bash -c "! grep -Eq '^[^#]*tcp_tw_recycle' '$TUNING/$f'"
 done
+# The sysctl.d drop-in (the Debian package ships it, inactive): the profile's values, and
+# every profile key it leaves out is named with a reason; never the keys it would lower.
+dropin=$TUNING/sysctl.d/90-matchstream.conf
+run bash -c ". '$TUNING/lib.sh'; diff <(ms_conf_read '$dropin' | sort) <(ms_conf_read '$TUNING/sysctl.conf' | sort) | grep '^<' || true"
+check "sysctl.d drop-in: every key has the server profile's value" [ -z "$OUT" ]
+run bash -c ". '$TUNING/lib.sh'; ms_conf_read '$TUNING/sysctl.conf' | cut -f1 | while read -r k; do ms_conf_read '$dropin' | cut -f1 | grep -qxF \"\$k\" || grep -q \"^# left out: \$k \" '$dropin' || echo \"\$k\"; done"
+check "sysctl.d drop-in: every profile key it does not set is left out with a reason" [ -z "$OUT" ]
+run bash -c ". '$TUNING/lib.sh'; ms_conf_read '$dropin' | cut -f1 | grep -xE 'fs.file-max|fs.nr_open|net.ipv4.tcp_mem|net.ipv4.tcp_rmem|net.ipv4.ip_local_port_range' || true"
+check "sysctl.d drop-in: sets none of the keys it would lower on many hosts" [ -z "$OUT" ]
 check "sysctl.conf reserves the API and stream ports" \
   grep -qxF 'net.ipv4.ip_local_reserved_ports = 8888,9100-9163' "$TUNING/sysctl.conf"
+check "sysctl.conf keeps the kernel's default port range on a server" \
+  bash -c "! grep -Eq '^[^#]*ip_local_port_range' '$TUNING/sysctl.conf'"
+check "sysctl-loadgen.conf keeps the wide port range" \
+  grep -qxF 'net.ipv4.ip_local_port_range = 1024 65535' "$TUNING/sysctl-loadgen.conf"
+check "sysctl.conf: tcp_max_orphans holds 1M subscribers" \
+  grep -qxF 'net.ipv4.tcp_max_orphans = 1048576' "$TUNING/sysctl.conf"
+run bash -c ". '$TUNING/lib.sh'; ms_conf_read '$TUNING/sysctl.conf' | awk -F'\t' '\$1 == \"net.netfilter.nf_conntrack_buckets\" {b = \$2; bl = NR} \$1 == \"net.netfilter.nf_conntrack_max\" {m = \$2; ml = NR} END {print m / b, (bl < ml)}'"
+check "sysctl.conf: conntrack buckets are max / 4, set before the max" [ "$OUT" = "4 1" ]
 check "limits.conf: every line is <domain> <type> <item> <value>" \
   bash -c "! grep -Ev '^(#|$)' '$TUNING/limits.conf' | awk 'NF != 4 || (\$2 != \"soft\" && \$2 != \"hard\" && \$2 != \"-\")' | grep -q ."
 for line in LimitNOFILE=1048576 LimitMEMLOCK=infinity Restart=on-failure KillSignal=SIGTERM \
@@ -250,6 +327,17 @@ for line in LimitNOFILE=1048576 LimitMEMLOCK=infinity Restart=on-failure KillSig
 done
 check "matchstream.service allows io_uring in its syscall filter" \
   grep -Eq '^SystemCallFilter=.*io_uring_setup.*io_uring_enter.*io_uring_register' "$TUNING/matchstream.service"
+# Restart= paced by RestartSec can never exceed the start limit: a node crashing mid-match
+# is restarted however often it crashes (interval / RestartSec + 1 starts fit the interval).
+run awk -F= '/^RestartSec=/ {r = $2 + 0} /^StartLimitIntervalSec=/ {i = $2 + 0} /^StartLimitBurst=/ {b = $2 + 0}
+  END { if (r > 0 && i > 0 && int(i / r) + 1 <= b) print "ok"; else print "interval", i, "restart", r, "burst", b }' "$TUNING/matchstream.service"
+check "matchstream.service: Restart= never reaches the start limit" [ "$OUT" = ok ]
+check "matchstream.service passes the token as a credential" \
+  grep -qxF 'LoadCredential=token:/etc/matchstream/token' "$TUNING/matchstream.service"
+check "matchstream.service sets no token in its environment" \
+  bash -c "! grep -Eq '^Environment=.*MATCHSTREAM_TOKEN' '$TUNING/matchstream.service'"
+check "matchstream.service shows how to allow ports below 1024" \
+  grep -qxF '#AmbientCapabilities=CAP_NET_BIND_SERVICE' "$TUNING/matchstream.service"
 if command -v systemd-analyze >/dev/null 2>&1; then
   sed 's#^ExecStart=/usr/local/bin/matchstream#ExecStart=/bin/true#' "$TUNING/matchstream.service" >"$TMP/matchstream.service"
   run systemd-analyze verify --man=no "$TMP/matchstream.service"
@@ -297,6 +385,17 @@ run bash -c ". '$TUNING/lib.sh'; ms_mem_bytes() { echo 4294967296; }; ms_page_si
 check "lib: tcp_mem is capped at half of RAM on a small host" [ "$OUT" = "262144 349525 524288" ]
 run bash -c ". '$TUNING/lib.sh'; ms_mem_bytes() { echo 274877906944; }; ms_page_size() { echo 65536; }; ms_recommend net.ipv4.tcp_mem '786432 1048576 1572864'; echo \"\$MS_REC\""
 check "lib: tcp_mem is converted for 64 KiB pages" [ "$OUT" = "49152 65536 98304" ]
+printf '[Service]\nLimitNOFILE=65536\nLimitMEMLOCK=infinity\n' >"$TMP/low.service"
+printf '[Service]\nLimitNOFILE=1048576\nLimitMEMLOCK=64M\n' >"$TMP/high.service"
+mkdir -p "$TMP/dropin.service.d"
+cp "$TMP/low.service" "$TMP/dropin.service"
+printf '[Service]\nLimitNOFILE=4096:2000000\n' >"$TMP/dropin.service.d/50-more.conf"
+run bash -c ". '$TUNING/lib.sh'; ms_unit_limit '$TMP/low.service' LimitNOFILE; ms_unit_limit '$TMP/dropin.service' LimitNOFILE; ms_unit_limit '$TMP/low.service' LimitMEMLOCK; ms_unit_bytes 64M; ms_unit_limit '$TMP/parse.conf' LimitNOFILE || echo unset"
+check "lib: LimitNOFILE read from a unit, its drop-ins (SOFT:HARD) and infinity" \
+  [ "$OUT" = "$(printf '65536 65536\n4096 2000000\ninfinity infinity\n67108864\nunset')" ]
+run bash -c ". '$TUNING/lib.sh'; ms_ram_estimate 1000 0; ms_ram_estimate 1000 1"
+check "lib: memory estimate per subscriber: 3584 kernel + 4096 buffers + 560 ours + 256 TIME-WAIT (+ 256 conntrack)" \
+  [ "$OUT" = "$(printf '8496000 3584000 4096000 560000 256000 0\n8752000 3584000 4096000 560000 256000 256000')" ]
 run bash "$TUNING/apply.sh" --bogus
 expect_rc "apply rejects an unknown option (exit 2)" 2
 run bash "$TUNING/check.sh" --only nonsense
@@ -334,19 +433,40 @@ else
 fi
 
 printf -- '-- (e) capacity\n'
-run bash "$TUNING/check.sh" --target 1000000
-check "check --target 1000000 exits non-zero here" [ "$RC" -ne 0 ]
-hard=$(ulimit -Hn)
-if [ "$hard" != unlimited ] && [ "$hard" -lt 1000064 ]; then
-  expect_out "check --target names the open-files limit" "SHORT open-files limit: hard $hard"
-else
-  expect_no_out "check --target does not blame an open-files limit that fits" 'SHORT open-files limit'
-fi
+run bash "$TUNING/check.sh" --target 1000000 --unit "$TMP/low.service"
+check "check --target 1000000 exits non-zero with LimitNOFILE 65536" [ "$RC" -ne 0 ]
+expect_out "check --target names the service's open-files limit and where it comes from" \
+  "SHORT open-files limit: hard 65536 \\(soft 65536, from unit file $TMP/low.service\\)"
 expect_out "check --target says what it cannot hold" 'cannot hold 1000000 subscribers'
+expect_out "check --target estimates the memory" 'memory for 1000000 subscribers: about [0-9.]+ GiB = sockets'
 expect_out "check reports connections per process" 'subscribers per matchstream process'
 expect_out "check reports outgoing connections per destination" 'connections per \(source address, destination'
 expect_out "check reports kernel TCP memory in bytes" 'pressure at [0-9.]+ [KMGT]iB'
-expect_out "check reports the accept-queue depth" 'somaxconn [0-9]+: at most'
+expect_out "check reports the accept-queue depth" 'somaxconn [0-9]+, backlog 65535: at most'
+expect_out "check reports the unit's locked-memory limit" 'locked memory +soft unlimited, hard unlimited'
+run bash "$TUNING/check.sh" --target 1000000 --unit "$TMP/high.service"
+expect_no_out "check --target does not blame a LimitNOFILE that fits" 'SHORT open-files limit'
+expect_out "check --target reads the unit's LimitMEMLOCK" 'locked memory +soft 64 MiB, hard 64 MiB'
+run bash "$TUNING/check.sh" --target 100000000 --unit "$TMP/high.service"
+expect_out "check --target names memory when the host is too small" 'SHORT memory: 100000000 subscribers need about'
+# systemctl show, when systemd knows the service (a stand-in systemctl answers here).
+cat >"$TMP/systemctl" <<'EOS'
+#!/bin/sh
+case "$*" in
+  *"-p LoadState "*) echo loaded ;;
+  *"-p LimitNOFILE "*) echo 524288 ;;
+  *"-p LimitNOFILESoft "*) echo 1024 ;;
+  *) echo ;;
+esac
+EOS
+chmod +x "$TMP/systemctl"
+run env MATCHSTREAM_TUNING_SYSTEMCTL="$TMP/systemctl" bash "$TUNING/check.sh" --target 1000000
+expect_out "check --target reads LimitNOFILE from systemctl show" \
+  'SHORT open-files limit: hard 524288 \(soft 1024, from systemctl show matchstream\)'
+run bash "$TUNING/check.sh"
+expect_no_out "check never takes the server's open-files limit from the shell" 'limits of this shell'
+run bash "$TUNING/check.sh" --profile loadgen
+expect_out "check --profile loadgen takes the shell's limits (the bench runs there)" 'limits of this shell'
 
 printf -- '-- safety\n'
 check "host: every key still has its value from the start" [ "$(dump)" = "$HOST_BEFORE" ]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 /// The sysctls recorded (the ones tuning/ sets and ramp failures point at).
-pub const SYSCTLS: [&str; 12] = [
+pub const SYSCTLS: [&str; 13] = [
     "net.core.somaxconn",
     "net.ipv4.tcp_max_syn_backlog",
     "net.ipv4.ip_local_port_range",
@@ -19,6 +19,7 @@ pub const SYSCTLS: [&str; 12] = [
     "net.core.netdev_max_backlog",
     "fs.file-max",
     "fs.nr_open",
+    "kernel.sched_autogroup_enabled",
 ];
 
 /// The environment of a run.
@@ -52,6 +53,11 @@ pub struct Environment {
     pub git_dirty: Option<bool>,
     /// The command line.
     pub args: Vec<String>,
+    /// The bench's scheduler autogroup and its nice (`/proc/self/autogroup`, e.g.
+    /// `/autogroup-152 nice -10`): with `kernel.sched_autogroup_enabled=1` sessions share the
+    /// CPU equally whatever their processes' nice values.
+    #[serde(default)]
+    pub autogroup: Option<String>,
 }
 
 /// The open-files limit.
@@ -98,6 +104,7 @@ impl Environment {
             git_sha,
             git_dirty,
             args: redact(std::env::args()),
+            autogroup: read("/proc/self/autogroup"),
         }
     }
 
@@ -108,7 +115,7 @@ impl Environment {
             "{} on {} ({}, {} cores, {} GiB), kernel {}\n\
              open files {} (hard {}), somaxconn {}, tcp_max_syn_backlog {}, \
              ip_local_port_range {}, tcp_mem {}\n\
-             git {}{}, {}",
+             git {}{}, {}; scheduler autogroup {}",
             self.tool,
             self.hostname,
             self.cpu_model,
@@ -130,6 +137,11 @@ impl Environment {
                 ""
             },
             self.rustc,
+            match (s("kernel.sched_autogroup_enabled"), &self.autogroup) {
+                ("1", Some(group)) => group.as_str(),
+                ("0", _) => "off",
+                _ => "?",
+            },
         )
     }
 }

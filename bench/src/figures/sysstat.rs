@@ -105,6 +105,48 @@ pub fn process_cpu_seconds() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// The machine's CPU time so far, from the first line of `/proc/stat`: ticks idle (idle and
+/// iowait) and ticks in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Idle and iowait ticks, every CPU together.
+    pub idle: u64,
+    /// Every tick of every CPU.
+    pub total: u64,
+}
+
+impl MachineTicks {
+    /// Reads `/proc/stat` (zero when unreadable).
+    pub fn now() -> MachineTicks {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|t| parse_proc_stat(&t))
+            .unwrap_or_default()
+    }
+
+    /// The share of the machine idle between `before` and this reading (`None` when nothing
+    /// was counted between them).
+    pub fn idle_since(&self, before: &MachineTicks) -> Option<f64> {
+        let total = self.total.checked_sub(before.total)?;
+        let idle = self.idle.checked_sub(before.idle)?;
+        (total > 0).then(|| idle as f64 / total as f64)
+    }
+}
+
+/// Parses the `cpu` line of `/proc/stat`: user nice system idle iowait irq softirq steal ...
+pub fn parse_proc_stat(text: &str) -> Option<MachineTicks> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    // guest and guest_nice (9th, 10th) are already counted in user and nice.
+    let total = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some(MachineTicks { idle, total })
+}
+
 /// CPUs this process may run on (its affinity mask; 1 if unknown).
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -219,6 +261,25 @@ pub fn sample_servers(pids: &[u32]) -> ServerSample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_ticks_count_idle_and_iowait_of_the_cpu_line() {
+        let text =
+            "cpu  408902 452803 222647 17703 16775 0 24260 14296 7 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        let t = parse_proc_stat(text).expect("parses");
+        assert_eq!(t.idle, 17703 + 16775);
+        assert_eq!(
+            t.total,
+            408902 + 452803 + 222647 + 17703 + 16775 + 24260 + 14296
+        );
+        let later = MachineTicks {
+            idle: t.idle + 10,
+            total: t.total + 100,
+        };
+        assert_eq!(later.idle_since(&t), Some(0.1));
+        assert_eq!(t.idle_since(&t), None);
+        assert_eq!(parse_proc_stat("intr 1 2\n"), None);
+    }
 
     #[test]
     fn netstat_parses_and_deltas() {

@@ -146,6 +146,8 @@ struct WindowCost {
     shards: usize,
     /// Whether some were worker processes.
     processes: bool,
+    /// The share of the machine idle over the window.
+    machine_idle: Option<f64>,
 }
 
 /// What the publish window produced.
@@ -164,6 +166,7 @@ fn publish(shape: &Shape<'_>, mut shards: Shards, sent: &AtomicU64, limit: Insta
     let board = shards.board();
     let t0 = Instant::now();
     let own_t0 = sysstat::process_cpu_seconds();
+    let machine_t0 = sysstat::MachineTicks::now();
     schedule.start(t0, realtime_ns());
     let start_ns = realtime_ns();
     let published = pipeline::run(
@@ -200,6 +203,7 @@ fn publish(shape: &Shape<'_>, mut shards: Shards, sent: &AtomicU64, limit: Insta
         own_cpu_seconds: sysstat::process_cpu_seconds() - own_t0,
         shards: shard_count,
         processes,
+        machine_idle: sysstat::MachineTicks::now().idle_since(&machine_t0),
     };
     Window {
         published,
@@ -232,6 +236,7 @@ fn cpu_share(
         bench_cpu_seconds: bench_window,
         bench_share: bench_window / machine,
         server_busiest_thread: server.map(|_| busiest / w.seconds.max(1e-9)),
+        machine_idle: w.machine_idle,
     }
 }
 
@@ -273,6 +278,7 @@ fn figures(
         connect_seconds: 0.0,
         publish: published,
         idle_but_slow: cpu.idle_but_slow(latency.p99_ms),
+        starved: cpu.starved(latency.p99_ms),
         cpu,
         server: None,
         bench: BenchCost::default(),

@@ -51,14 +51,39 @@ pub struct CpuShare {
     /// was saturated (null without a pid).
     #[serde(default)]
     pub server_busiest_thread: Option<f64>,
+    /// The share of the whole machine idle in the window (idle and iowait of `/proc/stat`):
+    /// near 0, something took every CPU, the bench's and the server's included.
+    #[serde(default)]
+    pub machine_idle: Option<f64>,
 }
+
+/// Below this share of the machine idle in the window, a slow run with an idle server was
+/// starved of CPU by other processes, not stalled.
+pub const STARVED_IDLE: f64 = 0.10;
 
 impl CpuShare {
     /// p99 over a second while the server used under half of the machine and none of its
     /// threads was saturated: the time went somewhere other than work (a stall, a timer, a
     /// lock), not to CPU. (A single-threaded server such as Redis is saturated at one core:
     /// its busiest thread shows it, whatever share of the machine that is.)
+    /// A machine with no idle CPU meanwhile is [`CpuShare::starved`] instead.
     pub fn idle_but_slow(&self, p99_ms: f64) -> bool {
+        self.slow_with_an_unbusy_server(p99_ms)
+            && self.machine_idle.is_none_or(|i| i >= STARVED_IDLE)
+    }
+
+    /// p99 over a second while the server used under half of the machine, none of its
+    /// threads was saturated, and yet the machine had under [`STARVED_IDLE`] of it idle:
+    /// other processes took the CPU (the server and the bench were ready to run and waited
+    /// for it). With `kernel.sched_autogroup_enabled=1` each session gets an equal share of
+    /// the CPU whatever its processes' nice values: a measurement's session needs its own
+    /// priority (`echo -10 > /proc/self/autogroup`).
+    pub fn starved(&self, p99_ms: f64) -> bool {
+        self.slow_with_an_unbusy_server(p99_ms)
+            && self.machine_idle.is_some_and(|i| i < STARVED_IDLE)
+    }
+
+    fn slow_with_an_unbusy_server(&self, p99_ms: f64) -> bool {
         p99_ms > STALLED_MS as f64
             && self.server_share.is_some_and(|s| s < 0.5)
             && self
@@ -113,8 +138,13 @@ pub struct Figures {
     pub publish: Published,
     /// CPU shares in the publish window.
     pub cpu: CpuShare,
-    /// p99 over 1 s while the server used under half of the machine.
+    /// p99 over 1 s while the server used under half of the machine, and the machine had
+    /// idle CPU: a stall.
     pub idle_but_slow: bool,
+    /// p99 over 1 s while the server used under half of the machine, and the machine had no
+    /// idle CPU: other processes took it.
+    #[serde(default)]
+    pub starved: bool,
     /// With --server-pid / --baseline-pid.
     pub server: Option<ServerFigures>,
     /// The bench's own cost for this run.
@@ -207,6 +237,39 @@ mod tests {
         for (s, t, p99, want) in cases {
             assert_eq!(share(s, t).idle_but_slow(p99), want, "{s:?} {t:?} {p99}");
         }
+    }
+
+    #[test]
+    fn a_slow_run_on_a_machine_with_no_idle_cpu_is_starved_not_stalled() {
+        let share = |idle: Option<f64>| CpuShare {
+            server_share: Some(0.11),
+            server_busiest_thread: Some(0.14),
+            machine_idle: idle,
+            ..CpuShare::default()
+        };
+        // (machine idle, p99 ms, idle-but-slow, starved)
+        let cases = [
+            (Some(0.0), 2974.0, false, true), // measured: every CPU went to other sessions
+            (Some(0.09), 1500.0, false, true),
+            (Some(0.10), 1500.0, true, false), // the machine had room: a stall
+            (Some(0.6), 1500.0, true, false),
+            (None, 1500.0, true, false),      // unreadable: as before
+            (Some(0.0), 900.0, false, false), // not slow
+        ];
+        for (idle, p99, stalled, starved) in cases {
+            let c = share(idle);
+            assert_eq!(c.idle_but_slow(p99), stalled, "{idle:?} {p99}");
+            assert_eq!(c.starved(p99), starved, "{idle:?} {p99}");
+        }
+        let busy = CpuShare {
+            server_share: Some(0.7),
+            machine_idle: Some(0.0),
+            ..CpuShare::default()
+        };
+        assert!(
+            !busy.starved(5000.0),
+            "a busy server explains its own latency"
+        );
     }
 
     #[test]

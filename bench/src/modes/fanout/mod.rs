@@ -106,6 +106,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             if f.idle_but_slow {
                 warnings.push(runs::idle_but_slow_line(f));
             }
+            if f.starved {
+                warnings.push(runs::starved_line(f));
+            }
         }
     }
     if let Some(path) = &opts.hgrm {

@@ -55,7 +55,9 @@ prints every run's p50/p95/p99/max and its deliveries later than 100 ms and 1 s,
 medians: a stalled run stays visible. With --server-pid, each run shows the server's and the
 bench's CPU use in the publish window as a share of the machine, and flags IDLE-BUT-SLOW a run
 whose p99 is over 1 s while the server used under half of the cores and none of its threads
-was saturated (90 % of the window: a single-threaded server at one core is busy, not idle).
+was saturated (90 % of the window: a single-threaded server at one core is busy, not idle),
+or STARVED when the machine had under 10 % idle CPU meanwhile (other processes took it; with
+scheduler autogroups, give the measuring session priority: echo -10 > /proc/self/autogroup).
 
 Exit status: 0 when every run delivered everything, in order, at the target rate; 1 when a
 run failed (loss, failed subscribers, refused or unanswered publishes, rate below 95 %, a

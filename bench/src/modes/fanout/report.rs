@@ -89,7 +89,7 @@ impl Report {
             "system,run,p50_ms,p95_ms,p99_ms,p99_9_ms,max_ms,over_100ms,over_1s,expected,\
              delivered,lost,duplicated,out_of_order,deliveries_per_second,\
              target_events_per_second,achieved_events_per_second,accepted_events_per_second,\
-             server_share,bench_share,idle_but_slow\n",
+             server_share,bench_share,idle_but_slow,machine_idle,starved\n",
         );
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
         for s in &self.systems {
@@ -97,7 +97,7 @@ impl Report {
                 let l = &f.latency;
                 let p = &f.publish;
                 out.push_str(&format!(
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                     f.system,
                     f.run,
                     l.p50_ms,
@@ -118,7 +118,9 @@ impl Report {
                     p.accepted_events_per_second,
                     opt(f.cpu.server_share),
                     f.cpu.bench_share,
-                    f.idle_but_slow
+                    f.idle_but_slow,
+                    opt(f.cpu.machine_idle),
+                    f.starved
                 ));
             }
         }
@@ -229,6 +231,8 @@ impl Report {
                     pct(Some(f.cpu.bench_share)),
                     if f.idle_but_slow {
                         "IDLE-BUT-SLOW".into()
+                    } else if f.starved {
+                        "STARVED".into()
                     } else {
                         String::new()
                     },

@@ -119,6 +119,22 @@ pub fn idle_but_slow_line(f: &Figures) -> String {
     )
 }
 
+/// The warning line of a run starved of CPU by other processes.
+pub fn starved_line(f: &Figures) -> String {
+    format!(
+        "STARVED: {} run {}: p99 {} ms while the server used {} of {} cores and the machine \
+         was {} idle: other processes took the CPU (with kernel.sched_autogroup_enabled=1, \
+         nice does not act across sessions; give the measuring session priority: \
+         echo -10 > /proc/self/autogroup)",
+        f.system,
+        f.run,
+        ms(f.latency.p99_ms),
+        pct(f.cpu.server_share),
+        f.cpu.cores,
+        pct(f.cpu.machine_idle)
+    )
+}
+
 /// A share as a whole percentage, `-` when unknown.
 pub(super) fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.0}%", v * 100.0))
