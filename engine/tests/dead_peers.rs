@@ -53,13 +53,17 @@ fn server_ends(port: u16, peer: u16) -> Vec<RawFd> {
     found
 }
 
-/// Waits until the server has accepted the connection of `client` to `port`.
+/// Waits until the server has accepted the connection of `client` to `port` and set its
+/// options (the descriptor exists a moment before the accept loop gets to them): returns its
+/// server ends once keepalive is on for every one, or after 10 s whatever there is, for the
+/// assertions to fail on.
 fn accepted(port: u16, client: &TcpStream) -> Vec<RawFd> {
     let peer = client.local_addr().expect("local addr").port();
     let started = Instant::now();
     loop {
         let fds = server_ends(port, peer);
-        if !fds.is_empty() {
+        let set = |fd: &RawFd| option(*fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE) == 1;
+        if !fds.is_empty() && (fds.iter().all(set) || started.elapsed() > Duration::from_secs(10)) {
             return fds;
         }
         assert!(
