@@ -13,7 +13,9 @@
 #
 # Installs nothing. Needs nginx (Debian package nginx-light), curl and jq; uses wrk (package wrk)
 # and ab (package apache2-utils) if present. As root, the node, nginx and the load tools run
-# under `nice -n -10`, so background builds disturb the runs less.
+# under `nice -n -10`, and the script's scheduler autogroup gets nice -10 too (with
+# kernel.sched_autogroup_enabled=1 nice acts only inside a session: other sessions' builds
+# would otherwise keep an equal share of the CPU; bench/RESULTS.md, SSE against TCP).
 #
 # Usage: bench/scripts/http-vs-nginx.sh [options]
 #   --seconds S     length of one run (default 5)
@@ -142,7 +144,10 @@ done
 OUT=${OUT:-bench/http-vs-nginx-$(date +%Y-%m-%d-%H%M).csv}
 
 NICE=()
-if [ "$(id -u)" = 0 ]; then NICE=(nice -n -10); fi
+if [ "$(id -u)" = 0 ]; then
+  NICE=(nice -n -10)
+  if [ -w /proc/self/autogroup ]; then echo -10 > /proc/self/autogroup || true; fi
+fi
 
 tmp=$(mktemp -d)
 # nginx's workers may run as another user: they must reach the root.
