@@ -617,6 +617,43 @@ mod tests {
     }
 
     #[test]
+    fn up_to_64_kib_of_input_between_two_checks_is_discarded_not_cut_off() {
+        use std::io::Write;
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Encoding::V2, 1 << 20, Arc::default());
+        // docs/protocol.md: more than 64 KiB since the last check is a cut-off; 64 KiB is not.
+        b.write_all(&vec![b'x'; 64 * 1024])
+            .expect("the pair's buffer takes it");
+        assert!(!out.peer_gone(), "64 KiB of input is read and thrown away");
+        b.write_all(b"and again").expect("write");
+        assert!(!out.peer_gone(), "the count starts again at each check");
+    }
+
+    #[test]
+    fn close_releases_the_socket_while_the_outbox_lives_on() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+        out.push(frame("kept\r\n"));
+        out.finish(End::Finished);
+        assert!(out.wants_task(), "a graceful end with something left");
+        out.close();
+        // The peer sees the close now, not when the table lets the outbox go.
+        let mut rest = Vec::new();
+        b.read_to_end(&mut rest).expect("an end of stream");
+        assert!(rest.is_empty(), "nothing was sent: {rest:?}");
+        assert!(!out.wants_task(), "no task for a closed socket");
+        out.flush();
+        assert_eq!(
+            out.end(),
+            Some(End::Finished),
+            "a closed socket is not a gone peer"
+        );
+    }
+
+    #[test]
     fn a_peer_flooding_input_is_cut_off() {
         use std::io::Write;
         let (a, mut b) = UnixStream::pair().expect("pair");
