@@ -411,3 +411,61 @@ fn the_live_matches_gauge_counts_matches_with_subscribers_on_table_changes() {
     table.apply(BusMsg::Cancelled(other.id.clone()), &stats);
     assert_eq!(stats.snapshot().live_matches, 1);
 }
+
+#[test]
+fn flush_writes_to_at_most_max_subscribers_and_says_whether_any_wait() {
+    let (mut table, mut m, _) = table_with(1);
+    let subs: Vec<_> = (0..3).map(|_| subscriber(Version::V2)).collect();
+    for (out, _) in &subs {
+        table.subscribe(m.id.as_str(), out, Some(1));
+    }
+    assert!(
+        !table.has_dirty(),
+        "subscribing queues nothing for the table's flush"
+    );
+    let e2 = event(&m, 2, EventKind::Comment);
+    apply(&mut m, &e2);
+    table.apply(
+        BusMsg::Event {
+            event: Arc::new(e2.clone()),
+            state: Arc::new(m.clone()),
+        },
+        &CoreStats::default(),
+    );
+    assert!(table.has_dirty(), "an event queued frames");
+    let want = frames(&[&e2], Version::V2);
+    let served = |subs: &mut Vec<(Rc<Outbox>, UnixStream)>| {
+        subs.iter_mut()
+            .map(|(_, peer)| received(peer))
+            .filter(|got| *got == want)
+            .count()
+    };
+    let mut subs = subs;
+    assert!(table.flush(2), "one subscriber is left");
+    assert_eq!(served(&mut subs), 2);
+    assert!(table.has_dirty());
+    assert!(!table.flush(2), "none left");
+    assert_eq!(served(&mut subs), 1);
+    assert!(!table.has_dirty());
+    assert!(!table.flush(2), "nothing to do");
+}
+
+#[test]
+fn the_sweep_drops_ended_subscribers_and_those_whose_peer_left_and_counts_them() {
+    let (mut table, m, _) = table_with(1);
+    let (live, _live_peer) = subscriber(Version::V2);
+    let (gone, gone_peer) = subscriber(Version::V2);
+    let (ended, _ended_peer) = subscriber(Version::V1);
+    for out in [&live, &gone, &ended] {
+        table.subscribe(m.id.as_str(), out, Some(1));
+    }
+    drop(gone_peer);
+    ended.finish(End::TooSlow);
+    let stats = CoreStats::default();
+    assert_eq!(table.sweep(&stats, 0), 2);
+    assert_eq!(gone.end(), Some(End::PeerGone));
+    assert_eq!(live.end(), None);
+    let view = table.get(m.id.as_str()).expect("view");
+    assert_eq!(view.subscriber_count(), 1);
+    assert_eq!(table.sweep(&stats, 0), 0, "nothing more to drop");
+}
