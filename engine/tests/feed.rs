@@ -1,11 +1,15 @@
-//! The Redis feed's gap filling (engine/src/cluster/feed.rs), on in-process nodes sharing a real
-//! `redis-server`: an event a node never heard published is read from the match's history when
-//! a later event's publish shows the gap, so every subscriber still gets every event once, in
-//! order.
+//! The node's Redis feed (engine/src/cluster/feed.rs), on nodes sharing a real `redis-server`:
+//! an event a node never heard published is read from the match's history when a later
+//! event's publish shows the gap, so every subscriber still gets every event once, in order;
+//! a message Redis does not back is dropped and counted; a cancellation reaches every node; a
+//! withdrawn match is taken back once Redis holds valid data again; the subscription is kept
+//! while idle, retried with growing pauses while Redis is unreachable (its loss and return
+//! logged once each), and closed when the node stops.
 
 mod common;
 
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use common::*;
 use matchstream_protocol::codec::{decode_match, encode_event, encode_match};
@@ -18,6 +22,73 @@ fn post_as(node: &TestServer, id: &MatchId, body: &[u8], seq: u64) {
     let (status, answer) = node.post_event(id, std::str::from_utf8(body).expect("UTF-8"));
     assert_eq!(status, 201, "{answer}");
     assert!(answer.contains(&format!(r#""seq":{seq}"#)), "{answer}");
+}
+
+/// The node's count of what it read from Redis and refused (`store_rejected`).
+fn rejected(node: &TestServer) -> u64 {
+    let v = node
+        .reader()
+        .get("/1/stats")
+        .expect("stats")
+        .json()
+        .expect("json");
+    v["store_rejected"].as_u64().expect("store_rejected")
+}
+
+/// The status of `GET /1/match/<id>` on `node`.
+fn match_status(node: &TestServer, id: &MatchId) -> u16 {
+    node.reader()
+        .get(&format!("/1/match/{id}"))
+        .expect("get")
+        .status
+}
+
+/// Publishes `payload` on the event channel, as any Redis client can.
+fn publish(con: &mut redis::Connection, payload: &[u8]) {
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("ms:events")
+        .arg(payload)
+        .query(con)
+        .expect("publish");
+}
+
+/// An `E` message carrying `event`.
+fn event_message(event: &Event) -> Vec<u8> {
+    [b"E", &encode_event(event)[..]].concat()
+}
+
+/// The ids of Redis's pub/sub clients (a node's feed is one).
+fn pubsub_clients(con: &mut redis::Connection) -> Vec<u64> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(con)
+        .expect("client list");
+    list.lines()
+        .filter_map(|l| l.strip_prefix("id="))
+        .map(|l| {
+            l.split(' ')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .expect("an id")
+        })
+        .collect()
+}
+
+/// A comment event that follows on from `state` (the next seq, a later time).
+fn comment_after(state: &matchstream_protocol::Match, comment: &str) -> Event {
+    Event {
+        match_id: state.id.clone(),
+        seq: state.last_seq + 1,
+        timestamp_ms: state.updated_ms + 1000,
+        kind: EventKind::Comment,
+        data: EventData {
+            comment: Some(comment.to_owned()),
+            ..EventData::default()
+        },
+    }
 }
 
 /// Waits until `node` shows the match at `seq`; fails at once if the node withdrew it (what
@@ -39,16 +110,7 @@ fn write_without_publish(con: &mut redis::Connection, id: &MatchId, comment: &st
         .query(con)
         .expect("the stored state");
     let mut state = decode_match(&stored).expect("a valid stored state");
-    let event = Event {
-        match_id: id.clone(),
-        seq: state.last_seq + 1,
-        timestamp_ms: state.updated_ms + 1000,
-        kind: EventKind::Comment,
-        data: EventData {
-            comment: Some(comment.to_owned()),
-            ..EventData::default()
-        },
-    };
+    let event = comment_after(&state, comment);
     apply(&mut state, &event);
     let () = redis::pipe()
         .atomic()
@@ -69,6 +131,13 @@ fn write_without_publish(con: &mut redis::Connection, id: &MatchId, comment: &st
     event
 }
 
+/// Waits until `node` serves the match (its feed took it).
+fn wait_served(node: &TestServer, id: &MatchId) {
+    wait_until(&format!("{id} served by {}", node.api), || {
+        match_status(node, id) == 200
+    });
+}
+
 #[test]
 fn a_seq_written_without_its_publish_is_read_from_redis_when_the_next_one_is_published() {
     let redis = RedisServer::start();
@@ -77,54 +146,302 @@ fn a_seq_written_without_its_publish_is_read_from_redis_when_the_next_one_is_pub
     let mut con = redis.connection();
     let (id, _) = a.create_sample();
     let bodies = sample_bodies();
-    post_as(&a, &id, &bodies[0], 1);
-    post_as(&a, &id, &bodies[1], 2);
-    for node in [&a, &b] {
-        wait_seq(node, &id, 2);
-    }
-    let at_subscribe = b.state(&id);
-    let watchers: Vec<(Version, TcpStream)> = [
-        (&a, 0, Version::V2),
-        (&b, 0, Version::V2),
-        (&b, 1, Version::V1),
-    ]
-    .into_iter()
-    .map(|(node, port, version)| {
-        let line = format!("VERSION:{}:CONNECT:gap:MATCH:{id}", version.number());
-        (version, subscribe(node.ports[port], &line))
-    })
-    .collect();
+    wait_served(&b, &id);
+    let created = b.state(&id);
+    // v2 subscribers of the match not started yet stay for its events.
+    let early: Vec<TcpStream> = [(&a, 0), (&b, 0)]
+        .into_iter()
+        .map(|(node, port)| {
+            subscribe(
+                node.ports[port],
+                &format!("VERSION:2:CONNECT:gap:MATCH:{id}"),
+            )
+        })
+        .collect();
     wait_for_subscribers(&a, 1);
+    wait_for_subscribers(&b, 1);
+
+    // Seq 1 is in Redis, but no node heard of it: a gap from the very first event. The next
+    // write (validated again against the stored seq) is 2, and its publish shows every feed
+    // the gap: they read 1 from the history and deliver 1, then 2.
+    let first = write_without_publish(&mut con, &id, "before the kick-off, never published");
+    assert_eq!(first.seq, 1);
+    post_as(&a, &id, &bodies[0], 2);
+    post_as(&a, &id, &bodies[1], 3);
+    for node in [&a, &b] {
+        wait_seq(node, &id, 3);
+    }
+    let at_v1 = b.state(&id);
+    let late = subscribe(b.ports[1], &format!("VERSION:1:CONNECT:gap:MATCH:{id}"));
     wait_for_subscribers(&b, 2);
 
-    // Seq 3 is in Redis, but no node heard of it.
-    let silent = write_without_publish(&mut con, &id, "written, never published");
-    assert_eq!(silent.seq, 3);
-
-    // The next write (validated again against the stored seq 3) is 4, and its publish shows
-    // every feed the gap: they read 3 from the history and deliver 3, then 4.
-    post_as(&a, &id, &bodies[2], 4);
+    // The same in the middle of the match: seq 4 written, never published; 5 shows the gap.
+    let fourth = write_without_publish(&mut con, &id, "written, never published");
+    assert_eq!(fourth.seq, 4);
+    post_as(&a, &id, &bodies[2], 5);
     for node in [&a, &b] {
-        wait_seq(node, &id, 4);
+        wait_seq(node, &id, 5);
     }
     let history = b.history(&id);
-    assert_eq!(history[2], silent, "the silent event, as Redis holds it");
+    assert_eq!(
+        history[0], first,
+        "the first silent event, as Redis holds it"
+    );
+    assert_eq!(
+        history[3], fourth,
+        "the second silent event, as Redis holds it"
+    );
     assert_eq!(a.history(&id), history);
 
     // The rest of the match, to its stop: every stream ends, whole.
-    for (seq, body) in (5..).zip(&bodies[3..]) {
+    for (seq, body) in (6..).zip(&bodies[3..]) {
         post_as(&a, &id, body, seq);
     }
     let history = b.history(&id);
-    assert_eq!(history.len(), bodies.len() + 1);
-    for (version, s) in watchers {
+    assert_eq!(history.len(), bodies.len() + 2);
+    let streams = early
+        .into_iter()
+        .map(|s| (s, expected_stream(&created, &history, Version::V2)))
+        .chain([(late, expected_stream(&at_v1, &history[3..], Version::V1))]);
+    for (s, want) in streams {
         let got = read_to_close(s);
-        let want = expected_stream(&at_subscribe, &history[2..], version);
         assert!(
             got == want,
-            "a {version:?} subscriber's stream differs: got {:?}, want {:?}",
+            "a subscriber's stream differs: got {:?}, want {:?}",
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(&want)
         );
     }
+    // A gap filled from Redis is the normal path, not a refusal.
+    assert_eq!((rejected(&a), rejected(&b)), (0, 0));
+}
+
+#[test]
+fn messages_redis_does_not_hold_are_dropped_and_counted_and_a_repeated_one_is_ignored() {
+    let redis = RedisServer::start();
+    let node = redis.node();
+    let mut con = redis.connection();
+    let (id, _) = node.create_sample();
+    let bodies = sample_bodies();
+    for (seq, body) in (1..).zip(&bodies[..3]) {
+        post_as(&node, &id, body, seq);
+    }
+    let at_subscribe = node.state(&id);
+    let watcher = subscribe(node.ports[0], &format!("VERSION:2:CONNECT:w:MATCH:{id}"));
+    wait_for_subscribers(&node, 1);
+
+    // Event 6, published only: the feed reads Redis for 4 and 5, finds the match at 3, and
+    // drops the message.
+    let mut ahead = comment_after(&at_subscribe, "published, never written");
+    ahead.seq = 6;
+    publish(&mut con, &event_message(&ahead));
+    wait_until("the message past the end counted", || rejected(&node) == 1);
+    // Another event 2 than the one delivered, published only: Redis holds the delivered one.
+    let history = node.history(&id);
+    let other = Event {
+        data: EventData {
+            comment: Some("another event 2".into()),
+            ..EventData::default()
+        },
+        kind: EventKind::Comment,
+        ..history[1].clone()
+    };
+    publish(&mut con, &event_message(&other));
+    wait_until("the other event 2 counted", || rejected(&node) == 2);
+    // Event 3 again, as stored: delivered already, neither sent again nor counted.
+    publish(&mut con, &event_message(&history[2]));
+    // Answered once delivered, so after the messages before it on the channel.
+    for (seq, body) in (4..).zip(&bodies[3..]) {
+        post_as(&node, &id, body, seq);
+    }
+    assert_eq!(rejected(&node), 2);
+    let history = node.history(&id);
+    assert_eq!(history.len(), bodies.len());
+    let want = expected_stream(&at_subscribe, &history[3..], Version::V2);
+    let got = read_to_close(watcher);
+    assert!(
+        got == want,
+        "got {:?}, want {:?}",
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+}
+
+#[test]
+fn a_match_cancelled_on_one_node_ends_its_subscribers_on_every_node() {
+    let redis = RedisServer::start();
+    let (a, b) = (redis.node(), redis.node());
+    let (id, _) = a.create_sample();
+    post_as(&a, &id, &sample_bodies()[0], 1);
+    wait_seq(&b, &id, 1);
+    let watchers: Vec<TcpStream> = [(&a, 0), (&b, 0), (&b, 1)]
+        .into_iter()
+        .map(|(node, port)| {
+            let mut s = subscribe(node.ports[port], &format!("VERSION:2:CONNECT:c:MATCH:{id}"));
+            read_until(&mut s, b"\n\r\n");
+            s
+        })
+        .collect();
+    wait_for_subscribers(&b, 2);
+    let r = a
+        .watcher()
+        .delete(&format!("/1/match/{id}"))
+        .expect("delete");
+    assert_eq!(r.status, 204);
+    for s in watchers {
+        assert_eq!(
+            String::from_utf8_lossy(&read_to_close(s)),
+            "ERROR: match cancelled\r\n"
+        );
+    }
+    for node in [&a, &b] {
+        assert_eq!(match_status(node, &id), 404);
+    }
+}
+
+#[test]
+fn a_withdrawn_match_is_taken_back_at_a_later_message_once_redis_holds_valid_data() {
+    let redis = RedisServer::start();
+    let node = redis.node();
+    let mut con = redis.connection();
+    let (id, _) = node.create_sample();
+    let bodies = sample_bodies();
+    post_as(&node, &id, &bodies[0], 1);
+    post_as(&node, &id, &bodies[1], 2);
+    // Event 2 damaged in the history; the feed, resubscribing, compares and cannot follow it.
+    let history_key = format!("ms:history:{id}");
+    let genuine: Vec<u8> = redis::cmd("LINDEX")
+        .arg(&history_key)
+        .arg(1)
+        .query(&mut con)
+        .expect("lindex");
+    let () = redis::cmd("LSET")
+        .arg(&history_key)
+        .arg(1)
+        .arg("{")
+        .query(&mut con)
+        .expect("lset");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut con)
+        .expect("client kill");
+    wait_until("the match withdrawn", || match_status(&node, &id) == 404);
+    let withdrawn = Instant::now();
+    // Repaired; the next event of the match, well after the retry interval, brings it back.
+    let () = redis::cmd("LSET")
+        .arg(&history_key)
+        .arg(1)
+        .arg(genuine)
+        .query(&mut con)
+        .expect("lset");
+    let retry = matchstream_engine::cluster::feed::RETRY_WITHDRAWN;
+    std::thread::sleep((retry + Duration::from_millis(300)).saturating_sub(withdrawn.elapsed()));
+    let (status, answer) = node.post_event(&id, std::str::from_utf8(&bodies[2]).expect("UTF-8"));
+    assert_eq!(status, 201, "{answer}");
+    wait_until("the match served again", || match_status(&node, &id) == 200);
+    assert_eq!(node.state(&id).last_seq, 3);
+    assert_eq!(node.history(&id).len(), 3);
+}
+
+#[test]
+fn an_idle_node_keeps_one_subscription_and_a_stopped_node_leaves_none() {
+    let redis = RedisServer::start();
+    let mut con = redis.connection();
+    let mut node = redis.node();
+    wait_until("the feed subscribed", || {
+        pubsub_clients(&mut con).len() == 1
+    });
+    let first = pubsub_clients(&mut con);
+    // Idle for five of the feed's read timeouts: the same connection all along.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        pubsub_clients(&mut con),
+        first,
+        "no resubscription while idle"
+    );
+    node.stop();
+    wait_until("the subscription closed", || {
+        pubsub_clients(&mut con).is_empty()
+    });
+}
+
+#[test]
+fn an_unreachable_redis_is_tried_again_after_growing_pauses() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    // A stand-in that accepts connections and closes them at once: every attempt of the feed
+    // fails after at most two connections (its subscription's and its commands').
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("redis://{}", listener.local_addr().expect("addr"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let server = std::thread::spawn({
+        let (accepted, done) = (accepted.clone(), done.clone());
+        move || {
+            while !done.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((connection, _)) => {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        drop(connection);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        }
+    });
+    let (bus, _inboxes) = matchstream_engine::bus::bus(1);
+    let feed = matchstream_engine::cluster::feed::Feed::start(
+        redis::Client::open(url.as_str()).expect("client"),
+        &matchstream_engine::config::RedisUrl::new(url.as_str()),
+        &[],
+        bus,
+        Arc::default(),
+        Arc::default(),
+    )
+    .expect("the feed starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    feed.stop();
+    done.store(true, Ordering::Relaxed);
+    server.join().expect("stand-in");
+    // Pauses of 100 ms doubling: attempts at 0, 0.1, 0.3, 0.7 and 1.5 s at most.
+    let n = accepted.load(Ordering::Relaxed);
+    assert!(n >= 1, "the feed tried");
+    assert!(
+        n <= 12,
+        "{n} connections in 1.5 s: no pause between attempts"
+    );
+}
+
+#[test]
+fn a_lost_subscription_is_logged_once_lost_and_once_restored() {
+    let redis = RedisServer::start();
+    let mut con = redis.connection();
+    let node = serve(&["--store", &redis.url()]);
+    wait_until("the feed subscribed", || {
+        pubsub_clients(&mut con).len() == 1
+    });
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut con)
+        .expect("client kill");
+    assert_eq!(killed, 1);
+    let count = |word: &str| {
+        node.stderr
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| l.contains("redis subscription to") && l.contains(word))
+            .count()
+    };
+    wait_until("the restored line", || count("restored") == 1);
+    wait_until("subscribed again", || pubsub_clients(&mut con).len() == 1);
+    // A while longer, for a repeat to show.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!((count(" lost"), count("restored")), (1, 1));
 }
