@@ -579,6 +579,59 @@ mod tests {
     }
 
     #[test]
+    fn the_bound_is_passed_only_past_it_and_counts_a_final_frame_too() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V1, 10, Arc::default());
+        out.push(frame("12345"));
+        out.push(frame("67890"));
+        assert_eq!(out.end(), None, "exactly the bound is not past it");
+        out.push(frame("1"));
+        assert_eq!(out.end(), Some(End::TooSlow));
+
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V1, 10, Arc::default());
+        out.push_final(frame("123456"));
+        out.push(frame("7890"));
+        assert_eq!(out.end(), None);
+        out.push(frame("1"));
+        assert_eq!(
+            out.end(),
+            Some(End::TooSlow),
+            "the final frame's bytes are unsent bytes too"
+        );
+    }
+
+    #[test]
+    fn an_abrupt_end_wins_over_a_graceful_one_and_the_first_abrupt_end_stays() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+        out.push(frame("left over\r\n"));
+        out.finish(End::Finished);
+        assert!(!out.is_empty(), "a graceful end keeps the queue to send");
+        out.finish(End::PeerGone);
+        assert_eq!(out.end(), Some(End::PeerGone));
+        assert!(out.is_empty(), "an abrupt end drops the queue");
+
+        for later in [End::Finished, End::Shutdown, End::Cancelled, End::PeerGone] {
+            let (a, _b) = UnixStream::pair().expect("pair");
+            let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+            out.finish(End::TooSlow);
+            out.finish(later);
+            assert_eq!(out.end(), Some(End::TooSlow), "after {later:?}");
+        }
+    }
+
+    #[test]
+    fn an_outbox_is_marked_for_the_flush_once_until_flushed() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+        assert!(out.mark_dirty(), "not marked yet");
+        assert!(!out.mark_dirty(), "marked already");
+        out.flush();
+        assert!(out.mark_dirty(), "the flush cleared the mark");
+    }
+
+    #[test]
     fn a_graceful_end_needs_the_task_only_once_drained() {
         let (a, _b) = UnixStream::pair().expect("pair");
         let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());

@@ -423,17 +423,23 @@ fn flush_writes_to_at_most_max_subscribers_and_says_whether_any_wait() {
         !table.has_dirty(),
         "subscribing queues nothing for the table's flush"
     );
-    let e2 = event(&m, 2, EventKind::Comment);
-    apply(&mut m, &e2);
-    table.apply(
-        BusMsg::Event {
-            event: Arc::new(e2.clone()),
-            state: Arc::new(m.clone()),
-        },
-        &CoreStats::default(),
+    // Two events before the flush: each subscriber is touched twice, written to once.
+    let (e2, e3) = (
+        event(&m, 2, EventKind::Comment),
+        event(&m, 3, EventKind::Comment),
     );
-    assert!(table.has_dirty(), "an event queued frames");
-    let want = frames(&[&e2], Version::V2);
+    for e in [&e2, &e3] {
+        apply(&mut m, e);
+        table.apply(
+            BusMsg::Event {
+                event: Arc::new(e.clone()),
+                state: Arc::new(m.clone()),
+            },
+            &CoreStats::default(),
+        );
+    }
+    assert!(table.has_dirty(), "the events queued frames");
+    let want = frames(&[&e2, &e3], Version::V2);
     let served = |subs: &mut Vec<(Rc<Outbox>, UnixStream)>| {
         subs.iter_mut()
             .map(|(_, peer)| received(peer))
