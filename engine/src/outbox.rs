@@ -631,6 +631,107 @@ mod tests {
         assert!(out.mark_dirty(), "the flush cleared the mark");
     }
 
+    /// Frames of 16 KiB, distinct bytes each, filling `out` past what a socket buffers; the
+    /// bytes expected on the other side.
+    fn fill(out: &Outbox, frames: u8) -> Vec<u8> {
+        let mut want = Vec::new();
+        for i in 0..frames {
+            let mut bytes = format!("frame {i:02}:").into_bytes();
+            bytes.resize(16 * 1024, b'a' + i % 26);
+            want.extend_from_slice(&bytes);
+            out.push(Rc::from(bytes));
+        }
+        want
+    }
+
+    /// Reads what has arrived on `peer` (non-blocking) into `got`; returns how many bytes.
+    fn drain(peer: &mut UnixStream, got: &mut Vec<u8>) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        let before = got.len();
+        while let Ok(n) = peer.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.len() - before
+    }
+
+    #[test]
+    fn a_socket_still_full_blocks_again_and_is_not_a_gone_peer() {
+        let (a, b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Encoding::V2, usize::MAX, Arc::default());
+        fill(&out, 64);
+        out.flush();
+        assert!(out.is_blocked());
+        // What the tend task does when woken with nothing written: hand back to the flush,
+        // which finds the socket as full as before.
+        for _ in 0..8 {
+            out.resume(0);
+            assert!(out.is_blocked(), "full: the task waits again");
+            assert_eq!(out.end(), None, "a full socket is not a gone peer");
+        }
+    }
+
+    #[test]
+    fn while_blocked_the_flush_leaves_the_writes_to_the_task() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Encoding::V2, usize::MAX, Arc::default());
+        let mut want = fill(&out, 64);
+        out.flush();
+        assert!(out.is_blocked());
+        let mut got = Vec::new();
+        assert!(drain(&mut b, &mut got) > 0);
+        // Room again, and a new event's frame: the task's write (of the head frame, from its
+        // offset) is in flight, so the flush must not write past it.
+        let last = frame("the next event\r\n");
+        want.extend_from_slice(&last);
+        out.push(last);
+        out.flush();
+        assert_eq!(
+            drain(&mut b, &mut got),
+            0,
+            "nothing written around the task"
+        );
+        // The task's write lands; from here the flush writes again.
+        while !out.is_empty() {
+            out.resume(0);
+            drain(&mut b, &mut got);
+        }
+        assert!(got == want, "every byte once, in order");
+    }
+
+    #[test]
+    fn the_waker_registered_last_is_the_one_woken() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Wake;
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V2, 1 << 20, Arc::default());
+        let (first, second) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        // A task that ended, then a new one tending the same outbox.
+        out.register(&Waker::from(first.clone()));
+        out.register(&Waker::from(second.clone()));
+        out.finish(End::TooSlow);
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            second.0.load(Ordering::SeqCst),
+            1,
+            "the tending task is woken"
+        );
+    }
+
     #[test]
     fn a_graceful_end_needs_the_task_only_once_drained() {
         let (a, _b) = UnixStream::pair().expect("pair");
