@@ -733,6 +733,23 @@ mod tests {
     }
 
     #[test]
+    fn only_bytes_sent_start_the_quiet_count_again() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::Sse, 1 << 20, Arc::default());
+        assert!(!out.quiet_for(2));
+        assert!(!out.quiet_for(2));
+        // The tend task handing back with nothing written: no output.
+        out.resume(0);
+        assert!(out.quiet_for(2), "three sweeps without a byte sent");
+        assert!(!out.quiet_for(2), "the count starts again");
+        out.push(frame("x"));
+        out.flush();
+        assert!(!out.quiet_for(2), "a byte left: counted from there");
+        assert!(!out.quiet_for(2));
+        assert!(out.quiet_for(2));
+    }
+
+    #[test]
     fn a_graceful_end_needs_the_task_only_once_drained() {
         let (a, _b) = UnixStream::pair().expect("pair");
         let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
