@@ -622,6 +622,44 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_ended_then_shut_down_gets_one_notice_after_its_rest() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+        out.push(frame("the end\r\n"));
+        out.finish(End::Finished);
+        out.push_final(frame("ERROR: server shutting down\r\n"));
+        out.finish(End::Shutdown);
+        assert_eq!(
+            out.end(),
+            Some(End::Shutdown),
+            "a later graceful end replaces one"
+        );
+        out.push_final(frame("a second notice\r\n"));
+        out.flush();
+        let mut got = Vec::new();
+        drain(&mut b, &mut got);
+        assert_eq!(got, b"the end\r\nERROR: server shutting down\r\n");
+    }
+
+    #[test]
+    fn a_duplicate_writes_to_the_same_socket_and_a_bad_descriptor_has_none() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        // Descriptor 0 free, as in a process started with its standard input closed: a
+        // duplicate may be 0 like any other. (nextest runs each test in a process of its own.)
+        // SAFETY: closing this test process's standard input, which nothing reads.
+        unsafe { libc::close(0) };
+        let copy = duplicate(a.as_raw_fd()).expect("a duplicate, descriptor 0 included");
+        drop(a);
+        assert!(send_now(copy.as_raw_fd(), b"through the copy"));
+        drop(copy);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).expect("read to the close");
+        assert_eq!(got, b"through the copy");
+        assert!(duplicate(1 << 24).is_err(), "no such descriptor");
+    }
+
+    #[test]
     fn an_outbox_is_marked_for_the_flush_once_until_flushed() {
         let (a, _b) = UnixStream::pair().expect("pair");
         let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
