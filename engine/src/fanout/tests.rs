@@ -475,3 +475,69 @@ fn the_sweep_drops_ended_subscribers_and_those_whose_peer_left_and_counts_them()
     assert_eq!(view.subscriber_count(), 1);
     assert_eq!(table.sweep(&stats, 0), 0, "nothing more to drop");
 }
+
+#[test]
+fn a_v2_subscriber_of_a_match_not_started_gets_its_status_then_the_start() {
+    let (mut table, mut m, _) = table_with(0);
+    let (v1, mut v1_peer) = subscriber(Version::V1);
+    let (v2, mut v2_peer) = subscriber(Version::V2);
+    assert_eq!(
+        table.subscribe(m.id.as_str(), &v1, None),
+        Some(Subscribed::Done),
+        "v1 gets the status and the end"
+    );
+    assert_eq!(
+        table.subscribe(m.id.as_str(), &v2, None),
+        Some(Subscribed::Live)
+    );
+    for out in [&v1, &v2] {
+        out.flush();
+    }
+    let status = |m: &Match, version| {
+        let mut out = Vec::new();
+        render_status(m, version, &mut out);
+        out
+    };
+    assert_eq!(received(&mut v1_peer), status(&m, Version::V1));
+    assert_eq!(received(&mut v2_peer), status(&m, Version::V2));
+    // The match's first event, into an empty history.
+    let start = event(&m, 1, EventKind::Start);
+    deliver(&mut table, &mut m, &start);
+    assert_eq!(received(&mut v2_peer), frames(&[&start], Version::V2));
+    assert!(received(&mut v1_peer).is_empty());
+    assert_eq!(table.get(m.id.as_str()).expect("view").last_seq(), 1);
+}
+
+#[test]
+fn the_renderings_of_a_match_follow_its_state() {
+    let (mut table, mut m, history) = table_with(2);
+    let history_json = |events: &[&Event]| {
+        let mut out = Vec::new();
+        matchstream_protocol::api::write_history(events, &mut out);
+        out
+    };
+    let check = |table: &Fanout, m: &Match, events: &[&Event]| {
+        let view = table.get(m.id.as_str()).expect("view");
+        for version in [Version::V1, Version::V2] {
+            let mut want = Vec::new();
+            render_status(m, version, &mut want);
+            assert_eq!(&view.status_frame(version.into())[..], &want[..]);
+        }
+        let mut want = Vec::new();
+        matchstream_protocol::sse::render_status(m, &mut want);
+        assert_eq!(&view.status_frame(Encoding::Sse)[..], &want[..]);
+        assert_eq!(
+            &view.json()[..],
+            &matchstream_protocol::api::match_body(m)[..]
+        );
+        assert_eq!(&view.history_json()[..], &history_json(events)[..]);
+        assert_eq!(view.history_json_since(1), history_json(&events[1..]));
+    };
+    let mut events: Vec<&Event> = history.iter().map(|e| &**e).collect();
+    check(&table, &m, &events);
+    // Rendered once per state: a change renders them again.
+    let e3 = event(&m, 3, EventKind::Comment);
+    deliver(&mut table, &mut m, &e3);
+    events.push(&e3);
+    check(&table, &m, &events);
+}
