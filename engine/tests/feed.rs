@@ -309,29 +309,11 @@ fn a_withdrawn_match_is_taken_back_at_a_later_message_once_redis_holds_valid_dat
     post_as(&node, &id, &bodies[0], 1);
     post_as(&node, &id, &bodies[1], 2);
     // Event 2 damaged in the history; the feed, resubscribing, compares and cannot follow it.
-    let history_key = format!("ms:history:{id}");
-    let genuine: Vec<u8> = redis::cmd("LINDEX")
-        .arg(&history_key)
-        .arg(1)
-        .query(&mut con)
-        .expect("lindex");
-    let () = redis::cmd("LSET")
-        .arg(&history_key)
-        .arg(1)
-        .arg("{")
-        .query(&mut con)
-        .expect("lset");
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query(&mut con)
-        .expect("client kill");
-    wait_until("the match withdrawn", || match_status(&node, &id) == 404);
+    let genuine = withdraw_by_damage(&mut con, &node, &id);
     let withdrawn = Instant::now();
     // Repaired; the next event of the match, well after the retry interval, brings it back.
     let () = redis::cmd("LSET")
-        .arg(&history_key)
+        .arg(format!("ms:history:{id}"))
         .arg(1)
         .arg(genuine)
         .query(&mut con)
@@ -444,4 +426,95 @@ fn a_lost_subscription_is_logged_once_lost_and_once_restored() {
     // A while longer, for a repeat to show.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!((count(" lost"), count("restored")), (1, 1));
+}
+
+/// Damages event 2 of `id` in Redis and has the node's feed resubscribe: comparing, it cannot
+/// follow the history and withdraws the match. Returns the genuine entry.
+fn withdraw_by_damage(con: &mut redis::Connection, node: &TestServer, id: &MatchId) -> Vec<u8> {
+    let history_key = format!("ms:history:{id}");
+    let genuine: Vec<u8> = redis::cmd("LINDEX")
+        .arg(&history_key)
+        .arg(1)
+        .query(con)
+        .expect("lindex");
+    let () = redis::cmd("LSET")
+        .arg(&history_key)
+        .arg(1)
+        .arg("{")
+        .query(con)
+        .expect("lset");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(con)
+        .expect("client kill");
+    wait_until("the match withdrawn", || match_status(node, id) == 404);
+    genuine
+}
+
+#[test]
+fn a_withdrawn_match_is_read_again_at_most_once_per_interval_however_many_messages_name_it() {
+    let redis = RedisServer::start();
+    let node = redis.node();
+    let mut con = redis.connection();
+    let (id, _) = node.create_sample();
+    let bodies = sample_bodies();
+    post_as(&node, &id, &bodies[0], 1);
+    post_as(&node, &id, &bodies[1], 2);
+    // Another match, whose events (answered once delivered) mark how far the feed has read.
+    let mut watcher = node.watcher();
+    let other_new = matchstream_protocol::NewMatch {
+        home: matchstream_protocol::TeamCode::parse("abc").expect("team"),
+        visit: matchstream_protocol::TeamCode::parse("zed").expect("team"),
+        ..matchstream_protocol::script::parse_script(matchstream_protocol::script::SAMPLE)
+            .expect("sample")
+            .new_match
+    };
+    let r = watcher
+        .post_json(
+            "/1/matches",
+            &matchstream_protocol::api::new_match_body(&other_new),
+        )
+        .expect("create");
+    assert_eq!(r.status, 201);
+    let other = MatchId::new(&other_new.home, &other_new.visit, other_new.start_date);
+    let mut marks = (1..).map(|seq| {
+        let body = format!(r#"{{"kind":"comment","comment":"mark {seq}"}}"#);
+        (seq, body)
+    });
+    let mut mark = |node: &TestServer| {
+        let (seq, body) = marks.next().expect("a mark");
+        post_as(node, &other, body.as_bytes(), seq);
+    };
+    mark(&node);
+
+    withdraw_by_damage(&mut con, &node, &id);
+    let before = rejected(&node);
+    let state_bytes: Vec<u8> = redis::cmd("GET")
+        .arg(format!("ms:match:{id}"))
+        .query(&mut con)
+        .expect("get");
+    let state = decode_match(&state_bytes).expect("the state is intact");
+    // A creation, a new incarnation and an event of the match, twice each, within the
+    // retry interval: the node reads the match at most once more (once, if the interval
+    // passed meanwhile on a slow machine).
+    for _ in 0..2 {
+        publish(&mut con, &[b"C", &state_bytes[..]].concat());
+        publish(&mut con, format!("R{id}").as_bytes());
+        publish(
+            &mut con,
+            &event_message(&comment_after(&state, "after the damage")),
+        );
+    }
+    mark(&node);
+    let read = rejected(&node) - before;
+    assert!(read <= 1, "the damaged match was read {read} times");
+    assert_eq!(match_status(&node, &id), 404);
+    // A cancellation of a match the node does not serve is taken as said: no read at all.
+    let before = rejected(&node);
+    publish(&mut con, format!("X{id}").as_bytes());
+    publish(&mut con, format!("X{id}").as_bytes());
+    mark(&node);
+    assert_eq!(rejected(&node), before);
 }
