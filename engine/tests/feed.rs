@@ -518,3 +518,35 @@ fn a_withdrawn_match_is_read_again_at_most_once_per_interval_however_many_messag
     mark(&node);
     assert_eq!(rejected(&node), before);
 }
+
+#[test]
+fn a_gap_the_node_cannot_fill_withdraws_the_match() {
+    let redis = RedisServer::start();
+    let node = redis.node();
+    let mut con = redis.connection();
+    let (id, _) = node.create_sample();
+    let bodies = sample_bodies();
+    post_as(&node, &id, &bodies[0], 1);
+    post_as(&node, &id, &bodies[1], 2);
+    let watcher = subscribe(node.ports[0], &format!("VERSION:2:CONNECT:g:MATCH:{id}"));
+    wait_for_subscribers(&node, 1);
+    // Seq 3 written without its publish, its history entry damaged (the state and seq keys
+    // say 3, so the next write is 4).
+    write_without_publish(&mut con, &id, "lost to damage");
+    let () = redis::cmd("LSET")
+        .arg(format!("ms:history:{id}"))
+        .arg(2)
+        .arg("{")
+        .query(&mut con)
+        .expect("lset");
+    let before = rejected(&node);
+    // Event 4's publish shows the gap; 3 cannot be read, so nothing past 2 can be delivered:
+    // the node withdraws the match rather than serve a history with a hole.
+    let (status, answer) = node.post_event(&id, std::str::from_utf8(&bodies[2]).expect("UTF-8"));
+    assert_eq!(status, 201, "{answer}");
+    let got = String::from_utf8_lossy(&read_to_close(watcher)).into_owned();
+    assert!(got.ends_with("ERROR: match unavailable\r\n"), "{got:?}");
+    assert!(!got.contains("lost to damage"), "{got:?}");
+    assert_eq!(match_status(&node, &id), 404);
+    assert!(rejected(&node) > before);
+}
