@@ -847,8 +847,8 @@ mod tests {
         assert_eq!(visits_of(&mut store, "ana"), 1);
     }
 
-    /// REOPEN_INTERVAL is how long writes keep failing after a failed commit *or reopen*: a
-    /// disk that fails the reopen too is not tried again at every batch.
+    /// REOPEN_INTERVAL is how long writes keep failing after a failed commit *or reopen*, even
+    /// once the disk is healthy: a disk that fails is not tried again at every batch.
     #[test]
     fn a_failed_reopen_waits_its_interval_before_the_next() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -859,6 +859,11 @@ mod tests {
         faults.fail.store(true, Ordering::SeqCst);
         let results = store.execute(vec![kind(&m, EventKind::Start)]);
         assert!(matches!(results[0], Err(StoreError::Unavailable(_))));
+        // Healthy again at once: still closed until its retry time.
+        faults.fail.store(false, Ordering::SeqCst);
+        let results = store.execute(vec![kind(&m, EventKind::Start)]);
+        assert!(matches!(results[0], Err(StoreError::Unavailable(_))));
+        faults.fail.store(true, Ordering::SeqCst);
         let due = |store: &mut EmbeddedStore| {
             if let Db::Down { retry_at, .. } = &mut store.db {
                 *retry_at = Instant::now();
