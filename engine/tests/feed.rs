@@ -550,3 +550,64 @@ fn a_gap_the_node_cannot_fill_withdraws_the_match() {
     assert_eq!(match_status(&node, &id), 404);
     assert!(rejected(&node) > before);
 }
+
+#[test]
+fn a_gap_is_logged_once_and_a_message_at_a_delivered_seq_not_at_all() {
+    let redis = RedisServer::start();
+    let mut con = redis.connection();
+    let mut node = serve(&["--store", &redis.url()]);
+    let mut client = node.client();
+    let id = {
+        let script =
+            matchstream_protocol::script::parse_script(matchstream_protocol::script::SAMPLE)
+                .expect("sample");
+        let body = matchstream_protocol::api::new_match_body(&script.new_match);
+        let r = client.post_json("/1/matches", &body).expect("create");
+        assert_eq!(r.status, 201);
+        MatchId::new(
+            &script.new_match.home,
+            &script.new_match.visit,
+            script.new_match.start_date,
+        )
+    };
+    let bodies = sample_bodies();
+    let mut post = |body: &[u8], seq: u64| {
+        let r = client
+            .post_json(&format!("/1/match/{id}/events"), body)
+            .expect("post");
+        assert_eq!(r.status, 201);
+        assert_eq!(r.json().expect("json")["seq"].as_u64(), Some(seq));
+    };
+    post(&bodies[0], 1);
+    write_without_publish(&mut con, &id, "never published");
+    post(&bodies[1], 3);
+    // Event 3 again, as stored, and another event 3: no gap either; then one more event to
+    // know the feed has read past them.
+    let last: Vec<u8> = redis::cmd("LINDEX")
+        .arg(format!("ms:history:{id}"))
+        .arg(-1)
+        .query(&mut con)
+        .expect("lindex");
+    publish(&mut con, &[b"E", &last[..]].concat());
+    let mut other = matchstream_protocol::codec::decode_event(&last).expect("event 3");
+    other.kind = EventKind::Comment;
+    other.data = EventData {
+        comment: Some("another event 3".into()),
+        ..EventData::default()
+    };
+    publish(&mut con, &event_message(&other));
+    post(&bodies[2], 4);
+    assert_eq!(node.terminate(), Some(0));
+    wait_until("the log's last line", || {
+        node.stderr
+            .lock()
+            .is_ok_and(|l| l.last().is_some_and(|l| l.ends_with("] stopped")))
+    });
+    let lines = node.stderr.lock().expect("log").clone();
+    let gaps: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("reading the missing ones"))
+        .collect();
+    assert_eq!(gaps.len(), 1, "{lines:?}");
+    assert!(gaps[0].contains("event 3 after 1"), "{gaps:?}");
+}
