@@ -594,6 +594,215 @@ mod tests {
     }
 
     #[test]
+    fn the_bound_is_passed_only_past_it_and_counts_a_final_frame_too() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V1, 10, Arc::default());
+        out.push(frame("12345"));
+        out.push(frame("67890"));
+        assert_eq!(out.end(), None, "exactly the bound is not past it");
+        out.push(frame("1"));
+        assert_eq!(out.end(), Some(End::TooSlow));
+
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V1, 10, Arc::default());
+        out.push_final(frame("123456"));
+        out.push(frame("7890"));
+        assert_eq!(out.end(), None);
+        out.push(frame("1"));
+        assert_eq!(
+            out.end(),
+            Some(End::TooSlow),
+            "the final frame's bytes are unsent bytes too"
+        );
+    }
+
+    #[test]
+    fn an_abrupt_end_wins_over_a_graceful_one_and_the_first_abrupt_end_stays() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+        out.push(frame("left over\r\n"));
+        out.finish(End::Finished);
+        assert!(!out.is_empty(), "a graceful end keeps the queue to send");
+        out.finish(End::PeerGone);
+        assert_eq!(out.end(), Some(End::PeerGone));
+        assert!(out.is_empty(), "an abrupt end drops the queue");
+
+        for later in [End::Finished, End::Shutdown, End::Cancelled, End::PeerGone] {
+            let (a, _b) = UnixStream::pair().expect("pair");
+            let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+            out.finish(End::TooSlow);
+            out.finish(later);
+            assert_eq!(out.end(), Some(End::TooSlow), "after {later:?}");
+        }
+    }
+
+    #[test]
+    fn a_stream_ended_then_shut_down_gets_one_notice_after_its_rest() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+        out.push(frame("the end\r\n"));
+        out.finish(End::Finished);
+        out.push_final(frame("ERROR: server shutting down\r\n"));
+        out.finish(End::Shutdown);
+        assert_eq!(
+            out.end(),
+            Some(End::Shutdown),
+            "a later graceful end replaces one"
+        );
+        out.push_final(frame("a second notice\r\n"));
+        out.flush();
+        let mut got = Vec::new();
+        drain(&mut b, &mut got);
+        assert_eq!(got, b"the end\r\nERROR: server shutting down\r\n");
+    }
+
+    #[test]
+    fn a_duplicate_writes_to_the_same_socket_and_a_bad_descriptor_has_none() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        // Descriptor 0 free, as in a process started with its standard input closed: a
+        // duplicate may be 0 like any other. (nextest runs each test in a process of its own.)
+        // SAFETY: closing this test process's standard input, which nothing reads.
+        unsafe { libc::close(0) };
+        let copy = duplicate(a.as_raw_fd()).expect("a duplicate, descriptor 0 included");
+        drop(a);
+        assert!(send_now(copy.as_raw_fd(), b"through the copy"));
+        drop(copy);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).expect("read to the close");
+        assert_eq!(got, b"through the copy");
+        assert!(duplicate(1 << 24).is_err(), "no such descriptor");
+    }
+
+    #[test]
+    fn an_outbox_is_marked_for_the_flush_once_until_flushed() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+        assert!(out.mark_dirty(), "not marked yet");
+        assert!(!out.mark_dirty(), "marked already");
+        out.flush();
+        assert!(out.mark_dirty(), "the flush cleared the mark");
+    }
+
+    /// Frames of 16 KiB, distinct bytes each, filling `out` past what a socket buffers; the
+    /// bytes expected on the other side.
+    fn fill(out: &Outbox, frames: u8) -> Vec<u8> {
+        let mut want = Vec::new();
+        for i in 0..frames {
+            let mut bytes = format!("frame {i:02}:").into_bytes();
+            bytes.resize(16 * 1024, b'a' + i % 26);
+            want.extend_from_slice(&bytes);
+            out.push(Rc::from(bytes));
+        }
+        want
+    }
+
+    /// Reads what has arrived on `peer` (non-blocking) into `got`; returns how many bytes.
+    fn drain(peer: &mut UnixStream, got: &mut Vec<u8>) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        let before = got.len();
+        while let Ok(n) = peer.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.len() - before
+    }
+
+    #[test]
+    fn a_socket_still_full_blocks_again_and_is_not_a_gone_peer() {
+        let (a, b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Encoding::V2, usize::MAX, Arc::default());
+        fill(&out, 64);
+        out.flush();
+        assert!(out.is_blocked());
+        // What the tend task does when woken with nothing written: hand back to the flush,
+        // which finds the socket as full as before.
+        for _ in 0..8 {
+            out.resume(0);
+            assert!(out.is_blocked(), "full: the task waits again");
+            assert_eq!(out.end(), None, "a full socket is not a gone peer");
+        }
+    }
+
+    #[test]
+    fn while_blocked_the_flush_leaves_the_writes_to_the_task() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Encoding::V2, usize::MAX, Arc::default());
+        let mut want = fill(&out, 64);
+        out.flush();
+        assert!(out.is_blocked());
+        let mut got = Vec::new();
+        assert!(drain(&mut b, &mut got) > 0);
+        // Room again, and a new event's frame: the task's write (of the head frame, from its
+        // offset) is in flight, so the flush must not write past it.
+        let last = frame("the next event\r\n");
+        want.extend_from_slice(&last);
+        out.push(last);
+        out.flush();
+        assert_eq!(
+            drain(&mut b, &mut got),
+            0,
+            "nothing written around the task"
+        );
+        // The task's write lands; from here the flush writes again.
+        while !out.is_empty() {
+            out.resume(0);
+            drain(&mut b, &mut got);
+        }
+        assert!(got == want, "every byte once, in order");
+    }
+
+    #[test]
+    fn the_waker_registered_last_is_the_one_woken() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Wake;
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::V2, 1 << 20, Arc::default());
+        let (first, second) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        // A task that ended, then a new one tending the same outbox.
+        out.register(&Waker::from(first.clone()));
+        out.register(&Waker::from(second.clone()));
+        out.finish(End::TooSlow);
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            second.0.load(Ordering::SeqCst),
+            1,
+            "the tending task is woken"
+        );
+    }
+
+    #[test]
+    fn only_bytes_sent_start_the_quiet_count_again() {
+        let (a, _b) = UnixStream::pair().expect("pair");
+        let out = Outbox::new(a.into(), Encoding::Sse, 1 << 20, Arc::default());
+        assert!(!out.quiet_for(2));
+        assert!(!out.quiet_for(2));
+        // The tend task handing back with nothing written: no output.
+        out.resume(0);
+        assert!(out.quiet_for(2), "three sweeps without a byte sent");
+        assert!(!out.quiet_for(2), "the count starts again");
+        out.push(frame("x"));
+        out.flush();
+        assert!(!out.quiet_for(2), "a byte left: counted from there");
+        assert!(!out.quiet_for(2));
+        assert!(out.quiet_for(2));
+    }
+
+    #[test]
     fn a_graceful_end_needs_the_task_only_once_drained() {
         let (a, _b) = UnixStream::pair().expect("pair");
         let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
@@ -629,6 +838,43 @@ mod tests {
         b.write_all(b"more").expect("write");
         drop(b);
         assert!(out.peer_gone(), "a close behind unread input");
+    }
+
+    #[test]
+    fn up_to_64_kib_of_input_between_two_checks_is_discarded_not_cut_off() {
+        use std::io::Write;
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let out = Outbox::new(a.into(), Encoding::V2, 1 << 20, Arc::default());
+        // docs/protocol.md: more than 64 KiB since the last check is a cut-off; 64 KiB is not.
+        b.write_all(&vec![b'x'; 64 * 1024])
+            .expect("the pair's buffer takes it");
+        assert!(!out.peer_gone(), "64 KiB of input is read and thrown away");
+        b.write_all(b"and again").expect("write");
+        assert!(!out.peer_gone(), "the count starts again at each check");
+    }
+
+    #[test]
+    fn close_releases_the_socket_while_the_outbox_lives_on() {
+        let (a, mut b) = UnixStream::pair().expect("pair");
+        b.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        let out = Outbox::new(a.into(), Encoding::V1, 1 << 20, Arc::default());
+        out.push(frame("kept\r\n"));
+        out.finish(End::Finished);
+        assert!(out.wants_task(), "a graceful end with something left");
+        out.close();
+        // The peer sees the close now, not when the table lets the outbox go.
+        let mut rest = Vec::new();
+        b.read_to_end(&mut rest).expect("an end of stream");
+        assert!(rest.is_empty(), "nothing was sent: {rest:?}");
+        assert!(!out.wants_task(), "no task for a closed socket");
+        out.flush();
+        assert_eq!(
+            out.end(),
+            Some(End::Finished),
+            "a closed socket is not a gone peer"
+        );
     }
 
     #[test]

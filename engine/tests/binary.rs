@@ -224,3 +224,74 @@ fn every_acknowledged_event_survives_kill_9_and_a_restart_serves_the_same_histor
     assert_eq!(m["last_seq"].as_u64(), seqs.last().copied());
     assert_eq!(m["period"], "first");
 }
+
+/// A store written before incarnations existed (docs/protocol.md, "Incarnations"; the file's
+/// layout in engine/src/store/embedded.rs): the first start gives its match one, writes it
+/// back and says so in one line; the next start finds nothing to upgrade and says nothing.
+#[test]
+fn a_store_from_before_incarnations_is_upgraded_once_and_the_log_says_so_once() {
+    use matchstream_protocol::codec::encode_match;
+    use matchstream_protocol::{Incarnation, Match};
+    use redb::TableDefinition;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = matchstream_protocol::script::parse_script(matchstream_protocol::script::SAMPLE)
+        .expect("sample");
+    let old = Match::create(script.new_match, 1_315_000_000_000, Incarnation::UNSET);
+    {
+        let db = redb::Database::create(dir.path().join("matchstream.redb")).expect("redb");
+        let txn = db.begin_write().expect("write");
+        {
+            let matches: TableDefinition<&str, &[u8]> = TableDefinition::new("matches");
+            let events: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+            txn.open_table(events).expect("events");
+            txn.open_table(matches)
+                .expect("matches")
+                .insert(old.id.as_str(), encode_match(&old).as_slice())
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let store = format!("embedded:{}", dir.path().display());
+    let upgrade_lines = |node: &Node| {
+        node.stderr
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|l| l.contains("stored before incarnations"))
+            .count()
+    };
+    let incarnation = |node: &Node| {
+        let v = node
+            .client()
+            .get(&format!("/1/match/{}", old.id))
+            .expect("match")
+            .json()
+            .expect("json");
+        v["incarnation"]
+            .as_str()
+            .expect("an incarnation")
+            .to_owned()
+    };
+    let mut first = serve(&["--store", &store]);
+    assert_eq!(
+        upgrade_lines(&first),
+        1,
+        "{:?}",
+        first.stderr.lock().map(|l| l.clone())
+    );
+    let given = incarnation(&first);
+    assert_eq!(first.terminate(), Some(0));
+    let second = serve(&["--store", &store]);
+    assert_eq!(
+        upgrade_lines(&second),
+        0,
+        "{:?}",
+        second.stderr.lock().map(|l| l.clone())
+    );
+    assert_eq!(
+        incarnation(&second),
+        given,
+        "written back at the first start"
+    );
+}

@@ -629,3 +629,65 @@ fn shutdown_with_a_full_socket_waits_its_grace_at_most_and_loses_no_other_subscr
     );
     drop(stuck);
 }
+
+/// The logging policy (STYLE, "Logging"): nothing per event above debug. A whole match
+/// played to subscribers on both cores of the real binary, logging at info, adds no line per
+/// event to its log (an event that follows on from the last is no gap).
+#[test]
+fn a_match_played_to_subscribers_logs_nothing_per_event() {
+    let mut node = serve(&["--store", "memory"]);
+    let mut client = node.client();
+    let script = matchstream_protocol::script::parse_script(matchstream_protocol::script::SAMPLE)
+        .expect("sample");
+    let body = matchstream_protocol::api::new_match_body(&script.new_match);
+    assert_eq!(
+        client
+            .post_json("/1/matches", &body)
+            .expect("create")
+            .status,
+        201
+    );
+    let id = matchstream_protocol::MatchId::new(
+        &script.new_match.home,
+        &script.new_match.visit,
+        script.new_match.start_date,
+    );
+    let readers: Vec<_> = node
+        .ports
+        .iter()
+        .map(|port| {
+            let mut s = subscribe(*port, &format!("VERSION:2:CONNECT:log:MATCH:{id}"));
+            read_until(&mut s, b"\n\r\n");
+            std::thread::spawn(move || read_to_close(s))
+        })
+        .collect();
+    let lines = || node.stderr.lock().map(|l| l.len()).expect("log lines");
+    let before = lines();
+    let bodies = sample_bodies();
+    for body in &bodies {
+        let r = client
+            .post_json(&format!("/1/match/{id}/events"), body)
+            .expect("post");
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+    for r in readers {
+        let got = r.join().expect("reader");
+        assert!(got.ends_with(b"\n\r\n"), "each stream ends after the stop");
+    }
+    // Stopped, and its log read to its last line.
+    assert_eq!(node.terminate(), Some(0));
+    wait_until("the log's last line", || {
+        node.stderr
+            .lock()
+            .is_ok_and(|l| l.last().is_some_and(|l| l.ends_with("] stopped")))
+    });
+    let added: Vec<String> = node.stderr.lock().expect("log lines")[before..].to_vec();
+    // Start-up is over; what is left is the shutdown's few lines.
+    assert!(
+        added.len() < bodies.len() / 2,
+        "{} events logged {} lines: {added:?}",
+        bodies.len(),
+        added.len()
+    );
+    assert!(!added.iter().any(|l| l.contains("gap")), "{added:?}");
+}

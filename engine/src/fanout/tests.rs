@@ -411,3 +411,133 @@ fn the_live_matches_gauge_counts_matches_with_subscribers_on_table_changes() {
     table.apply(BusMsg::Cancelled(other.id.clone()), &stats);
     assert_eq!(stats.snapshot().live_matches, 1);
 }
+
+#[test]
+fn flush_writes_to_at_most_max_subscribers_and_says_whether_any_wait() {
+    let (mut table, mut m, _) = table_with(1);
+    let subs: Vec<_> = (0..3).map(|_| subscriber(Version::V2)).collect();
+    for (out, _) in &subs {
+        table.subscribe(m.id.as_str(), out, Some(1));
+    }
+    assert!(
+        !table.has_dirty(),
+        "subscribing queues nothing for the table's flush"
+    );
+    // Two events before the flush: each subscriber is touched twice, written to once.
+    let (e2, e3) = (
+        event(&m, 2, EventKind::Comment),
+        event(&m, 3, EventKind::Comment),
+    );
+    for e in [&e2, &e3] {
+        apply(&mut m, e);
+        table.apply(
+            BusMsg::Event {
+                event: Arc::new(e.clone()),
+                state: Arc::new(m.clone()),
+            },
+            &CoreStats::default(),
+        );
+    }
+    assert!(table.has_dirty(), "the events queued frames");
+    let want = frames(&[&e2, &e3], Version::V2);
+    let served = |subs: &mut Vec<(Rc<Outbox>, UnixStream)>| {
+        subs.iter_mut()
+            .map(|(_, peer)| received(peer))
+            .filter(|got| *got == want)
+            .count()
+    };
+    let mut subs = subs;
+    assert!(table.flush(2), "one subscriber is left");
+    assert_eq!(served(&mut subs), 2);
+    assert!(table.has_dirty());
+    assert!(!table.flush(2), "none left");
+    assert_eq!(served(&mut subs), 1);
+    assert!(!table.has_dirty());
+    assert!(!table.flush(2), "nothing to do");
+}
+
+#[test]
+fn the_sweep_drops_ended_subscribers_and_those_whose_peer_left_and_counts_them() {
+    let (mut table, m, _) = table_with(1);
+    let (live, _live_peer) = subscriber(Version::V2);
+    let (gone, gone_peer) = subscriber(Version::V2);
+    let (ended, _ended_peer) = subscriber(Version::V1);
+    for out in [&live, &gone, &ended] {
+        table.subscribe(m.id.as_str(), out, Some(1));
+    }
+    drop(gone_peer);
+    ended.finish(End::TooSlow);
+    let stats = CoreStats::default();
+    assert_eq!(table.sweep(&stats, 0), 2);
+    assert_eq!(gone.end(), Some(End::PeerGone));
+    assert_eq!(live.end(), None);
+    let view = table.get(m.id.as_str()).expect("view");
+    assert_eq!(view.subscriber_count(), 1);
+    assert_eq!(table.sweep(&stats, 0), 0, "nothing more to drop");
+}
+
+#[test]
+fn a_v2_subscriber_of_a_match_not_started_gets_its_status_then_the_start() {
+    let (mut table, mut m, _) = table_with(0);
+    let (v1, mut v1_peer) = subscriber(Version::V1);
+    let (v2, mut v2_peer) = subscriber(Version::V2);
+    assert_eq!(
+        table.subscribe(m.id.as_str(), &v1, None),
+        Some(Subscribed::Done),
+        "v1 gets the status and the end"
+    );
+    assert_eq!(
+        table.subscribe(m.id.as_str(), &v2, None),
+        Some(Subscribed::Live)
+    );
+    for out in [&v1, &v2] {
+        out.flush();
+    }
+    let status = |m: &Match, version| {
+        let mut out = Vec::new();
+        render_status(m, version, &mut out);
+        out
+    };
+    assert_eq!(received(&mut v1_peer), status(&m, Version::V1));
+    assert_eq!(received(&mut v2_peer), status(&m, Version::V2));
+    // The match's first event, into an empty history.
+    let start = event(&m, 1, EventKind::Start);
+    deliver(&mut table, &mut m, &start);
+    assert_eq!(received(&mut v2_peer), frames(&[&start], Version::V2));
+    assert!(received(&mut v1_peer).is_empty());
+    assert_eq!(table.get(m.id.as_str()).expect("view").last_seq(), 1);
+}
+
+#[test]
+fn the_renderings_of_a_match_follow_its_state() {
+    let (mut table, mut m, history) = table_with(2);
+    let history_json = |events: &[&Event]| {
+        let mut out = Vec::new();
+        matchstream_protocol::api::write_history(events, &mut out);
+        out
+    };
+    let check = |table: &Fanout, m: &Match, events: &[&Event]| {
+        let view = table.get(m.id.as_str()).expect("view");
+        for version in [Version::V1, Version::V2] {
+            let mut want = Vec::new();
+            render_status(m, version, &mut want);
+            assert_eq!(&view.status_frame(version.into())[..], &want[..]);
+        }
+        let mut want = Vec::new();
+        matchstream_protocol::sse::render_status(m, &mut want);
+        assert_eq!(&view.status_frame(Encoding::Sse)[..], &want[..]);
+        assert_eq!(
+            &view.json()[..],
+            &matchstream_protocol::api::match_body(m)[..]
+        );
+        assert_eq!(&view.history_json()[..], &history_json(events)[..]);
+        assert_eq!(view.history_json_since(1), history_json(&events[1..]));
+    };
+    let mut events: Vec<&Event> = history.iter().map(|e| &**e).collect();
+    check(&table, &m, &events);
+    // Rendered once per state: a change renders them again.
+    let e3 = event(&m, 3, EventKind::Comment);
+    deliver(&mut table, &mut m, &e3);
+    events.push(&e3);
+    check(&table, &m, &events);
+}

@@ -847,6 +847,46 @@ mod tests {
         assert_eq!(visits_of(&mut store, "ana"), 1);
     }
 
+    /// REOPEN_INTERVAL is how long writes keep failing after a failed commit *or reopen*, even
+    /// once the disk is healthy: a disk that fails is not tried again at every batch.
+    #[test]
+    fn a_failed_reopen_waits_its_interval_before_the_next() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let faults = Faults::default();
+        let mut store = faults.open(tmp.path());
+        let m = id("elp", "tig");
+        run_ok(&mut store, vec![create("elp", "tig")]);
+        faults.fail.store(true, Ordering::SeqCst);
+        let results = store.execute(vec![kind(&m, EventKind::Start)]);
+        assert!(matches!(results[0], Err(StoreError::Unavailable(_))));
+        // Healthy again at once: still closed until its retry time.
+        faults.fail.store(false, Ordering::SeqCst);
+        let results = store.execute(vec![kind(&m, EventKind::Start)]);
+        assert!(matches!(results[0], Err(StoreError::Unavailable(_))));
+        faults.fail.store(true, Ordering::SeqCst);
+        let due = |store: &mut EmbeddedStore| {
+            if let Db::Down { retry_at, .. } = &mut store.db {
+                *retry_at = Instant::now();
+            }
+        };
+        // The retry time comes while the disk still fails: the reopen fails too.
+        due(&mut store);
+        let results = store.execute(vec![kind(&m, EventKind::Start)]);
+        assert!(matches!(results[0], Err(StoreError::Unavailable(_))));
+        assert!(
+            matches!(&store.db, Db::Down { retry_at, .. } if *retry_at > Instant::now() + REOPEN_INTERVAL / 2),
+            "the next reopen waits its interval again"
+        );
+        // Healthy again at once, but still within the interval: refused, not reopened.
+        faults.fail.store(false, Ordering::SeqCst);
+        let results = store.execute(vec![kind(&m, EventKind::Start)]);
+        assert!(matches!(results[0], Err(StoreError::Unavailable(_))));
+        // At the retry time: open, and the same seq is given.
+        due(&mut store);
+        let results = run_ok(&mut store, vec![kind(&m, EventKind::Start)]);
+        assert!(matches!(&results[0], Outcome::Applied { event, .. } if event.seq == 1));
+    }
+
     #[test]
     fn reopening_rewrites_what_a_failed_commit_touched() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -1099,7 +1139,21 @@ mod tests {
             },
             ..event.clone()
         };
-        let cases: [(&str, Vec<u8>, RawEvents); 4] = [
+        // Event 2, and event 2 of another match, for the rows that hold the wrong event.
+        let second = Event {
+            seq: 2,
+            kind: EventKind::Comment,
+            data: EventData {
+                comment: Some("second".into()),
+                ..EventData::default()
+            },
+            ..event.clone()
+        };
+        let elsewhere = Event {
+            match_id: id("abc", "zed"),
+            ..second.clone()
+        };
+        let cases: [(&str, Vec<u8>, RawEvents); 7] = [
             ("garbage state", b"not json".to_vec(), Vec::new()),
             (
                 "garbage event",
@@ -1115,6 +1169,30 @@ mod tests {
                 "a comment forging a frame",
                 encode_match(&one),
                 vec![(m.as_str(), 1, encode_event(&forged))],
+            ),
+            (
+                "event 2 stored as event 1",
+                encode_match(&state),
+                vec![
+                    (m.as_str(), 1, encode_event(&second)),
+                    (m.as_str(), 2, encode_event(&second)),
+                ],
+            ),
+            (
+                "event 1 stored as event 2",
+                encode_match(&state),
+                vec![
+                    (m.as_str(), 1, encode_event(&event)),
+                    (m.as_str(), 2, encode_event(&event)),
+                ],
+            ),
+            (
+                "another match's event in the history",
+                encode_match(&state),
+                vec![
+                    (m.as_str(), 1, encode_event(&event)),
+                    (m.as_str(), 2, encode_event(&elsewhere)),
+                ],
             ),
         ];
         for (name, state_bytes, events) in cases {
