@@ -383,6 +383,7 @@ fn an_unreachable_redis_is_tried_again_after_growing_pauses() {
         bus,
         Arc::default(),
         Arc::default(),
+        Arc::default(),
     )
     .expect("the feed starts");
     std::thread::sleep(Duration::from_millis(1500));
