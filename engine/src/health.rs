@@ -24,8 +24,9 @@ pub const REDIS_UNREACHABLE: &str = "store unavailable: redis unreachable";
 pub const FEED_LOST: &str = "store unavailable: redis subscription lost";
 
 /// How old the last successful heartbeat may be for Redis to count as reachable: the
-/// registry's time-to-live, after which the other nodes forget this one too.
-pub const REDIS_STALE: Duration = crate::cluster::registry::TTL;
+/// registry's time-to-live (`cluster::registry::TTL` is this), after which the other nodes
+/// forget this one too.
+pub const REDIS_STALE: Duration = Duration::from_secs(4);
 
 /// What the store's threads last saw of it.
 #[derive(Debug, Default)]

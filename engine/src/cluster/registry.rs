@@ -22,8 +22,9 @@ pub const THREAD_NAME: &str = "matchstream-registry";
 
 /// How often a node heartbeats.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
-/// How long a heartbeat stays valid: a dead node drops out of checkin within this.
-pub const TTL: Duration = Duration::from_secs(4);
+/// How long a heartbeat stays valid: a dead node drops out of checkin within this (and a
+/// node whose heartbeats fail that long is not ready, `health`).
+pub const TTL: Duration = crate::health::REDIS_STALE;
 /// How often the thread wakes between heartbeats, to stop or to leave for a drain.
 const WAKE: Duration = Duration::from_millis(100);
 

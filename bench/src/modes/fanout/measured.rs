@@ -92,6 +92,13 @@ impl CpuShare {
     }
 }
 
+impl Figures {
+    /// Bytes the subscribers read per measured delivery (`None` before any delivery).
+    pub fn bytes_per_delivery(&self) -> Option<f64> {
+        (self.delivered > 0).then(|| self.bytes_received as f64 / self.delivered as f64)
+    }
+}
+
 /// The figures of one run of one system.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Figures {

@@ -170,11 +170,7 @@ const ROWS: [Row; 26] = [
     ("duplicated", |f| Some(f.duplicated as f64), count),
     ("out of order", |f| Some(f.out_of_order as f64), count),
     ("deliveries/s", |f| Some(f.deliveries_per_second), count),
-    (
-        "bytes read/delivery",
-        crate::modes::fanout::transport::bytes_per_delivery,
-        count,
-    ),
+    ("bytes read/delivery", Figures::bytes_per_delivery, count),
     ("latency p50 ms", |f| Some(f.latency.p50_ms), ms),
     ("latency p90 ms", |f| Some(f.latency.p90_ms), ms),
     ("latency p95 ms", |f| Some(f.latency.p95_ms), ms),

@@ -144,7 +144,7 @@ impl SseVsTcp {
                     sse_server_cpu_seconds_per_million: sc,
                     server_cpu_ratio: ratio(sc, tc),
                     bench_cpu_ratio: ratio(bench_cost(s), bench_cost(t)),
-                    bytes_ratio: ratio(bytes_per_delivery(s), bytes_per_delivery(t)),
+                    bytes_ratio: ratio(s.bytes_per_delivery(), t.bytes_per_delivery()),
                 })
             })
             .collect();
@@ -209,11 +209,6 @@ fn server_cost(f: &Figures) -> Option<f64> {
 /// The bench's CPU seconds per delivery in the publish window.
 fn bench_cost(f: &Figures) -> Option<f64> {
     (f.delivered > 0).then(|| f.cpu.bench_cpu_seconds / f.delivered as f64)
-}
-
-/// Bytes read per delivery.
-pub fn bytes_per_delivery(f: &Figures) -> Option<f64> {
-    (f.delivered > 0).then(|| f.bytes_received as f64 / f.delivered as f64)
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
