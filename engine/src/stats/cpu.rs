@@ -65,10 +65,16 @@ mod tests {
     fn a_busy_thread_shows_cpu_time() {
         let tid = current_thread_id();
         let before = thread_seconds(tid);
+        // Spin until the kernel has counted a tick of it (10 ms of CPU; a loaded machine may
+        // give the thread little CPU per second of wall time): 10 s bounds a count that
+        // never moves.
         let start = std::time::Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < std::time::Duration::from_millis(300) {
-            x = x.wrapping_mul(31).wrapping_add(7);
+        while thread_seconds(tid) <= before && start.elapsed() < std::time::Duration::from_secs(10)
+        {
+            for _ in 0..100_000 {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
         }
         std::hint::black_box(x);
         assert!(thread_seconds(tid) > before, "{before}");
