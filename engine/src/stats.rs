@@ -341,7 +341,7 @@ pub struct NodeStats {
     /// were not rendered (the store thread and the feed count them; see `cluster::trust`).
     pub store_rejected: Arc<AtomicU64>,
     /// Whether the node drains, and until when ([`crate::drain`]).
-    pub drain: crate::drain::Drain,
+    pub drain: crate::drain::flag::Drain,
     /// Whether the store is reachable, as its threads last saw it ([`crate::health`]).
     pub store_health: Arc<crate::health::StoreHealth>,
     /// The store thread's figures ([`store`]).
@@ -444,7 +444,7 @@ impl NodeStats {
             remote: RwLock::new(Vec::new()),
             http: HttpStats::default(),
             store_rejected: Arc::default(),
-            drain: crate::drain::Drain::default(),
+            drain: crate::drain::flag::Drain::default(),
             store_health: Arc::default(),
             store_thread: Arc::default(),
             feed: OnceLock::new(),
