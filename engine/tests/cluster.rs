@@ -10,38 +10,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use matchstream_client::HttpClient;
-use matchstream_protocol::api::{parse_event_json, parse_match_json, posted_event_body};
+use matchstream_protocol::api::posted_event_body;
 use matchstream_protocol::frame::{render_event, Version};
 use matchstream_protocol::script::{parse_script, Step, SAMPLE};
-use matchstream_protocol::{Event, Match, MatchId};
+use matchstream_protocol::MatchId;
 
 fn nodes(redis: &RedisServer, n: usize) -> Vec<Node> {
     let store = redis.url();
     (0..n).map(|_| serve(&["--store", &store])).collect()
-}
-
-fn history(client: &mut HttpClient, id: &MatchId) -> Vec<Event> {
-    let v = client
-        .get(&format!("/1/match/{id}/history"))
-        .expect("history")
-        .json()
-        .expect("json");
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|e| parse_event_json(e, id).expect("event"))
-        .collect()
-}
-
-fn state(client: &mut HttpClient, id: &MatchId) -> Match {
-    parse_match_json(
-        &client
-            .get(&format!("/1/match/{id}"))
-            .expect("match")
-            .json()
-            .expect("json"),
-    )
-    .expect("match")
 }
 
 fn sample_events() -> Vec<Vec<u8>> {

@@ -18,10 +18,10 @@ use common::*;
 use doc_blocks::checked_blocks;
 use matchstream_client::HttpClient;
 use matchstream_engine::Config;
-use matchstream_protocol::api::{new_match_body, parse_event_json, parse_match_json};
+use matchstream_protocol::api::{new_match_body, parse_match_json};
 use matchstream_protocol::frame::Version;
 use matchstream_protocol::script::{parse_script, SAMPLE};
-use matchstream_protocol::{Event, Match, MatchId};
+use matchstream_protocol::{Match, MatchId};
 
 const API: &str = include_str!("../../docs/api.md");
 
@@ -272,28 +272,6 @@ fn post(client: &mut HttpClient, id: &MatchId, body: &[u8]) {
         .post_json(&format!("/1/match/{id}/events"), body)
         .expect("post");
     assert_eq!(r.status, 201, "{}", text(&r.body));
-}
-
-fn state(client: &mut HttpClient, id: &MatchId) -> Match {
-    let v = client
-        .get(&format!("/1/match/{id}"))
-        .expect("match")
-        .json()
-        .expect("json");
-    parse_match_json(&v).expect("match")
-}
-
-fn history(client: &mut HttpClient, id: &MatchId) -> Vec<Event> {
-    let v = client
-        .get(&format!("/1/match/{id}/history"))
-        .expect("history")
-        .json()
-        .expect("json");
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|e| parse_event_json(e, id).expect("event"))
-        .collect()
 }
 
 /// A subscriber on `port` whose status frame has arrived (it is registered then).

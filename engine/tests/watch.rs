@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use matchstream_client::HttpClient;
-use matchstream_protocol::api::{parse_match_json, posted_event_body};
+use matchstream_protocol::api::posted_event_body;
 use matchstream_protocol::frame::{render_event, render_status, Version};
 use matchstream_protocol::script::{parse_script, Step, SAMPLE};
 use matchstream_protocol::{sse, Event, EventKind, Match, MatchId};
@@ -128,28 +128,6 @@ fn title(kind: EventKind) -> &'static str {
         EventKind::Foul => "FOUL",
         EventKind::Status => "STATUS",
     }
-}
-
-fn state(client: &mut HttpClient, id: &MatchId) -> Match {
-    let v = client
-        .get(&format!("/1/match/{id}"))
-        .expect("get")
-        .json()
-        .expect("json");
-    parse_match_json(&v).expect("match")
-}
-
-fn history(client: &mut HttpClient, id: &MatchId) -> Vec<Event> {
-    let v = client
-        .get(&format!("/1/match/{id}/history"))
-        .expect("get")
-        .json()
-        .expect("json");
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|e| matchstream_protocol::api::parse_event_json(e, id).expect("event"))
-        .collect()
 }
 
 /// Frames as `watch --raw` prints them: each without its `\r\n` line, then a blank line.

@@ -216,14 +216,7 @@ fn the_match_page_resumes_after_its_node_restarts_with_nothing_lost_or_twice() {
     for body in &bodies[5..12] {
         post(&mut client, &id, body);
     }
-    let state = {
-        let v = client
-            .get(&format!("/1/match/{id}"))
-            .expect("get")
-            .json()
-            .expect("json");
-        matchstream_protocol::api::parse_match_json(&v).expect("match")
-    };
+    let state = common::state(&mut client, &id);
     wait_for_event(&mut browser, 12, &state);
 
     // Kill the node (no goodbye on the stream), and start it again on the same store.
@@ -240,14 +233,7 @@ fn the_match_page_resumes_after_its_node_restarts_with_nothing_lost_or_twice() {
     for body in &bodies[12..] {
         post(&mut client, &id, body);
     }
-    let end = {
-        let v = client
-            .get(&format!("/1/match/{id}"))
-            .expect("get")
-            .json()
-            .expect("json");
-        matchstream_protocol::api::parse_match_json(&v).expect("match")
-    };
+    let end = common::state(&mut client, &id);
     let n = bodies.len() as u64;
     // The browser retries on its own schedule (3 s in Chromium), the page after that: 30 s is
     // a bound on a resume that never comes, not on how fast it comes.

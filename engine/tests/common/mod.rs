@@ -104,28 +104,12 @@ impl TestServer {
 
     /// The match state as the API shows it.
     pub fn state(&self, id: &MatchId) -> Match {
-        let v = self
-            .reader()
-            .get(&format!("/1/match/{id}"))
-            .expect("get")
-            .json()
-            .expect("json");
-        matchstream_protocol::api::parse_match_json(&v).expect("match json")
+        state(&mut self.reader(), id)
     }
 
     /// The match history as the API shows it.
     pub fn history(&self, id: &MatchId) -> Vec<Event> {
-        let v = self
-            .reader()
-            .get(&format!("/1/match/{id}/history"))
-            .expect("get")
-            .json()
-            .expect("json");
-        v.as_array()
-            .expect("array")
-            .iter()
-            .map(|e| matchstream_protocol::api::parse_event_json(e, id).expect("event json"))
-            .collect()
+        history(&mut self.reader(), id)
     }
 
     /// Shuts the server down now.
@@ -140,6 +124,30 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A match's state as `client`'s node answers `GET /1/match/<id>`.
+pub fn state(client: &mut HttpClient, id: &MatchId) -> Match {
+    let v = client
+        .get(&format!("/1/match/{id}"))
+        .expect("get")
+        .json()
+        .expect("json");
+    matchstream_protocol::api::parse_match_json(&v).expect("match json")
+}
+
+/// A match's history as `client`'s node answers `GET /1/match/<id>/history`.
+pub fn history(client: &mut HttpClient, id: &MatchId) -> Vec<Event> {
+    let v = client
+        .get(&format!("/1/match/{id}/history"))
+        .expect("get")
+        .json()
+        .expect("json");
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|e| matchstream_protocol::api::parse_event_json(e, id).expect("event json"))
+        .collect()
 }
 
 /// Connects a subscriber to `port` and sends `line` + CRLF.
