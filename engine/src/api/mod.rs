@@ -161,7 +161,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     let before = out.len();
                     error(e.status(), e.reason()).write_to(&mut out, false, false);
                     if shard.config.access_log {
-                        let received = Instant::now();
+                        // Timed from the request's first byte, when it came in pieces.
+                        let received = started.unwrap_or_else(Instant::now);
                         access(None, e.status(), out.len() - before, received, peer);
                     }
                     close = true;

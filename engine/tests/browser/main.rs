@@ -180,8 +180,14 @@ fn the_match_page_shows_each_posted_event_within_a_second() {
         Duration::from_secs(10),
         DESCRIBE,
     );
+    // The theme switch's choice holds over the system's (headless Chromium is light): the
+    // light palette now, the dark one when the switch says dark.
+    let background = "return getComputedStyle(document.body).backgroundColor;";
+    assert_eq!(browser.eval(background), "rgb(244, 246, 248)");
     std::thread::sleep(Duration::from_millis(500));
     screenshot(&mut browser, "live-match-light.png");
+    browser.eval("document.documentElement.setAttribute('data-theme', 'dark'); return true;");
+    assert_eq!(browser.eval(background), "rgb(13, 17, 23)");
 }
 
 #[test]
