@@ -326,6 +326,8 @@ fn subscribers_of_a_killed_node_resume_on_another_and_miss_nothing() {
     };
     post(&mut watcher, &events[0]);
     wait_known(&nodes[0], &id);
+    // Known is not enough: the start must have reached node 0 too, or a status frame counts 0.
+    wait_seq(&mut nodes[0].client(), &id, 1);
     let victims: Vec<TcpStream> = (0..10)
         .map(|i| {
             subscribe(
