@@ -85,14 +85,29 @@ fn the_script_prints_a_row_and_a_ratio_per_path_and_mode() {
         "round,tool,mode,path,server,req_per_s,errors,load1"
     );
     assert_eq!(lines.len(), 1 + 12, "{text}");
-    // Everything it started is stopped: nothing listens on the node's port any more.
-    let api = stderr
-        .split("at http://")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .expect("the node's address in the script's first line");
-    assert!(
-        std::net::TcpStream::connect(api).is_err(),
-        "the node at {api} still answers"
-    );
+    // Everything it started is stopped: the node and nginx it names in its first line are gone.
+    // (By PID, not by connecting to the node's port: once freed, the port may be another
+    // test's listener, bound to an ephemeral port at the same moment.)
+    let first = stderr
+        .lines()
+        .find(|l| l.starts_with("http-vs-nginx: node pid"))
+        .expect("the script's first line names its processes");
+    let pid_after = |word: &str| -> u32 {
+        first
+            .split(word)
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no {word:?} in {first:?}"))
+    };
+    for (pid, name) in [
+        (pid_after("node pid "), "matchstream"),
+        (pid_after("nginx pid "), "nginx"),
+    ] {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(name),
+            "{name} (pid {pid}) still runs after the script: {first}"
+        );
+    }
 }
