@@ -1,6 +1,10 @@
 //! Listening sockets: built with socket2 (SO_REUSEADDR, backlog, SO_REUSEPORT for the API
 //! port shared by every core) and a core's accept loop, which spawns one task per connection
-//! after setting its options (no Nagle delay; keepalive and a user timeout to find dead peers).
+//! after setting its options: no Nagle delay on every connection; keepalive and a user timeout
+//! to find dead peers on a stream port's connections, which live as long as a match. An API
+//! connection gets those only if it becomes a subscriber ([`crate::api::stream`]): most ask one
+//! thing and go, and five `setsockopt`s each were a measurable share of a short request's
+//! cost (issue 14).
 
 use std::future::Future;
 use std::io;
@@ -107,17 +111,42 @@ pub fn detect_dead_peers(fd: RawFd) -> io::Result<()> {
     set_option(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, user_timeout)
 }
 
+/// Which port a listener serves: what its connections are, and so which options they get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// A stream port: every connection is a subscriber, set up to find a dead peer.
+    Stream,
+    /// The API port: requests, most of them short; a stream request sets its own options.
+    Api,
+}
+
+impl Port {
+    /// The name the logs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Port::Stream => "stream",
+            Port::Api => "api",
+        }
+    }
+}
+
+/// [`detect_dead_peers`] on a subscriber's connection; a failure is logged at debug (the
+/// connection still works, it is only found dead later).
+pub fn watch_for_dead_peer(stream: &TcpStream, core: usize, what: &str) {
+    if let Err(e) = detect_dead_peers(stream.as_raw_fd()) {
+        log::debug!(target: "matchstream::listener",
+            "core {core}: cannot set keepalive options on a {what} connection: {e}");
+    }
+}
+
 /// Accepts connections until shutdown, running `serve` on each in its own task. A panic in
 /// a connection's task is caught and logged; it never takes the core down.
-pub async fn accept_loop<F, Fut>(
-    shard: Rc<Shard>,
-    listener: TcpListener,
-    what: &'static str,
-    serve: F,
-) where
+pub async fn accept_loop<F, Fut>(shard: Rc<Shard>, listener: TcpListener, port: Port, serve: F)
+where
     F: Fn(Rc<Shard>, TcpStream) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
+    let what = port.name();
     let mut last_error_logged: Option<std::time::Instant> = None;
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -129,9 +158,8 @@ pub async fn accept_loop<F, Fut>(
             None => break,
             Some(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                if let Err(e) = detect_dead_peers(stream.as_raw_fd()) {
-                    log::debug!(target: "matchstream::listener",
-                        "core {}: cannot set keepalive options on a {what} connection: {e}", shard.core);
+                if port == Port::Stream {
+                    watch_for_dead_peer(&stream, shard.core, what);
                 }
                 let fut = serve(shard.clone(), stream);
                 let core = shard.core;

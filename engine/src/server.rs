@@ -24,7 +24,7 @@ use crate::config::{Config, StoreSpec};
 use crate::drain::{self, Drainer};
 use crate::error::Error;
 use crate::fanout::Fanout;
-use crate::listener::{accept_loop, adopt, bind};
+use crate::listener::{accept_loop, adopt, bind, Port};
 use crate::shard::Shard;
 use crate::stats::NodeStats;
 use crate::store::embedded::EmbeddedStore;
@@ -402,10 +402,10 @@ async fn run_core(setup: CoreSetup) {
     let streams = glommio::spawn_local(accept_loop(
         shard.clone(),
         adopt(stream),
-        "stream",
+        Port::Stream,
         session::run,
     ));
-    let apis = glommio::spawn_local(accept_loop(shard.clone(), adopt(api), "api", api::serve));
+    let apis = glommio::spawn_local(api::poller::run(shard.clone(), api));
     let _ = ready.send(());
     drop(ready);
     bus_task.await;

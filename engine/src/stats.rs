@@ -373,6 +373,11 @@ pub struct HttpSnapshot {
 }
 
 impl HttpStats {
+    /// The place of a connection admitted earlier and given up with [`HttpSlot::hand_over`].
+    pub fn adopt(&self) -> HttpSlot<'_> {
+        HttpSlot { stats: self }
+    }
+
     /// Takes one of `max` connection slots, or counts a refusal and gives `None` when all are
     /// taken. The slot is given back when the returned guard drops.
     pub fn admit(&self, max: u64) -> Option<HttpSlot<'_>> {
@@ -405,6 +410,14 @@ impl HttpStats {
 #[derive(Debug)]
 pub struct HttpSlot<'a> {
     stats: &'a HttpStats,
+}
+
+impl HttpSlot<'_> {
+    /// Gives the place up without freeing it: the connection moves to a task, which takes it
+    /// again with [`HttpStats::adopt`] (so the cap cannot refuse a connection already in).
+    pub fn hand_over(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for HttpSlot<'_> {

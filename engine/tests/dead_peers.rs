@@ -1,12 +1,13 @@
-//! Every connection the server accepts carries its own dead-peer detection (tuning/README.md,
-//! "Dead peers"): keepalive after at most 300 s of silence and a `TCP_USER_TIMEOUT`, whatever
-//! the host's `net.ipv4.tcp_keepalive_*`. The server runs in this process, so the test finds
+//! Every subscriber's connection (a stream port's, or an API connection that became an event
+//! stream) carries its own dead-peer detection (tuning/README.md, "Dead peers"): keepalive
+//! after at most 300 s of silence and a `TCP_USER_TIMEOUT`, whatever the host's
+//! `net.ipv4.tcp_keepalive_*`. A plain API connection does not need it (it is closed when idle). The server runs in this process, so the test finds
 //! the server's end of its own connections among the process's descriptors and reads the
 //! options back with getsockopt.
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::io::RawFd;
 use std::time::{Duration, Instant};
@@ -124,7 +125,7 @@ fn assert_dead_peer_options(what: &str, fds: &[RawFd]) {
 }
 
 #[test]
-fn subscribers_and_api_clients_get_keepalive_and_a_user_timeout() {
+fn subscribers_get_keepalive_and_a_user_timeout_and_plain_api_clients_do_not() {
     let server = TestServer::start();
     let (id, _) = server.create_sample();
 
@@ -137,9 +138,38 @@ fn subscribers_and_api_clients_get_keepalive_and_a_user_timeout() {
         assert_dead_peer_options(&format!("subscriber on {port}"), &accepted(port, &s));
     }
 
-    // An API connection, idle (an SSE stream or a keep-alive client holds one as long).
-    let api = TcpStream::connect(server.api).expect("connect api");
-    assert_dead_peer_options("api connection", &accepted(server.api.port(), &api));
+    // An API connection that became an event stream: a subscriber, held as long.
+    let mut sse = TcpStream::connect(server.api).expect("connect api");
+    write!(sse, "GET /1/match/{id}/stream HTTP/1.1\r\nHost: t\r\n\r\n").expect("request");
+    let head = read_until(&mut sse, b"\n\n");
+    assert!(
+        head.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert_dead_peer_options("sse stream", &accepted(server.api.port(), &sse));
+
+    // A plain API connection is spared the five system calls (issue 14): it asks and goes, and
+    // idle it is closed after --http-idle-ms anyway. Checked after an answer, when it is kept.
+    let mut api = TcpStream::connect(server.api).expect("connect api");
+    write!(api, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").expect("request");
+    let answer = read_until(&mut api, br#"{"status":"ok"}"#);
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    let peer = api.local_addr().expect("local addr").port();
+    let ends = server_ends(server.api.port(), peer);
+    assert!(!ends.is_empty(), "the server's end of the api connection");
+    for fd in ends {
+        assert_eq!(
+            option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+            0,
+            "api connection"
+        );
+        assert_eq!(
+            option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY),
+            1,
+            "api connection"
+        );
+    }
 
     // A connection still in its handshake (no command line yet).
     let mut early = TcpStream::connect(("127.0.0.1", server.ports[0])).expect("connect");

@@ -3,7 +3,6 @@
 //! a match's event stream (SPEC §8, [`super::stream`]); the live page's files
 //! ([`super::pages`]).
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::LazyLock;
 
@@ -13,7 +12,7 @@ use matchstream_protocol::MatchId;
 
 use super::pages::{self, Page};
 use super::stream::{self, Plan};
-use super::{admin, error, read};
+use super::{admin, error, read, Local};
 use crate::checkin::{self, Target};
 use crate::shard::Shard;
 use crate::stats::requests::Route;
@@ -96,10 +95,17 @@ impl Endpoint {
 }
 
 /// Answers one request, and counts it by route and status on the core's counters.
-pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>) -> Answer {
+pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Local<'_>) -> Answer {
+    if let Some(response) = answer_now(shard, req, &local) {
+        return Answer::Reply(response);
+    }
     let routed = ROUTER.route(req.method, &req.path);
     let route = routed.as_ref().map_or(Route::Other, |(e, _)| e.route());
-    let answer = respond(shard, req, local, routed).await;
+    let answer = match routed {
+        Ok((endpoint, params)) => respond_later(shard, req, endpoint, &params).await,
+        // answer_now answers every request that is not routed.
+        Err(_) => Answer::Reply(error(404, "no such path")),
+    };
     let status = match &answer {
         Answer::Reply(response) => response.status,
         Answer::Stream(_) => 200,
@@ -108,30 +114,37 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Option<SocketAddr>)
     answer
 }
 
-/// The answer to a routed request.
-async fn respond(
+/// The answer to a request that needs no wait — the public reads, the pages, health, and every
+/// request that is not routed — counted by route and status; `None` for the rest (writes,
+/// which wait for the store, and event streams), which [`handle`] answers.
+/// Reads the core's latest state.
+pub fn answer_now(shard: &Rc<Shard>, req: &Request, local: &Local<'_>) -> Option<Response> {
+    let routed = ROUTER.route(req.method, &req.path);
+    let (route, response) = match routed {
+        Ok((endpoint, params)) => (
+            endpoint.route(),
+            read_now(shard, req, local, endpoint, &params)?,
+        ),
+        Err(RouteError::NotFound) => (Route::Other, error(404, "no such path")),
+        Err(RouteError::MethodNotAllowed(allow)) => (
+            Route::Other,
+            error(405, "method not allowed").with_header("Allow", allow.to_string()),
+        ),
+    };
+    shard.stats.count_request(route, response.status);
+    Some(response)
+}
+
+/// The answer of an endpoint that answers at once, or `None` for one that waits or streams.
+fn read_now(
     shard: &Rc<Shard>,
     req: &Request,
-    local: Option<SocketAddr>,
-    routed: Result<(Endpoint, Params), RouteError>,
-) -> Answer {
-    let (endpoint, params) = match routed {
-        Ok(found) => found,
-        Err(RouteError::NotFound) => return Answer::Reply(error(404, "no such path")),
-        Err(RouteError::MethodNotAllowed(allow)) => {
-            return Answer::Reply(
-                error(405, "method not allowed").with_header("Allow", allow.to_string()),
-            )
-        }
-    };
+    local: &Local<'_>,
+    endpoint: Endpoint,
+    params: &Params,
+) -> Option<Response> {
     let id = params.get("id").unwrap_or_default();
-    let response = match endpoint {
-        Endpoint::Stream => {
-            return match stream::open(shard, id, req) {
-                Ok(plan) => Answer::Stream(plan),
-                Err(answer) => Answer::Reply(answer),
-            }
-        }
+    Some(match endpoint {
         Endpoint::Checkin => read(checkin(shard, local)),
         Endpoint::Matches => read(matches(shard)),
         Endpoint::Match => read(one_match(shard, id)),
@@ -144,25 +157,41 @@ async fn respond(
         }
         Endpoint::Healthz => admin::healthz(),
         Endpoint::Readyz => admin::readyz(shard),
-        // Watchers only: the visit counts are not public (not in the product spec).
-        Endpoint::User
+        Endpoint::Stream
+        | Endpoint::User
         | Endpoint::CreateMatch
         | Endpoint::PostEvent
         | Endpoint::CancelMatch
-        | Endpoint::Drain => {
-            if let Err(denied) = authorize(shard, req) {
-                return Answer::Reply(denied);
-            }
-            match endpoint {
-                Endpoint::User => user(shard, id).await,
-                Endpoint::Drain => admin::drain(shard),
-                Endpoint::CreateMatch => create_match(shard, &req.body).await,
-                Endpoint::PostEvent => post_event(shard, id, &req.body).await,
-                _ => cancel_match(shard, id).await,
-            }
-        }
-    };
-    Answer::Reply(response)
+        | Endpoint::Drain => return None,
+    })
+}
+
+/// The answer of an endpoint [`read_now`] leaves: a stream, or a watcher's call.
+async fn respond_later(
+    shard: &Rc<Shard>,
+    req: &Request,
+    endpoint: Endpoint,
+    params: &Params,
+) -> Answer {
+    let id = params.get("id").unwrap_or_default();
+    if let Endpoint::Stream = endpoint {
+        return match stream::open(shard, id, req) {
+            Ok(plan) => Answer::Stream(plan),
+            Err(answer) => Answer::Reply(answer),
+        };
+    }
+    // Watchers only: the visit counts are not public (not in the product spec).
+    if let Err(denied) = authorize(shard, req) {
+        return Answer::Reply(denied);
+    }
+    Answer::Reply(match endpoint {
+        Endpoint::User => user(shard, id).await,
+        Endpoint::Drain => admin::drain(shard),
+        Endpoint::CreateMatch => create_match(shard, &req.body).await,
+        Endpoint::PostEvent => post_event(shard, id, &req.body).await,
+        Endpoint::CancelMatch => cancel_match(shard, id).await,
+        _ => error(404, "no such path"),
+    })
 }
 
 fn authorize(shard: &Shard, req: &Request) -> Result<(), Response> {
@@ -181,14 +210,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn checkin(shard: &Shard, local: Option<SocketAddr>) -> Response {
+fn checkin(shard: &Shard, local: &Local<'_>) -> Response {
     let (host, port) = match checkin::pick(&shard.node) {
         Target::Remote { host, port } => (host, port),
         Target::Local(core) => {
             let port = shard.node.stream_ports.get(core).copied().unwrap_or(0);
             let host = match &shard.config.advertise {
                 Some(h) => h.clone(),
-                None => local.map_or_else(|| "127.0.0.1".to_owned(), |a| a.ip().to_string()),
+                None => local
+                    .get()
+                    .map_or_else(|| "127.0.0.1".to_owned(), |a| a.ip().to_string()),
             };
             (host, port)
         }

@@ -32,8 +32,12 @@
 pub mod admin;
 pub mod handlers;
 pub mod pages;
+pub mod poller;
 pub mod stream;
 
+use std::cell::OnceCell;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +49,7 @@ use matchstream_protocol::api::error_body;
 
 use crate::linger;
 use crate::shard::Shard;
+use crate::stats::HttpSlot;
 use handlers::Answer;
 
 /// Bytes read from the socket at a time.
@@ -70,6 +75,34 @@ pub fn read(response: Response) -> Response {
     response.with_header("Access-Control-Allow-Origin", "*")
 }
 
+/// The address a connection reached this node at, for checkin's answer without
+/// `--advertise`: a `getsockname` the first time it is asked on a connection, none for the
+/// requests that never ask (issue 14: a system call per connection that most do not need).
+pub struct Local<'a> {
+    fd: RawFd,
+    addr: &'a OnceCell<Option<SocketAddr>>,
+}
+
+impl<'a> Local<'a> {
+    /// The local address of the socket `fd`, kept in `addr` once asked.
+    pub fn new(fd: RawFd, addr: &'a OnceCell<Option<SocketAddr>>) -> Self {
+        Local { fd, addr }
+    }
+
+    /// The connection's local address, if the kernel tells it.
+    pub fn get(&self) -> Option<SocketAddr> {
+        *self.addr.get_or_init(|| {
+            // SAFETY: the descriptor is the open socket of the connection being answered,
+            // borrowed for this call only.
+            let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+            socket2::SockRef::from(&fd)
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+        })
+    }
+}
+
 /// What a wait for more of a request brought.
 enum Input {
     Read(std::io::Result<usize>),
@@ -78,18 +111,51 @@ enum Input {
 }
 
 /// Serves one HTTP connection until the client closes, an error, a timeout or shutdown; above
-/// the node's connection cap, refuses it with 503.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+/// the node's connection cap, refuses it with 503. (The API port's own connections start in
+/// [`poller`]; this serves them from the moment they need a task, and any other.)
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _task = shard.tasks.enter();
     let Some(slot) = shard.node.http.admit(shard.config.max_api_connections) else {
         // Boxed: the refusal's buffer and timer are not part of every connection's future.
         return Box::pin(linger::refuse(stream, &full_answer(), &shard.shutdown)).await;
     };
+    serve_admitted(&shard, stream, slot, Resume::default()).await;
+}
+
+/// Where a connection handed over by [`poller`] stands: bytes read and not yet answered,
+/// answers not yet written, the first byte's time of a request still arriving, and whether
+/// the connection closes once its answers are written.
+#[derive(Default)]
+pub struct Resume {
+    /// Bytes read, not yet answered: whole requests and the start of the next.
+    pub input: Vec<u8>,
+    /// Answers rendered, not yet written.
+    pub output: Vec<u8>,
+    /// When the first byte of an incomplete request at the end of `input` came.
+    pub started: Option<Instant>,
+    /// The last answer in `output` says `Connection: close`.
+    pub closing: bool,
+}
+
+/// Serves an admitted connection (it holds `slot`) from where `resume` says it stands.
+pub async fn serve_admitted(
+    shard: &Rc<Shard>,
+    mut stream: TcpStream,
+    slot: HttpSlot<'_>,
+    resume: Resume,
+) {
     let write_timeout = Duration::from_millis(shard.config.http_write_timeout_ms.max(1));
     if stream.set_write_timeout(Some(write_timeout)).is_err() {
         return;
     }
-    let local = stream.local_addr().ok();
+    if resume.closing {
+        if stream.write_all(&resume.output).await.is_err() {
+            return;
+        }
+        return;
+    }
+    // Asked of the kernel only when an answer needs it (checkin), once per connection.
+    let local = OnceCell::new();
     // Only asked for when the access log wants it (a syscall per connection).
     let peer = if shard.config.access_log {
         stream.peer_addr().ok()
@@ -97,9 +163,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         None
     };
     let limits = Limits::default();
-    let mut buf = InBuf::default();
-    let mut out: Vec<u8> = Vec::new();
-    let mut started: Option<Instant> = None;
+    let mut buf = InBuf::from(resume.input);
+    let mut out = resume.output;
+    let mut started = resume.started;
     loop {
         let mut close = false;
         // Whether every whole request read so far is answered: only then is the socket read.
@@ -115,7 +181,13 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                     started = None;
                     shard.stats.add_http_request();
                     let received = Instant::now();
-                    let response = match handlers::handle(&shard, &request, local).await {
+                    let response = match handlers::handle(
+                        shard,
+                        &request,
+                        Local::new(stream.as_raw_fd(), &local),
+                    )
+                    .await
+                    {
                         Answer::Reply(response) => response,
                         Answer::Stream(plan) => {
                             let before = out.len();
@@ -133,6 +205,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                             // behind it are never read.
                             drop(slot);
                             // Boxed: not part of every connection's future.
+                            let shard = shard.clone();
                             return Box::pin(self::stream::run(shard, stream, plan, out)).await;
                         }
                     };
@@ -198,7 +271,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
             None => Duration::from_millis(shard.config.http_idle_ms),
         };
-        match read_more(&shard, &mut stream, &mut buf, wait, started.is_none()).await {
+        match read_more(shard, &mut stream, &mut buf, wait, started.is_none()).await {
             Input::Read(Ok(n)) if n > 0 => {}
             Input::Read(_) | Input::Shutdown => return,
             Input::Timeout => return timed_out(&mut stream, started.is_some(), &mut out).await,
@@ -208,7 +281,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
 
 /// One line of the access log (`--access-log`): what was asked and answered, never a header.
 /// A request that could not be parsed is logged with `-` for its method and path.
-fn access(
+pub(crate) fn access(
     request: Option<&matchstream_http::Request>,
     status: u16,
     bytes: usize,
@@ -224,7 +297,7 @@ fn access(
 }
 
 /// The whole answer to a connection above `--max-api-connections`.
-fn full_answer() -> Vec<u8> {
+pub(crate) fn full_answer() -> Vec<u8> {
     let mut out = Vec::new();
     error(503, "too many connections").write_to(&mut out, false, false);
     out
@@ -249,6 +322,18 @@ struct InBuf {
     data: Vec<u8>,
     start: usize,
     end: usize,
+}
+
+impl From<Vec<u8>> for InBuf {
+    /// A buffer whose pending bytes are `bytes`.
+    fn from(bytes: Vec<u8>) -> Self {
+        let end = bytes.len();
+        InBuf {
+            data: bytes,
+            start: 0,
+            end,
+        }
+    }
 }
 
 impl InBuf {

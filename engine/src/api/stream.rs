@@ -103,6 +103,8 @@ fn resume_point(req: &Request) -> Result<Option<u64>, &'static str> {
 /// hands the socket to an outbox in the fanout table and returns: from then on the fanout
 /// writes to it, and a tend task comes back only for a full socket or last words.
 pub async fn run(shard: Rc<Shard>, mut stream: TcpStream, plan: Plan, pending: Vec<u8>) {
+    // A subscriber from now on: found dead like a stream port's (the API port leaves it out).
+    crate::listener::watch_for_dead_peer(&stream, shard.core, "sse");
     if stream.write_all(&pending).await.is_err() {
         return;
     }

@@ -111,6 +111,14 @@ mod stream;
 mod tcp_socket;
 mod udp_socket;
 mod unix;
+/// matchstream patch (vendor/README.md, "Waiting for any descriptor"): waits until `fd` is
+/// readable, with one io_uring poll, for a descriptor glommio does not own (matchstream's
+/// per-core epoll set of short API connections). Dropping the future cancels the poll.
+pub async fn readable(fd: RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_read_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}
+
 pub use self::{
     stream::{Buffered, Preallocated},
     tcp_socket::{AcceptedTcpStream, TcpListener, TcpStream},

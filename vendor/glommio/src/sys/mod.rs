@@ -306,6 +306,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // matchstream patch: the waking side's half of the fence pair (see the sleeping side
+        // in `Reactor::sleep`): the work handed over (a queued waker, a channel's item) is
+        // visible before `should_notify` is read.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
