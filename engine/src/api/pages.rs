@@ -88,7 +88,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 fn serve(file: &File) -> Response {
     let mut response = Response {
         content_type: Some(file.content_type),
-        body: file.body.to_vec(),
+        body: file.body.into(),
         ..Response::new(200)
     }
     // The files change only with the binary; a browser asks again each time (no stale script
