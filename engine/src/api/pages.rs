@@ -157,7 +157,7 @@ mod tests {
     fn pages_carry_their_type_and_policy() {
         let r = page(Page::Match);
         assert_eq!(r.content_type, Some(HTML));
-        assert_eq!(r.body, MATCH.body);
+        assert_eq!(&*r.body, MATCH.body);
         assert_eq!(header(&r, "Content-Security-Policy"), Some(POLICY));
         let css = asset("live.css");
         assert_eq!(css.content_type, Some(CSS));
