@@ -28,6 +28,11 @@
 #   --api-port P    the node's API port (default: the kernel picks)
 #   --nginx-port P  nginx's port (default: a free one from 20000-29999)
 #   --cores N       the node's cores (default: the node's default, every CPU)
+#   --pin           pin both servers' threads to CPUs: the node as it does by default,
+#                   nginx with `worker_cpu_affinity auto`. Without it neither is pinned
+#                   (the node runs with --no-pin, nginx as it does by default): the load
+#                   tools share the same CPUs, and a pinned server thread waits for its CPU
+#                   while the other may be idle (bench/RESULTS.md, "HTTP reads against nginx").
 #   --out FILE      the CSV of every run (default bench/http-vs-nginx-<date>.csv)
 #   --table FILE    only print the table of a CSV this script wrote, and exit
 #   --bin DIR       a directory holding matchstream and matchstream-bench (default: build
@@ -45,6 +50,7 @@ MODES="keep-alive,new-conn"
 API_PORT=0
 NGINX_PORT=""
 CORES=""
+PIN=0
 OUT=""
 BIN=""
 TABLE=""
@@ -59,6 +65,7 @@ while [ $# -gt 0 ]; do
     --api-port) API_PORT=$2; shift 2 ;;
     --nginx-port) NGINX_PORT=$2; shift 2 ;;
     --cores) CORES=$2; shift 2 ;;
+    --pin) PIN=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     --bin) BIN=$2; shift 2 ;;
     --table) TABLE=$2; shift 2 ;;
@@ -175,6 +182,7 @@ trap 'cleanup; exit 143' TERM
 TOKEN=hvn-$$-$RANDOM
 cores=()
 if [ -n "$CORES" ]; then cores=(--cores "$CORES"); fi
+if [ "$PIN" = 0 ]; then cores+=(--no-pin); fi
 "${NICE[@]}" "$BIN/matchstream" serve --store memory --api "127.0.0.1:$API_PORT" \
   --stream-port 0 --token "$TOKEN" "${cores[@]}" >"$tmp/node.log" 2>&1 &
 node=$!
@@ -210,6 +218,7 @@ for path in "${PATHS[@]}"; do
 done
 cat >"$tmp/nginx.conf" <<EOF
 worker_processes 2;
+NGINX_AFFINITY
 daemon off;
 pid $tmp/nginx.pid;
 error_log $tmp/logs/error.log warn;
@@ -240,7 +249,9 @@ ports=("$NGINX_PORT")
 if [ -z "$NGINX_PORT" ]; then ports=(); for _ in 1 2 3 4 5; do ports+=($((20000 + RANDOM % 10000))); done; fi
 nginx_url=""
 for port in "${ports[@]}"; do
-  sed "s/NGINX_PORT/$port/" "$tmp/nginx.conf" >"$tmp/nginx-$port.conf"
+  affinity=""
+  if [ "$PIN" = 1 ]; then affinity="worker_cpu_affinity auto;"; fi
+  sed -e "s/NGINX_PORT/$port/" -e "s/^NGINX_AFFINITY$/$affinity/" "$tmp/nginx.conf" >"$tmp/nginx-$port.conf"
   "${NICE[@]}" nginx -p "$tmp/" -c "$tmp/nginx-$port.conf" -g "user $(id -un);" \
     >"$tmp/logs/nginx.out" 2>&1 &
   nginx_pid=$!
@@ -271,7 +282,8 @@ for path in "${PATHS[@]}"; do
   fi
 done
 echo "http-vs-nginx: node pid $node at http://$api, nginx pid $nginx_pid at $nginx_url;" \
-  "match $id; ${SECONDS_PER_RUN} s a run, $ROUNDS rounds, c=$CONNS, tools $TOOLS" >&2
+  "match $id; ${SECONDS_PER_RUN} s a run, $ROUNDS rounds, c=$CONNS, tools $TOOLS;" \
+  "$([ "$PIN" = 1 ] && echo "both servers pinned" || echo "neither server pinned")" >&2
 
 # One run: prints "req_per_s errors", errors counting socket errors and non-2xx answers.
 # Every tool is bounded in time: wrk by -d, ab by -t, the bench by --time-limit.

@@ -73,6 +73,6 @@ pub use error::ResponseError;
 pub use method::MethodSet;
 pub use query::{percent_decode, query_param};
 pub use request::{parse_request, Limits, Method, ParseError, Parsed, Request};
-pub use response::{reason_phrase, Response};
+pub use response::{reason_phrase, Body, Response};
 pub use response_head::{parse_response_head, Framing, ParsedHead, ResponseHead, ResponseLimits};
 pub use router::{Params, RouteError, Router};

@@ -37,20 +37,40 @@ use crate::method::{Method, MethodSet};
 #[derive(Debug, Clone)]
 pub struct Router<H> {
     routes: Vec<Route<H>>,
+    /// The most segments of any pattern: a path with more matches none.
+    longest: usize,
 }
 
 #[derive(Debug, Clone)]
 struct Route<H> {
     method: Method,
-    pattern: &'static str,
+    /// The pattern's segments, split once when the route is added (the path is split once per
+    /// request, never once per route: issue 14).
+    segments: Vec<Segment>,
     handler: H,
+}
+
+/// One segment of a pattern.
+#[derive(Debug, Clone, Copy)]
+enum Segment {
+    /// Matches itself.
+    Literal(&'static str),
+    /// Matches one non-empty segment, captured under this name.
+    Param(&'static str),
 }
 
 impl<H> Default for Router<H> {
     fn default() -> Self {
-        Router { routes: Vec::new() }
+        Router {
+            routes: Vec::new(),
+            longest: 0,
+        }
     }
 }
+
+/// The most segments a path is split into: past it, it matches no pattern (patterns are
+/// shorter). Splitting stops there, so a long path costs no more.
+const MAX_SEGMENTS: usize = 16;
 
 impl<H: Copy> Router<H> {
     /// An empty router.
@@ -58,17 +78,30 @@ impl<H: Copy> Router<H> {
         Router::default()
     }
 
-    /// Adds a route. `pattern` must start with `'/'`; other patterns never match.
+    /// Adds a route. `pattern` must start with `'/'`; other patterns never match, and so does
+    /// one of more than 16 segments.
     pub fn add(&mut self, method: Method, pattern: &'static str, handler: H) -> &mut Self {
         debug_assert!(
             pattern.starts_with('/'),
             "route pattern {pattern:?} must start with '/'"
         );
-        self.routes.push(Route {
-            method,
-            pattern,
-            handler,
-        });
+        let segments: Vec<Segment> = match segments(pattern) {
+            Some(split) => split
+                .map(|w| match w.strip_prefix(':') {
+                    Some(name) => Segment::Param(name),
+                    None => Segment::Literal(w),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        if !segments.is_empty() && segments.len() <= MAX_SEGMENTS {
+            self.longest = self.longest.max(segments.len());
+            self.routes.push(Route {
+                method,
+                segments,
+                handler,
+            });
+        }
         self
     }
 
@@ -79,11 +112,23 @@ impl<H: Copy> Router<H> {
     /// [`RouteError::MethodNotAllowed`] with the methods that would match (for the `Allow`
     /// header) when the path matches but not the method.
     pub fn route(&self, method: Method, path: &str) -> Result<(H, Params), RouteError> {
+        let mut split = [""; MAX_SEGMENTS];
+        let mut count = 0;
+        if let Some(parts) = segments(path) {
+            for part in parts {
+                if count == self.longest {
+                    return Err(RouteError::NotFound);
+                }
+                split[count] = part;
+                count += 1;
+            }
+        }
+        let got = &split[..count];
         let mut allowed = MethodSet::new();
         let mut get_fallback = None;
-        for route in self.routes.iter().filter(|r| matches(r.pattern, path)) {
+        for route in self.routes.iter().filter(|r| matches(&r.segments, got)) {
             if route.method == method && method != Method::Other {
-                return Ok((route.handler, capture(route.pattern, path)));
+                return Ok((route.handler, capture(&route.segments, got)));
             }
             if method == Method::Head && route.method == Method::Get && get_fallback.is_none() {
                 get_fallback = Some(route);
@@ -91,7 +136,7 @@ impl<H: Copy> Router<H> {
             allowed.insert(route.method);
         }
         if let Some(route) = get_fallback {
-            return Ok((route.handler, capture(route.pattern, path)));
+            return Ok((route.handler, capture(&route.segments, got)));
         }
         if allowed.is_empty() {
             return Err(RouteError::NotFound);
@@ -169,29 +214,25 @@ fn segments(s: &str) -> Option<std::str::Split<'_, char>> {
     s.strip_prefix('/').map(|rest| rest.split('/'))
 }
 
-fn matches(pattern: &str, path: &str) -> bool {
-    let (Some(mut want), Some(mut got)) = (segments(pattern), segments(path)) else {
-        return false;
-    };
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return true,
-            (Some(w), Some(g)) if w.starts_with(':') && !g.is_empty() => {}
-            (Some(w), Some(g)) if !w.starts_with(':') && w == g => {}
-            _ => return false,
-        }
-    }
+/// Whether a path split into `got` matches a pattern's segments.
+fn matches(want: &[Segment], got: &[&str]) -> bool {
+    want.len() == got.len()
+        && want.iter().zip(got).all(|(w, g)| match w {
+            Segment::Literal(l) => l == g,
+            Segment::Param(_) => !g.is_empty(),
+        })
 }
 
-/// Collects the captures of a pattern already known to match `path`.
-fn capture(pattern: &'static str, path: &str) -> Params {
-    let pairs = match (segments(pattern), segments(path)) {
-        (Some(want), Some(got)) => want
-            .zip(got)
-            .filter_map(|(w, g)| w.strip_prefix(':').map(|name| (name, g.to_owned())))
-            .collect(),
-        _ => Vec::new(),
-    };
+/// Collects the captures of a pattern already known to match the path split into `got`.
+fn capture(want: &[Segment], got: &[&str]) -> Params {
+    let pairs = want
+        .iter()
+        .zip(got)
+        .filter_map(|(w, g)| match w {
+            Segment::Param(name) => Some((*name, (*g).to_owned())),
+            Segment::Literal(_) => None,
+        })
+        .collect();
     Params { pairs }
 }
 
@@ -228,6 +269,30 @@ mod tests {
             .add(Method::Head, "/probe", Ep::HeadOnly)
             .add(Method::Other, "/teapot", Ep::Brew);
         r
+    }
+
+    #[test]
+    fn paths_longer_than_every_pattern_match_nothing_and_stop_being_split() {
+        let r = router();
+        let long = "/1".repeat(1000);
+        assert_eq!(
+            r.route(Method::Get, &long).err(),
+            Some(RouteError::NotFound)
+        );
+        let longest = "/1/match/:id/history";
+        let mut one = Router::new();
+        one.add(Method::Get, longest, Ep::History);
+        let (ep, params) = one
+            .route(Method::Get, "/1/match/7/history")
+            .expect("routed");
+        assert_eq!((ep, params.get("id")), (Ep::History, Some("7")));
+        for path in ["/1/match/7/history/x", "/1/match/7", "/1/match//history"] {
+            assert_eq!(
+                one.route(Method::Get, path).err(),
+                Some(RouteError::NotFound),
+                "{path}"
+            );
+        }
     }
 
     #[test]

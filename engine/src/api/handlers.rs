@@ -239,7 +239,7 @@ struct Checkin<'a> {
 fn matches(shard: &Rc<Shard>) -> Response {
     shard.sync();
     let body = shard.fanout.borrow().listing();
-    Response::json(200, body.to_vec())
+    Response::json(200, body)
 }
 
 fn one_match(shard: &Rc<Shard>, id: &str) -> Response {
@@ -248,7 +248,7 @@ fn one_match(shard: &Rc<Shard>, id: &str) -> Response {
     let Some(view) = fanout.get(id) else {
         return error(404, "unknown match");
     };
-    Response::json(200, view.json().to_vec())
+    Response::json(200, view.json())
 }
 
 fn history(shard: &Rc<Shard>, id: &str, query: Option<&str>) -> Response {
@@ -265,7 +265,7 @@ fn history(shard: &Rc<Shard>, id: &str, query: Option<&str>) -> Response {
         return error(404, "unknown match");
     };
     if since == 0 {
-        Response::json(200, view.history_json().to_vec())
+        Response::json(200, view.history_json())
     } else {
         Response::json(200, view.history_json_since(since))
     }

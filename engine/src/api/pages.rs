@@ -88,7 +88,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 fn serve(file: &File) -> Response {
     let mut response = Response {
         content_type: Some(file.content_type),
-        body: file.body.to_vec(),
+        body: file.body.into(),
         ..Response::new(200)
     }
     // The files change only with the binary; a browser asks again each time (no stale script
@@ -157,7 +157,7 @@ mod tests {
     fn pages_carry_their_type_and_policy() {
         let r = page(Page::Match);
         assert_eq!(r.content_type, Some(HTML));
-        assert_eq!(r.body, MATCH.body);
+        assert_eq!(&*r.body, MATCH.body);
         assert_eq!(header(&r, "Content-Security-Policy"), Some(POLICY));
         let css = asset("live.css");
         assert_eq!(css.content_type, Some(CSS));
