@@ -18,9 +18,11 @@
 //! latency, the feed's lag), [`peak`] (a gauge's peak over recent seconds, which no reader
 //! resets), [`requests`] (API requests by route and status, per core), [`busiest`] (each
 //! core's matches with the most subscribers), [`store`] and [`feed`] (the store thread's and
-//! the Redis feed's own counters), [`cpu`] (CPU time from /proc).
+//! the Redis feed's own counters), [`cpu`] (CPU time from /proc). [`cluster`] adds the
+//! cluster's totals (issue 15): every node's subscribers and deliveries per second.
 
 pub mod busiest;
+pub mod cluster;
 pub mod cpu;
 pub mod feed;
 pub mod histogram;
@@ -335,6 +337,10 @@ pub struct NodeStats {
     pub cores: Vec<Arc<CoreStats>>,
     /// Stream ports of the other nodes sharing this node's Redis (empty on a lone node).
     pub remote: RwLock<Vec<RemotePort>>,
+    /// The other nodes' subscribers and deliveries per second (empty on a lone node).
+    pub others: cluster::Others,
+    /// This node's deliveries per second ([`cluster::own`]).
+    pub delivery_rate: cluster::DeliveryRate,
     /// The node's HTTP API connections: one count for every core, so the cap holds per node.
     pub http: HttpStats,
     /// Matches, events and feed messages read from Redis that failed the node's checks and
@@ -455,6 +461,8 @@ impl NodeStats {
             cores: stream_ports.iter().map(|_| Arc::default()).collect(),
             stream_ports,
             remote: RwLock::new(Vec::new()),
+            others: cluster::Others::default(),
+            delivery_rate: cluster::DeliveryRate::default(),
             http: HttpStats::default(),
             store_rejected: Arc::default(),
             drain: crate::drain::flag::Drain::default(),
@@ -574,6 +582,8 @@ struct StatsJson<'a> {
     store_rejected: u64,
     /// Other nodes' stream ports as their last heartbeats told (empty on a lone node).
     cluster: Vec<RemotePort>,
+    /// Every node's subscribers and deliveries per second, and their sums.
+    cluster_totals: cluster::ClusterTotals,
     /// The store thread's figures.
     store: StoreSnapshot,
     /// The Redis feed's figures (null without Redis).
@@ -605,6 +615,7 @@ pub fn stats_json(node: &NodeStats) -> Vec<u8> {
         http: node.http.snapshot(),
         store_rejected: node.store_rejected.load(Relaxed),
         cluster: node.remote.read().map(|r| r.clone()).unwrap_or_default(),
+        cluster_totals: cluster::totals(node),
         store: node.store_thread.snapshot(),
         feed: node.feed.get().map(|f| f.snapshot()),
         requests: requests::sum(node.cores.iter().map(|c| &c.requests)),
@@ -724,6 +735,32 @@ pub fn metrics_text(node: &NodeStats) -> String {
         node.node_id,
         u8::from(node.store_health.problem().is_none())
     );
+    // The cluster's totals as this node knows them (every node reports the same sums: a
+    // dashboard takes one, max() over nodes).
+    let totals = cluster::totals(node);
+    for (name, help, value) in [
+        (
+            "matchstream_cluster_nodes",
+            "Nodes of the cluster (this one and every node whose heartbeat is live).",
+            totals.nodes as f64,
+        ),
+        (
+            "matchstream_cluster_subscribers",
+            "Subscribers of every node of the cluster.",
+            totals.subscribers as f64,
+        ),
+        (
+            "matchstream_cluster_deliveries_per_second",
+            "Deliveries per second of every node of the cluster, over each node's last second.",
+            totals.deliveries_per_second,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node=\"{}\"}} {value}",
+            node.node_id
+        );
+    }
     let p = process_snapshot();
     let h = node.http.snapshot();
     for (name, kind, help, v) in [

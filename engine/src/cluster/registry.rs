@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{connect, node_key, Backoff, Worker, NODES};
 use crate::config::RedisUrl;
+use crate::stats::cluster::NodeFigures;
 use crate::stats::{NodeStats, RemotePort};
 
 /// The registry thread's name.
@@ -43,6 +44,13 @@ pub struct NodeEntry {
     /// that poll every node (`matchstream top`); empty from a node that did not publish it.
     #[serde(default)]
     pub api: String,
+    /// Subscribers of the node (every core and transport); 0 from a node that did not publish
+    /// it.
+    #[serde(default)]
+    pub subscribers: u64,
+    /// The node's deliveries per second over its last second (`stats::cluster`).
+    #[serde(default)]
+    pub deliveries_per_second: f64,
 }
 
 /// The running registry thread.
@@ -112,6 +120,7 @@ fn run(client: &redis::Client, url: &RedisUrl, node: &NodeStats, host: &str, sto
         if last_ok.elapsed() > TTL {
             // What we know of the others is older than their heartbeats' lifetime.
             node.set_remote(Vec::new());
+            node.others.set(Vec::new());
         }
         // The next heartbeat, or at once when a drain begins: the node leaves the registry.
         let until = Instant::now() + HEARTBEAT;
@@ -145,12 +154,15 @@ fn beat(
 ) -> redis::RedisResult<Vec<RemotePort>> {
     let mut pipe = redis::pipe();
     if publish {
+        let own = crate::stats::cluster::own(node);
         let entry = NodeEntry {
             id: node.node_id.clone(),
             host: host.to_owned(),
             ports: node.stream_ports.clone(),
             load: node.cores.iter().map(|c| c.load()).collect(),
             api: api_address(host, node.api_addr.port()),
+            subscribers: own.subscribers,
+            deliveries_per_second: own.deliveries_per_second,
         };
         let json = serde_json::to_string(&entry).unwrap_or_default();
         pipe.cmd("SET")
@@ -180,6 +192,7 @@ fn beat(
         redis::cmd("MGET").arg(&keys).query(con)?
     };
     let mut remote = Vec::new();
+    let mut others = Vec::new();
     for (member, value) in members.iter().zip(values) {
         match value.and_then(|v| serde_json::from_str::<NodeEntry>(&v).ok()) {
             None => {
@@ -187,6 +200,11 @@ fn beat(
             }
             Some(e) if e.id == node.node_id => {}
             Some(e) => {
+                others.push(NodeFigures {
+                    node: e.id.clone(),
+                    subscribers: e.subscribers,
+                    deliveries_per_second: e.deliveries_per_second,
+                });
                 for (port, load) in e.ports.iter().zip(&e.load) {
                     remote.push(RemotePort {
                         node: e.id.clone(),
@@ -199,6 +217,7 @@ fn beat(
             }
         }
     }
+    node.others.set(others);
     Ok(remote)
 }
 
