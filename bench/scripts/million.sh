@@ -167,7 +167,13 @@ echo "time_s,subscribers,tcp_inuse,tcp_mem_pages,mem_available_kib,slab_kib,node
 (
   t0=$(date +%s.%N)
   while :; do
-    subs=$(curl -s -m 2 "$first/1/stats" | jq '.cluster_totals.subscribers' 2>/dev/null || echo "")
+    stats=$(curl -s -m 2 "$first/1/stats" || true)
+    subs=$(jq '.cluster_totals.subscribers' <<<"$stats" 2>/dev/null || echo "")
+    # The totals at the most subscribers seen: each node's share at the peak.
+    if [ -n "$subs" ] && [ "$subs" -gt "${most:-0}" ]; then
+      most=$subs
+      jq '.cluster_totals' <<<"$stats" >"$OUT/peak-totals.json" 2>/dev/null || true
+    fi
     now=$(date +%s.%N)
     rss=0
     for pid in "${node_pids[@]}"; do
@@ -209,11 +215,26 @@ say "bench done in $(( $(date +%s) - started )) s, exit status $status (bench.tx
     echo "no report: see bench.err"
   fi
   echo
-  echo "per node (subscribers at the end of the connect phase are in subscribers.csv):"
+  echo "per node at the peak (cluster_totals.by_node):"
+  if [ -s "$OUT/peak-totals.json" ]; then
+    jq -r '.by_node | sort_by(.node) | .[] | "  \(.node): \(.subscribers) subscribers"' \
+      "$OUT/peak-totals.json"
+    jq -r '.by_node | map(.subscribers) | "  min \(min), max \(max), mean \(add / length | floor)"' \
+      "$OUT/peak-totals.json"
+  fi
+  # After the run every subscriber hangs up at once: the nodes answer once they have closed
+  # their sockets (bounded wait).
+  for _ in $(seq 120); do
+    left=$(curl -s -m 2 "$first/1/stats" | jq '.cluster_totals.subscribers' 2>/dev/null || echo "")
+    [ "$left" = 0 ] && break
+    sleep 0.5
+  done
+  echo "per node after the run (sessions: subscribers it accepted):"
   for k in "${!apis[@]}"; do
-    curl -s -m 5 "http://${apis[$k]}/1/stats" \
+    line=$(curl -s -m 10 "http://${apis[$k]}/1/stats" \
       | jq -r --arg k "$((k + 1))" '"  node \($k) \(.node_id): rss \(.process.rss_bytes / 1048576 | floor) MiB, open files \(.process.open_files)/\(.process.open_files_limit), sessions \(.cores | map(.sessions_total) | add)"' \
-      2>/dev/null || echo "  node $((k + 1)): no answer"
+        2>/dev/null || true)
+    echo "${line:-  node $((k + 1)): no answer}"
   done
   peak=$(awk -F, 'NR>1 && $2!="" && $2>m {m=$2} END {print m+0}' "$OUT/subscribers.csv")
   peak_mem=$(awk -F, 'NR>1 && $4>m {m=$4} END {print m+0}' "$OUT/subscribers.csv")
