@@ -45,14 +45,24 @@ fn a_small_run_reports_every_delivery_and_stops_what_it_started() {
     ] {
         assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
     }
-    assert_eq!(stdout.matches("  node ").count(), 2, "one line per node:\n{stdout}");
+    assert_eq!(
+        stdout.matches("  node ").count(),
+        2,
+        "one line per node:\n{stdout}"
+    );
     let report = std::fs::read_to_string(out_dir.join("report.txt")).expect("report.txt");
     assert_eq!(report, stdout);
     let csv = std::fs::read_to_string(out_dir.join("subscribers.csv")).expect("the CSV");
     assert!(csv.starts_with("time_s,subscribers,"), "{csv}");
-    assert!(csv.lines().any(|l| l.split(',').nth(1) == Some("2000")), "{csv}");
+    assert!(
+        csv.lines().any(|l| l.split(',').nth(1) == Some("2000")),
+        "{csv}"
+    );
     let svg = std::fs::read_to_string(out_dir.join("subscribers.svg")).expect("the chart");
-    assert!(svg.starts_with("<svg") && svg.contains("peak 2000"), "{svg}");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("peak 2000"),
+        "{svg}"
+    );
 
     // Everything it started is gone (by the PIDs its second line names), nothing changed.
     let up = stderr
@@ -69,7 +79,11 @@ fn a_small_run_reports_every_delivery_and_stops_what_it_started() {
         .split("(pids ")
         .nth(1)
         .and_then(|s| s.split(';').next())
-        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .expect("node pids");
     assert_eq!(nodes.len(), 2, "{up}");
     for pid in nodes.into_iter().chain([redis]) {

@@ -30,6 +30,7 @@
 //! out of the connection cap; requests pipelined behind it are never read.
 
 pub mod admin;
+mod epoll;
 pub mod handlers;
 pub mod pages;
 pub mod poller;

@@ -28,7 +28,7 @@
 use std::cell::OnceCell;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,7 @@ use futures_lite::future;
 use matchstream_http::{parse_request, Limits, Method, Parsed};
 use slab::Slab;
 
+use super::epoll::Epoll;
 use super::{access, error, full_answer, handlers, Local, Resume, MAX_UNSENT};
 use crate::linger;
 use crate::listener::{accept_loop, adopt, Port};
@@ -570,54 +571,4 @@ fn spawn(core: usize, task: impl std::future::Future<Output = ()> + 'static) {
         }
     })
     .detach();
-}
-
-/// An epoll set.
-struct Epoll {
-    fd: OwnedFd,
-}
-
-impl Epoll {
-    fn new() -> io::Result<Self> {
-        // SAFETY: epoll_create1 returns a new descriptor we own, or -1.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a new descriptor owned by nothing else.
-        Ok(Epoll {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    fn control(&self, op: libc::c_int, fd: RawFd, events: u32, key: u64) -> io::Result<()> {
-        let mut event = libc::epoll_event { events, u64: key };
-        // SAFETY: epoll_ctl on our set with a pointer to a local event.
-        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut event) };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
-    fn add(&self, fd: RawFd, events: u32, key: u64) -> io::Result<()> {
-        self.control(libc::EPOLL_CTL_ADD, fd, events, key)
-    }
-
-    fn modify(&self, fd: RawFd, events: u32, key: u64) -> io::Result<()> {
-        self.control(libc::EPOLL_CTL_MOD, fd, events, key)
-    }
-
-    fn delete(&self, fd: RawFd) -> io::Result<()> {
-        self.control(libc::EPOLL_CTL_DEL, fd, 0, 0)
-    }
-
-    /// The events ready now (never waits).
-    fn wait(&self, events: &mut [libc::epoll_event]) -> usize {
-        let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: epoll_wait into our array of the length we pass; timeout 0.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, 0) };
-        usize::try_from(n).unwrap_or(0)
-    }
 }
