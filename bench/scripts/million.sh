@@ -242,6 +242,7 @@ say "bench done in $(( $(date +%s) - started )) s, exit status $status (bench.tx
   max_slab=$(awk -F, 'NR>1 && $6>m {m=$6} END {print m+0}' "$OUT/subscribers.csv")
   max_rss=$(awk -F, 'NR>1 && $7>m {m=$7} END {print m+0}' "$OUT/subscribers.csv")
   echo
+  # (one node's cluster_totals: the other nodes' figures are up to a heartbeat old)
   echo "peak subscribers (cluster_totals): $peak"
   echo "nodes' RSS at most: $(( max_rss / 1024 )) MiB together, $(( max_rss / 1024 / NODES )) MiB a node on average"
   if [ "$peak" -gt 0 ]; then
@@ -249,7 +250,7 @@ say "bench done in $(( $(date +%s) - started )) s, exit status $status (bench.tx
   fi
   echo "kernel socket buffers (sockstat mem): $(( (peak_mem - sock_mem_before) * 4 / 1024 )) MiB at most"
   echo "kernel slab grew by $(( (max_slab - slab_before) / 1024 )) MiB; available memory fell by $(( (mem_before - min_avail) / 1024 )) MiB at most"
-  if [ "$peak" -gt 0 ]; then
+  if [ "$peak" -gt 0 ] && [ "$mem_before" -gt "$min_avail" ]; then
     echo "  = $(( (mem_before - min_avail) * 1024 / peak )) B of the machine's memory per subscriber (both ends, every process and the kernel)"
   fi
   echo "open files now: $(cut -f1 /proc/sys/fs/file-nr) of fs.file-max $(cat /proc/sys/fs/file-max)"
