@@ -8,14 +8,14 @@ use serde::Serialize;
 
 use crate::figures::env::Environment;
 use crate::figures::report;
-use crate::modes::{clients, compare, fanout, http, ramp, soak};
+use crate::modes::{advise, clients, compare, fanout, http, ramp, soak};
 use crate::options::Output;
 use crate::subscribers::shards;
 use crate::{interrupt, preflight};
 
 const ABOUT: &str = "Load tools for matchstream: the user simulator (clients), the HTTP load \
 test (http), the fanout benchmark (fanout), the seed's stage 2 ramp (ramp), the soak test \
-(soak), and compare.";
+(soak), compare, and what N subscribers need (advise).";
 
 const LONG_ABOUT: &str = "Load tools for matchstream, after the \"Scaling Erlang\" procedure.
 
@@ -29,6 +29,8 @@ Stage 2 (finding the boundaries): matchstream-bench ramp --api URL --token T --m
 Fanout, stream ports against SSE: matchstream-bench fanout --api URL --token T --transport tcp,sse
 Soak (half an hour, with resumes): matchstream-bench soak --api URL --token T --server-pid PID
   (or bench/scripts/soak.sh [minutes], which starts the server)
+Stage 5 (what a million need):     matchstream-bench advise --subscribers 1000000 --events-per-s 20
+  --report fanout.json --report clients.json
 
 Every subcommand prints a table, and with --json FILE writes a report whose first object is
 the environment (kernel, cores, limits, sysctls, git revision, arguments). The bench spreads
@@ -72,6 +74,10 @@ pub enum Command {
     /// sampled; fails on RSS growth, loss, duplicates or disorder.
     #[command(long_about = crate::modes::soak::LONG_ABOUT)]
     Soak(crate::modes::soak::Options),
+    /// What N subscribers at R events/s need (nodes, cores, open files, memory, Redis
+    /// operations, tuning/'s settings), from the --json reports measured on this machine.
+    #[command(long_about = crate::modes::advise::LONG_ABOUT)]
+    Advise(crate::modes::advise::Options),
     /// Two --json reports side by side: the figures that differ, and a warning when their
     /// environments or arguments differ.
     Compare(crate::modes::compare::Options),
@@ -120,6 +126,15 @@ pub fn run(cli: Cli, soft_initial: u64) -> anyhow::Result<Vec<String>> {
             let r = soak::run(o).context("soak")?;
             finish(&env, "soak", &o.output, &r, &r.table())?;
             Ok(r.problems())
+        }
+        Command::Advise(o) => {
+            let a = advise::run(o).context("advise")?;
+            print!("{}", a.table());
+            if let Some(path) = &o.json {
+                report::write_json(path, &env, "advise", &a)?;
+                println!("report: {}", path.display());
+            }
+            Ok(Vec::new())
         }
         Command::Compare(o) => compare::run(o),
         Command::Worker => Ok(Vec::new()),

@@ -8,7 +8,8 @@
 //! - [`modes`]: one room per subcommand, each with its options, `--help` text and `run`:
 //!   `clients` (the user simulator), `http` (the ApacheBench script), `fanout` (the benchmark
 //!   for performance engineers, with its runs, baselines and `--fail-on`), `ramp` (stage 2,
-//!   naming failures), `soak` (half an hour with resumes, the server's RSS sampled), `compare`;
+//!   naming failures), `soak` (half an hour with resumes, the server's RSS sampled), `compare`,
+//!   `advise` (stage 5: what N subscribers need, from the others' reports);
 //! - [`watcher`]: the bench as a match's watcher (unique matches, scripts, playing them with
 //!   [`matchstream_client`], whose blocking client does all the control work);
 //! - [`subscribers`]: the subscriber side of every mode: the mio loop, shards over threads

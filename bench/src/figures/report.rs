@@ -88,6 +88,12 @@ impl Table {
         }
     }
 
+    /// The same table with every cell left-aligned (for cells that mix numbers and prose).
+    pub fn left_aligned(mut self) -> Table {
+        self.numeric_right = false;
+        self
+    }
+
     /// Appends a row.
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
         self.rows.push(cells.into_iter().map(Into::into).collect());

@@ -1,8 +1,9 @@
 //! What the kernel says about processes and TCP: a process's RSS and CPU time from
 //! `/proc/<pid>/{status,stat}`, its open files and their limit (`/proc/<pid>/{fd,limits}`), the
 //! bench's own CPU time (getrusage of itself and its waited-for
-//! workers), and the `TcpExt` counters of `/proc/net/netstat` whose deltas explain failures
-//! (accept-queue overflows, TCP memory pressure).
+//! workers), the `TcpExt` counters of `/proc/net/netstat` whose deltas explain failures
+//! (accept-queue overflows, TCP memory pressure), and the kernel's TCP socket memory
+//! (`/proc/net/sockstat`).
 
 use std::collections::BTreeMap;
 
@@ -207,6 +208,32 @@ pub fn netstat_delta(
         .collect()
 }
 
+/// The kernel's TCP socket memory in bytes: the `mem` field (pages) of the `TCP:` line of
+/// `/proc/net/sockstat` times the page size. Machine-wide: every TCP socket of the host, both
+/// ends of a loopback connection included (`None` if unreadable).
+pub fn tcp_socket_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    Some(parse_sockstat_tcp_pages(&text)? * page_size())
+}
+
+/// The `mem` field (pages) of the `TCP:` line of a `/proc/net/sockstat` text.
+pub fn parse_sockstat_tcp_pages(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "mem")?;
+    words.next()?.parse().ok()
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}
+
 /// RSS and CPU of the processes given by `--server-pid`, summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServerSample {
@@ -261,6 +288,16 @@ pub fn sample_servers(pids: &[u32]) -> ServerSample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sockstat_gives_the_tcp_pages() {
+        let text = "sockets: used 276\nTCP: inuse 263 orphan 105 tw 104120 alloc 263 mem 84\n\
+                    UDP: inuse 0 mem 7\n";
+        assert_eq!(parse_sockstat_tcp_pages(text), Some(84));
+        assert_eq!(parse_sockstat_tcp_pages("UDP: inuse 0 mem 7\n"), None);
+        assert_eq!(parse_sockstat_tcp_pages("TCP: inuse 3 mem x\n"), None);
+        assert!(tcp_socket_memory_bytes().is_some());
+    }
 
     #[test]
     fn machine_ticks_count_idle_and_iowait_of_the_cpu_line() {

@@ -19,6 +19,7 @@ use matchstream_protocol::MatchId;
 use crate::figures::latency::Summary;
 use crate::figures::progress::{self, Live, Mode, Progress};
 use crate::figures::report::{self, BenchCost, Table};
+use crate::figures::sysstat;
 use crate::net::{self, Api, SourceIps};
 use crate::options::{Output, Spread};
 use crate::subscribers::outcome::FailureCounts;
@@ -140,6 +141,13 @@ pub struct Report {
     pub play_error: Option<String>,
     /// The bench's own cost.
     pub bench: BenchCost,
+    /// Growth of the kernel's TCP socket memory (`/proc/net/sockstat`, `TCP: ... mem` pages
+    /// × page size) over the connect phase, per connected client, in bytes. Machine-wide:
+    /// over loopback it holds both ends of each connection (the server's and the client's),
+    /// plus whatever other sockets of the host did meanwhile. Null when unknown (no
+    /// sockstat, no client connected).
+    #[serde(default)]
+    pub kernel_socket_bytes_per_connection: Option<f64>,
 }
 
 /// A resolved `clients` run (also used by `ramp`).
@@ -257,6 +265,7 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
     let cpu_start = crate::figures::sysstat::own_cpu_seconds();
     let started = Instant::now();
     let limit = started + setup.time_limit;
+    let socket_memory_before = sysstat::tcp_socket_memory_bytes();
     let plan = Plan {
         protocol: Protocol::Stream {
             version: setup.version,
@@ -289,6 +298,10 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
     });
     shards.wait_ready(limit);
     let connect_phase = started.elapsed().as_secs_f64();
+    let socket_memory = Growth {
+        before: socket_memory_before,
+        after: sysstat::tcp_socket_memory_bytes(),
+    };
     let (mut played, mut play_error) = (None, None);
     if let Some(play) = &mut setup.play {
         match watcher::play(&mut play.api, &play.id, &play.steps, play.speed) {
@@ -310,7 +323,7 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
         worker_processes: processes,
         rss_bytes_per_connection: outcome.rss_per_connection(),
     };
-    Ok(report_of(
+    let mut report = report_of(
         &setup,
         outcome,
         connect_phase,
@@ -318,7 +331,24 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
         played,
         play_error,
         bench,
-    ))
+    );
+    report.kernel_socket_bytes_per_connection = socket_memory.per(report.connected);
+    Ok(report)
+}
+
+/// A machine-wide figure before and after the connect phase.
+#[derive(Debug, Clone, Copy)]
+struct Growth {
+    before: Option<u64>,
+    after: Option<u64>,
+}
+
+impl Growth {
+    /// The growth per connection (`None` when either end is unknown or nobody connected).
+    fn per(self, connected: u64) -> Option<f64> {
+        let (before, after) = (self.before?, self.after?);
+        (connected > 0).then(|| (after as f64 - before as f64) / connected as f64)
+    }
 }
 
 fn report_of(
@@ -356,6 +386,7 @@ fn report_of(
         played,
         play_error,
         bench,
+        kernel_socket_bytes_per_connection: None,
     }
 }
 
@@ -419,6 +450,12 @@ impl Report {
         if let Some(e) = &self.play_error {
             t.row(["play error".into(), e.clone()]);
         }
+        if let Some(b) = self.kernel_socket_bytes_per_connection {
+            t.row([
+                "kernel socket memory".into(),
+                format!("{b:.0} B per connection (TCP mem of /proc/net/sockstat over the connect phase, machine-wide)"),
+            ]);
+        }
         t.row(["run".into(), format!("{:.2} s", self.seconds)]);
         t.row(["bench cost".into(), report::cost_line(&self.bench)]);
         t.row([
@@ -426,5 +463,20 @@ impl Report {
             "at most C attempts at once: a slow server slows the arrivals it is offered".to_owned(),
         ]);
         t.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_memory_growth_is_per_connected_client() {
+        let g = |before, after| Growth { before, after };
+        assert_eq!(g(Some(40_960), Some(450_560)).per(100), Some(4096.0));
+        assert_eq!(g(Some(8192), Some(4096)).per(2), Some(-2048.0));
+        assert_eq!(g(Some(0), Some(4096)).per(0), None);
+        assert_eq!(g(None, Some(4096)).per(1), None);
+        assert_eq!(g(Some(4096), None).per(1), None);
     }
 }

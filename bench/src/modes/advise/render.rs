@@ -1,0 +1,368 @@
+//! `advise` as text: each number with the formula that makes it and, on a `from` line, the
+//! measured figure it derives from and the report it came from; then tuning/'s settings,
+//! the figures not measured with the commands that measure them, and notes.
+
+use std::fmt::Write as _;
+
+use crate::figures::report::Table;
+use crate::modes::advise::need::{Advice, SCRIPT_COMMANDS};
+use crate::modes::advise::recorded::Figure;
+
+/// The advice as printed.
+pub fn text(a: &Advice) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let matches = plural(a.matches, "match", "matches");
+    say(
+        w,
+        "",
+        &format!(
+            "advise: {} subscribers receiving {} events/s each ({matches}, {} events/s \
+             published)",
+            int(a.subscribers),
+            num(a.events_per_second_per_match),
+            num(a.events_per_second)
+        ),
+    );
+    say(
+        w,
+        "",
+        &format!(
+            "deliveries/s: {} = {} subscribers × {} events/s",
+            num(a.deliveries_per_second),
+            int(a.subscribers),
+            num(a.events_per_second_per_match)
+        ),
+    );
+    let reports: Vec<String> = a
+        .reports
+        .iter()
+        .map(|(f, c)| format!("{f} ({c})"))
+        .collect();
+    let reports = match reports.is_empty() {
+        true => "none".to_owned(),
+        false => reports.join(", "),
+    };
+    say(w, "", &format!("reports: {reports}"));
+    nodes(w, a);
+    cores(w, a);
+    memory(w, a);
+    redis(w, a);
+    settings(w, a);
+    if !a.missing.is_empty() {
+        say(
+            w,
+            "\n",
+            "not measured (run these on this machine, then pass their --json with --report):",
+        );
+        for m in &a.missing {
+            say(w, "  ", &format!("{} (for {}):", m.figure, m.for_what));
+            let _ = writeln!(w, "    {}", m.command);
+        }
+    }
+    if !a.notes.is_empty() {
+        say(w, "\n", "notes:");
+        for n in &a.notes {
+            say(w, "  ", &format!("- {n}"));
+        }
+    }
+    out
+}
+
+/// A `from` line: the measured figure and its report.
+fn from(w: &mut String, f: &Figure) {
+    say(w, "    ", &format!("from {}", f.source(&num(f.value))));
+}
+
+/// `1 node`, `2 nodes`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", int(n), if n == 1 { one } else { many })
+}
+
+fn nodes(w: &mut String, a: &Advice) {
+    let Some(n) = &a.nodes else {
+        let text = format!(
+            "nodes: unknown (no open-files limit: see \"not measured\"); the settings below \
+             are for one node holding all {}",
+            int(a.subscribers)
+        );
+        say(w, "\n", &text);
+        return;
+    };
+    let text = format!(
+        "nodes: {} ({} subscribers each) = ceil({} subscribers / {} per node)",
+        int(n.nodes),
+        int(n.per_node),
+        int(a.subscribers),
+        int(n.capacity)
+    );
+    say(w, "\n", &text);
+    let text = format!(
+        "{} per node = open-files limit {} − reserve {}",
+        int(n.capacity),
+        num(n.limit.value),
+        int(n.reserve)
+    );
+    say(w, "  ", &text);
+    from(w, &n.limit);
+    if let Some((limit, nodes)) = n.unit_limit {
+        let text = format!(
+            "ops: raise the server's LimitNOFILE as tuning/matchstream.service does ({}: {} \
+             by open files), fs.nr_open at least as high (tuning/README.md, \"Installing the \
+             service and the limits\")",
+            int(limit),
+            plural(nodes, "node", "nodes")
+        );
+        say(w, "  ", &text);
+    }
+}
+
+fn cores(w: &mut String, a: &Advice) {
+    let Some(c) = &a.cores else {
+        say(w, "\n", "cores: unknown (see \"not measured\")");
+        return;
+    };
+    let text = format!(
+        "cores: {} = {} deliveries/s × {} CPU s per million / 1e6 / {} (run at ≤ {} % CPU; \
+         {} busy)",
+        num(c.cores),
+        num(a.deliveries_per_second),
+        num(c.per_million.value),
+        num(c.headroom),
+        num(c.headroom * 100.0),
+        num(c.busy)
+    );
+    say(w, "\n", &text);
+    if let Some(per_node) = c.per_node {
+        say(w, "  ", &format!("{} per node", num(per_node)));
+    }
+    from(w, &c.per_million);
+    if let (Some(m), Some(k)) = (&c.measured_on, c.nodes_by_cpu) {
+        let text = format!(
+            "on hosts like the measuring one ({}): {} by CPU = ceil({} / {})",
+            plural(m.value as u64, "core", "cores"),
+            plural(k, "node", "nodes"),
+            num(c.cores),
+            num(m.value)
+        );
+        say(w, "  ", &text);
+        from(w, m);
+    }
+}
+
+fn memory(w: &mut String, a: &Advice) {
+    let m = &a.memory;
+    let head = match (m.total_bytes, &m.user, &m.kernel) {
+        (Some(t), Some(u), Some(k)) => {
+            let per_node = m
+                .per_node_bytes
+                .map_or(String::new(), |p| format!("; {} per node", bytes(p)));
+            format!(
+                "memory: {} = user space {} + kernel sockets {}{per_node}",
+                bytes(t),
+                bytes(u.bytes),
+                bytes(k.bytes)
+            )
+        }
+        _ => "memory: incomplete (see \"not measured\")".to_owned(),
+    };
+    say(w, "\n", &head);
+    if let Some(u) = &m.user {
+        let text = format!(
+            "user space {} B = {} B per subscriber × {}",
+            num(u.bytes),
+            num(u.per.value),
+            int(a.subscribers)
+        );
+        say(w, "  ", &text);
+        from(w, &u.per);
+    }
+    if let Some(k) = &m.kernel {
+        let text = format!(
+            "kernel sockets {} B = {} B per connection end × {} × {} (tcp_mem: {} per node \
+             host)",
+            num(k.bytes),
+            num(k.per_end),
+            match k.ends {
+                1 => "1 end (the server's)",
+                _ => "2 ends (server and load generator)",
+            },
+            int(a.subscribers),
+            plural(k.pages_per_node, "page", "pages")
+        );
+        say(w, "  ", &text);
+        from(w, &k.per.measured);
+        let text = format!(
+            "{}; TCP buffers at rest after the status frame: a fan-out burst queues more \
+             (tuning/ sizes tcp_mem for 4 KiB a subscriber), and each socket's slab objects \
+             (~3.5 KiB, tuning/README.md) are outside tcp_mem and not counted",
+            if k.per.both_ends {
+                "clients on loopback: both ends, half of it per end"
+            } else {
+                "clients on another host: their end"
+            }
+        );
+        say(w, "    ", &text);
+    }
+}
+
+fn redis(w: &mut String, a: &Advice) {
+    let r = &a.redis;
+    let text = format!(
+        "redis: {} script calls/s (EVALSHA) = {} events/s × {}: each writes history, state \
+         and seq and PUBLISHes ({} commands/s, {SCRIPT_COMMANDS} a call)",
+        num(r.script_calls_per_second),
+        num(a.events_per_second_per_match),
+        plural(a.matches, "match", "matches"),
+        num(r.script_commands_per_second)
+    );
+    say(w, "\n", &text);
+    let text = match (r.messages_per_second, &a.nodes) {
+        (Some(m), Some(n)) => format!(
+            "{} messages/s delivered by pub/sub = {} events/s × {} (every node's feed \
+             receives every event)",
+            num(m),
+            num(a.events_per_second),
+            plural(n.nodes, "node", "nodes")
+        ),
+        _ => format!(
+            "messages delivered by pub/sub = {} events/s × nodes (nodes unknown)",
+            num(a.events_per_second)
+        ),
+    };
+    say(w, "  ", &text);
+}
+
+fn settings(w: &mut String, a: &Advice) {
+    let text = format!(
+        "tuning/ for {} subscribers a node (tuning/README.md says why each; tuning/check.sh \
+         --target N checks a host):",
+        a.nodes
+            .as_ref()
+            .map_or(int(a.subscribers), |n| int(n.per_node))
+    );
+    say(w, "\n", &text);
+    let mut t = Table::new(["setting", "tuning/", "N needs", "why"]).left_aligned();
+    let mut loadgen = Vec::new();
+    for s in &a.tuning {
+        let file = s.file.trim_start_matches("tuning/");
+        if file == "sysctl-loadgen.conf" {
+            loadgen.push(format!("{} = {} ({file}): {}", s.key, s.tuning, s.why));
+            continue;
+        }
+        let need = match (s.needed, s.enough) {
+            (Some(n), Some(true)) => format!("≥ {} ok", int(n)),
+            (Some(n), Some(false)) => format!("≥ {} RAISE", int(n)),
+            (Some(n), None) => format!("≥ {}", int(n)),
+            (None, _) if s.why.is_empty() => "as is".into(),
+            (None, _) => "-".into(),
+        };
+        let key = if file == "sysctl.conf" {
+            s.key.clone()
+        } else {
+            format!("{} ({file})", s.key)
+        };
+        t.row([key, s.tuning.clone(), need, s.why.clone()]);
+    }
+    for line in t.render().lines() {
+        let _ = writeln!(w, "  {line}");
+    }
+    for l in loadgen {
+        say(w, "  ", &format!("load generator: {l}"));
+    }
+}
+
+/// A line of prose wrapped at [`WIDTH`] columns, each line after the first indented two
+/// more than `indent`; an indent of `"\n"` is a blank line before an unindented paragraph.
+fn say(w: &mut String, indent: &str, text: &str) {
+    let indent = match indent.strip_prefix('\n') {
+        Some(rest) => {
+            w.push('\n');
+            rest
+        }
+        None => indent,
+    };
+    let mut line = indent.to_owned();
+    let mut empty = true;
+    for word in text.split(' ') {
+        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            let _ = writeln!(w, "{line}");
+            line = format!("{indent}  ");
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    let _ = writeln!(w, "{line}");
+}
+
+/// Columns prose is wrapped at.
+const WIDTH: usize = 100;
+
+/// An integer with thousands separators.
+pub fn int(v: u64) -> String {
+    let digits = v.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A number with the precision its size deserves (whole numbers with separators).
+pub fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let a = v.abs();
+    let sign = if v < 0.0 { "-" } else { "" };
+    if a >= 100.0 || a.fract() == 0.0 {
+        format!("{sign}{}", int(a.round() as u64))
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Bytes in binary units.
+pub fn bytes(v: f64) -> String {
+    const KIB: f64 = 1024.0;
+    if v >= KIB * KIB * KIB {
+        format!("{:.2} GiB", v / (KIB * KIB * KIB))
+    } else if v >= KIB * KIB {
+        format!("{:.1} MiB", v / (KIB * KIB))
+    } else if v >= KIB {
+        format!("{:.1} KiB", v / KIB)
+    } else {
+        format!("{v:.0} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_easily() {
+        assert_eq!(int(0), "0");
+        assert_eq!(int(999), "999");
+        assert_eq!(int(1_000), "1,000");
+        assert_eq!(int(20_000_000), "20,000,000");
+        assert_eq!(num(20.0), "20");
+        assert_eq!(num(3.375), "3.38");
+        assert_eq!(num(96.571), "96.6");
+        assert_eq!(num(1234.5), "1,235");
+        assert_eq!(num(0.7), "0.70");
+        assert_eq!(bytes(553e6), "527.4 MiB");
+        assert_eq!(bytes(1065e6), "1015.7 MiB");
+        assert_eq!(bytes(2e9), "1.86 GiB");
+        assert_eq!(bytes(512.0), "512 B");
+    }
+}
