@@ -52,6 +52,11 @@ pub fn pick(node: &NodeStats) -> Target {
 /// client sent there since makes a connect burst spread over the cluster instead of all going
 /// to the port that looked emptiest a second ago.
 fn remote_below(node: &NodeStats, limit: u64) -> Option<Target> {
+    // A lone node (most of them) knows of no other port: no lock shared by every core is
+    // taken per checkin (issue 14).
+    if !node.has_remote.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
     let mut remote = node.remote.write().ok()?;
     let best = remote
         .iter_mut()

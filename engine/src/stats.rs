@@ -337,6 +337,8 @@ pub struct NodeStats {
     pub cores: Vec<Arc<CoreStats>>,
     /// Stream ports of the other nodes sharing this node's Redis (empty on a lone node).
     pub remote: RwLock<Vec<RemotePort>>,
+    /// Whether `remote` holds any port: checkin on a lone node reads this and takes no lock.
+    pub has_remote: AtomicBool,
     /// The other nodes' subscribers and deliveries per second (empty on a lone node).
     pub others: cluster::Others,
     /// This node's deliveries per second ([`cluster::own`]).
@@ -461,6 +463,7 @@ impl NodeStats {
             cores: stream_ports.iter().map(|_| Arc::default()).collect(),
             stream_ports,
             remote: RwLock::new(Vec::new()),
+            has_remote: AtomicBool::new(false),
             others: cluster::Others::default(),
             delivery_rate: cluster::DeliveryRate::default(),
             http: HttpStats::default(),
@@ -475,6 +478,7 @@ impl NodeStats {
     /// Replaces what is known of the other nodes' ports.
     pub fn set_remote(&self, ports: Vec<RemotePort>) {
         if let Ok(mut remote) = self.remote.write() {
+            self.has_remote.store(!ports.is_empty(), Relaxed);
             *remote = ports;
         }
     }
