@@ -53,20 +53,26 @@ fn a_million_subscribers_from_the_recorded_reports() {
         "    from tests/fixtures/fanout-15000.json: environment.open_files.hard = 20,000",
         "  1.86 per node",
         "  on hosts like the measuring one (2 cores): 49 nodes by CPU = ceil(96.6 / 2)",
-        "memory: 560.7 MiB = user space 527.3 MiB + kernel sockets 33.3 MiB; 10.8 MiB per node",
+        "memory: 5.23 GiB = user space 527.3 MiB + kernel slab 4.69 GiB + kernel socket buffers \
+         33.3 MiB;",
+        "  103.1 MiB per node",
         "  user space 552,960,000 B = 553 B per subscriber × 1,000,000",
         "  1,040 messages/s delivered by pub/sub = 20 events/s × 52 nodes (every node's feed \
          receives every",
     ] {
         has(&run, line);
     }
-    let text = run.stdout.replace("\n    ", " ").replace("\n      ", " ");
+    let text = run.stdout.replace("\n      ", " ").replace("\n    ", " ");
     for part in [
         "cores: 96.6 = 20,000,000 deliveries/s × 3.38 CPU s per million / 1e6 / 0.70 (run at ≤ \
          70 % CPU; 67.6",
         "systems[0].runs[].server.cpu_seconds_per_million_deliveries = 3.38 (median of 5 runs",
-        "kernel sockets 34,952,533 B = 35.0 B per connection end × 1 end (the server's)",
+        "kernel slab 5,031,591,936 B = 5,032 B per connection end × 1 end (the server's) × \
+         1,000,000",
+        "clients-15000.json: kernel_slab_bytes_per_connection = 10,063 (15,000",
+        "kernel socket buffers 34,952,533 B = 35.0 B per connection end × 1 end (the server's)",
         "kernel_socket_bytes_per_connection = 69.9 (15,000",
+        "tcp_mem is sized from these alone, the slab is outside it",
         "redis: 20 script calls/s (EVALSHA) = 20 events/s × 1 match",
     ] {
         assert!(text.contains(part), "no {part:?} in:\n{}", run.stdout);
@@ -101,11 +107,12 @@ fn clients_on_this_host_and_more_matches() {
     let run = advise(&args);
     assert!(run.success, "{}", run.stderr);
     let text = run.stdout.replace("\n    ", " ");
-    assert!(
-        text.contains("kernel sockets 69,905,067 B = 35.0 B per connection end × 2 ends"),
-        "{}",
-        run.stdout
-    );
+    for part in [
+        "kernel slab 10,063,183,872 B = 5,032 B per connection end × 2 ends",
+        "kernel socket buffers 69,905,067 B = 35.0 B per connection end × 2 ends",
+    ] {
+        assert!(text.contains(part), "no {part:?} in:\n{}", run.stdout);
+    }
     assert!(text.contains("10,400 messages/s delivered by pub/sub = 200 events/s × 52 nodes"));
     assert!(run.stdout.contains("≥ 38,962 ok"), "{}", run.stdout); // file-max: 2 × 19,231 + 500
 }
@@ -128,6 +135,14 @@ fn the_advice_is_written_as_json() {
     assert_eq!(r["nodes"]["nodes"], 52);
     assert_eq!(r["cores"]["per_million"]["value"], 3.38);
     assert_eq!(r["memory"]["user"]["bytes"], 552_960_000.0);
+    let kernel = &r["memory"]["kernel"];
+    let slab = kernel["slab"]["bytes"].as_f64().expect("a number");
+    assert!((slab - 5_031_591_936.0).abs() < 1.0, "{slab}");
+    assert_eq!(
+        kernel["slab"]["per"]["measured"]["field"],
+        "kernel_slab_bytes_per_connection"
+    );
+    assert_eq!(kernel["pages_per_node"], 165); // the buffers alone
     assert_eq!(r["redis"]["messages_per_second"], 1040.0);
     assert_eq!(r["missing"].as_array().map(Vec::len), Some(0));
 }
@@ -210,7 +225,7 @@ fn bad_input_stops_it_with_the_reason() {
 }
 
 #[test]
-fn a_real_clients_report_gives_kernel_socket_memory() {
+fn a_real_clients_report_gives_kernel_memory() {
     let server = Server::start();
     let url = server.url();
     let (_, doc) = bench_json(&[
@@ -219,6 +234,9 @@ fn a_real_clients_report_gives_kernel_socket_memory() {
     ]);
     let figure = &doc["report"]["kernel_socket_bytes_per_connection"];
     assert!(figure.is_number(), "{figure}");
+    // Null when the host's slab shrank meanwhile; never below zero.
+    let slab = &doc["report"]["kernel_slab_bytes_per_connection"];
+    assert!(slab.is_null() || slab.as_f64() >= Some(0.0), "{slab}");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("clients.json");
     std::fs::write(&path, doc.to_string()).expect("write");
@@ -231,7 +249,7 @@ fn a_real_clients_report_gives_kernel_socket_memory() {
         "--report",
         path.to_str().expect("utf-8"),
     ]);
-    let text = run.stdout.replace("\n    ", " ").replace("\n      ", " ");
+    let text = run.stdout.replace("\n      ", " ").replace("\n    ", " ");
     let hard = doc["environment"]["open_files"]["hard"]
         .as_u64()
         .expect("hard");
@@ -250,6 +268,21 @@ fn a_real_clients_report_gives_kernel_socket_memory() {
         // Other sockets of this host freed memory meanwhile: said, not used.
         assert!(
             text.contains("other sockets of the host freed memory"),
+            "{}",
+            run.stdout
+        );
+    }
+    if slab.is_number() {
+        assert!(
+            text.contains("kernel_slab_bytes_per_connection = "),
+            "{}",
+            run.stdout
+        );
+    } else {
+        // Said, and named with the run that measures it; no constant stands in.
+        assert!(
+            text.contains("kernel_slab_bytes_per_connection is null")
+                && text.contains("kernel slab bytes per connection"),
             "{}",
             run.stdout
         );

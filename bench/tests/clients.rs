@@ -25,6 +25,9 @@ fn three_hundred_clients_over_two_cores_all_succeed() {
     assert!(run.stdout.contains("300 (100.00%)"), "{}", run.stdout);
     // Measured from /proc/net/sockstat; its sign depends on the host's other sockets.
     assert!(doc["report"]["kernel_socket_bytes_per_connection"].is_number());
+    // From /proc/meminfo's Slab: null when the host's slab shrank meanwhile, never negative.
+    let slab = &doc["report"]["kernel_slab_bytes_per_connection"];
+    assert!(slab.is_null() || slab.as_f64() >= Some(0.0), "{slab}");
     let env = &doc["environment"];
     assert!(env["sysctls"]["net.core.somaxconn"].is_string());
     assert!(env["open_files"]["hard"].as_u64().is_some());

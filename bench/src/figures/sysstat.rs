@@ -2,8 +2,8 @@
 //! `/proc/<pid>/{status,stat}`, its open files and their limit (`/proc/<pid>/{fd,limits}`), the
 //! bench's own CPU time (getrusage of itself and its waited-for
 //! workers), the `TcpExt` counters of `/proc/net/netstat` whose deltas explain failures
-//! (accept-queue overflows, TCP memory pressure), and the kernel's TCP socket memory
-//! (`/proc/net/sockstat`).
+//! (accept-queue overflows, TCP memory pressure), the kernel's TCP socket memory
+//! (`/proc/net/sockstat`) and its slab memory (`/proc/meminfo`).
 
 use std::collections::BTreeMap;
 
@@ -224,6 +224,22 @@ pub fn parse_sockstat_tcp_pages(text: &str) -> Option<u64> {
     words.next()?.parse().ok()
 }
 
+/// The kernel's slab memory in bytes: the `Slab:` line (kB) of `/proc/meminfo`, world-readable.
+/// Machine-wide: every socket's `struct sock`, inode, dentry, file and epoll item is there,
+/// outside `tcp_mem` (`None` if unreadable).
+pub fn slab_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    Some(parse_meminfo_kib(&text, "Slab")? * 1024)
+}
+
+/// The value (kB) of line `key` of a `/proc/meminfo` text.
+pub fn parse_meminfo_kib(text: &str, key: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .find(|l| l.split_once(':').is_some_and(|(k, _)| k == key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn page_size() -> u64 {
     // SAFETY: sysconf has no memory effects.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -297,6 +313,17 @@ mod tests {
         assert_eq!(parse_sockstat_tcp_pages("UDP: inuse 0 mem 7\n"), None);
         assert_eq!(parse_sockstat_tcp_pages("TCP: inuse 3 mem x\n"), None);
         assert!(tcp_socket_memory_bytes().is_some());
+    }
+
+    #[test]
+    fn meminfo_gives_the_slab() {
+        let text = "MemTotal:       24598952 kB\nSlab:             411960 kB\n\
+                    SReclaimable:     201212 kB\n";
+        assert_eq!(parse_meminfo_kib(text, "Slab"), Some(411_960));
+        assert_eq!(parse_meminfo_kib(text, "SReclaimable"), Some(201_212));
+        assert_eq!(parse_meminfo_kib(text, "Sla"), None);
+        assert_eq!(parse_meminfo_kib("Slab: x kB\n", "Slab"), None);
+        assert!(slab_bytes().is_some());
     }
 
     #[test]

@@ -148,6 +148,15 @@ pub struct Report {
     /// sockstat, no client connected).
     #[serde(default)]
     pub kernel_socket_bytes_per_connection: Option<f64>,
+    /// Growth of the kernel's slab memory (`/proc/meminfo`, `Slab:` kB × 1024) over the
+    /// connect phase, per connected client, in bytes: what a connection costs the kernel
+    /// outside `tcp_mem` (`struct sock`, inode, dentry, file, epoll items), which an idle
+    /// socket's near-zero buffers above do not show. Machine-wide: with a loopback target
+    /// both ends of each connection are on this host, so it holds both (the server's and
+    /// the client's), plus whatever else of the host grew or shrank meanwhile. Null when
+    /// unknown (no meminfo, no client connected) or when the slab shrank.
+    #[serde(default)]
+    pub kernel_slab_bytes_per_connection: Option<f64>,
 }
 
 /// A resolved `clients` run (also used by `ramp`).
@@ -266,6 +275,7 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
     let started = Instant::now();
     let limit = started + setup.time_limit;
     let socket_memory_before = sysstat::tcp_socket_memory_bytes();
+    let slab_before = sysstat::slab_bytes();
     let plan = Plan {
         protocol: Protocol::Stream {
             version: setup.version,
@@ -302,6 +312,10 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
         before: socket_memory_before,
         after: sysstat::tcp_socket_memory_bytes(),
     };
+    let slab = Growth {
+        before: slab_before,
+        after: sysstat::slab_bytes(),
+    };
     let (mut played, mut play_error) = (None, None);
     if let Some(play) = &mut setup.play {
         match watcher::play(&mut play.api, &play.id, &play.steps, play.speed) {
@@ -333,6 +347,8 @@ pub fn execute(mut setup: Setup) -> anyhow::Result<Report> {
         bench,
     );
     report.kernel_socket_bytes_per_connection = socket_memory.per(report.connected);
+    // A shrunk slab (the kernel reclaimed caches meanwhile) says nothing about connections.
+    report.kernel_slab_bytes_per_connection = slab.per(report.connected).filter(|b| *b >= 0.0);
     Ok(report)
 }
 
@@ -387,6 +403,7 @@ fn report_of(
         play_error,
         bench,
         kernel_socket_bytes_per_connection: None,
+        kernel_slab_bytes_per_connection: None,
     }
 }
 
@@ -454,6 +471,12 @@ impl Report {
             t.row([
                 "kernel socket memory".into(),
                 format!("{b:.0} B per connection (TCP mem of /proc/net/sockstat over the connect phase, machine-wide)"),
+            ]);
+        }
+        if let Some(b) = self.kernel_slab_bytes_per_connection {
+            t.row([
+                "kernel slab memory".into(),
+                format!("{b:.0} B per connection (Slab of /proc/meminfo over the connect phase, machine-wide: both ends on loopback)"),
             ]);
         }
         t.row(["run".into(), format!("{:.2} s", self.seconds)]);

@@ -1,10 +1,10 @@
 //! `advise`: the seed's stage 5 as arithmetic. It reads the reports this bench wrote on this
 //! machine (`--json` of `fanout`, `clients`, `ramp`, `soak`; [`recorded`]) and says what N
 //! subscribers receiving R events/s need ([`need`]): nodes by open files, cores by CPU per
-//! delivery, memory in user space and in kernel sockets, Redis operations, and the settings
-//! of tuning/ ([`tuning`]); each number printed with the measured figure it derives from and
-//! its report ([`render`]). A figure no report gives is named with the run that measures it.
-//! It measures nothing itself.
+//! delivery, memory in user space and in the kernel (each socket's slab objects and its
+//! buffers), Redis operations, and the settings of tuning/ ([`tuning`]); each number printed
+//! with the measured figure it derives from and its report ([`render`]). A figure no report
+//! gives is named with the run that measures it. It measures nothing itself.
 
 use std::path::PathBuf;
 
@@ -21,12 +21,13 @@ pub use need::Advice;
 pub const LONG_ABOUT: &str = "The seed's stage 5 (capacity planning) as arithmetic.
 
 Reads the --json reports of this bench measured on this machine (fanout: server CPU per
-delivery and memory per subscriber, with --server-pid; clients or ramp: kernel socket memory
-per connection; soak: an upper bound of memory per subscriber; every report: the open-files
-limit) and prints what N subscribers receiving R events/s each need: nodes, cores, open
-files, memory (user space and kernel sockets), Redis operations/s and the settings of
-tuning/, each number followed by the figure it derives from and its report. A figure no
-report gives is named, with the command that measures it.
+delivery and memory per subscriber, with --server-pid; clients or ramp: kernel slab and
+socket buffer memory per connection; soak: an upper bound of memory per subscriber; every
+report: the open-files limit) and prints what N subscribers receiving R events/s each need:
+nodes, cores, open files, memory (user space, kernel slab, kernel socket buffers; tcp_mem
+from the buffers alone), Redis operations/s and the settings of tuning/, each number
+followed by the figure it derives from and its report. A figure no report gives is named,
+with the command that measures it.
 
   matchstream-bench advise --subscribers 1000000 --events-per-s 20 \\
       --report fanout.json --report clients.json";

@@ -1,8 +1,9 @@
 //! The arithmetic of `advise`: from what was asked ([`Ask`]: N subscribers, R events/s per
 //! match, M matches) and what was measured ([`Measured`]) to what it needs ([`Advice`]):
-//! nodes by open files, cores by CPU per delivery, memory in user space and in the kernel,
-//! Redis operations, the settings of tuning/, and for every figure not measured the run that
-//! measures it. Pure: no file, no clock, so the tests check exact numbers.
+//! nodes by open files, cores by CPU per delivery, memory in user space and in the kernel
+//! (slab objects and socket buffers), Redis operations, the settings of tuning/, and for
+//! every figure not measured the run that measures it. Pure: no file, no clock, so the tests
+//! check exact numbers.
 
 use crate::modes::advise::recorded::{Figure, KernelFigure, Measured};
 use crate::modes::advise::tuning::{self, Load, Setting};
@@ -107,9 +108,9 @@ pub struct Cores {
 pub struct Memory {
     /// Server user space: bytes per subscriber × N.
     pub user: Option<Part>,
-    /// Kernel socket memory.
-    pub kernel: Option<Kernel>,
-    /// user + kernel, all nodes (null unless both are known).
+    /// The kernel's, for the connections.
+    pub kernel: Kernel,
+    /// user + kernel, all nodes (null unless user, slab and buffers are all known).
     pub total_bytes: Option<f64>,
     /// The same per node (null without nodes).
     pub per_node_bytes: Option<f64>,
@@ -124,19 +125,33 @@ pub struct Part {
     pub bytes: f64,
 }
 
-/// Kernel socket memory.
+/// The kernel's memory for the connections: each socket's slab objects (`struct sock`,
+/// inode, dentry, file, epoll items) and its TCP buffers. Only the buffers count against
+/// `tcp_mem`; the slab, most of it, is outside.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Kernel {
+    /// Ends counted per subscriber: 1, or 2 with the load generator on the same host.
+    pub ends: u64,
+    /// Slab objects (null: not measured).
+    pub slab: Option<KernelPart>,
+    /// TCP socket buffers (null: not measured).
+    pub buffers: Option<KernelPart>,
+    /// slab + buffers (null unless both are known).
+    pub bytes: Option<f64>,
+    /// `tcp_mem` of one node's host in pages, from the buffers alone: ceil(buffers' per_end
+    /// × ends × per node / 4096) (null without buffers).
+    pub pages_per_node: Option<u64>,
+}
+
+/// One part of the kernel's memory.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KernelPart {
     /// As measured.
     pub per: KernelFigure,
     /// Bytes per connection at one end.
     pub per_end: f64,
-    /// Ends counted per subscriber: 1, or 2 with the load generator on the same host.
-    pub ends: u64,
     /// per_end × ends × N.
     pub bytes: f64,
-    /// One node's host in pages: ceil(per_end × ends × per node / 4096).
-    pub pages_per_node: u64,
 }
 
 /// Redis operations per second.
@@ -245,27 +260,48 @@ pub fn advise(ask: &Ask, m: &Measured) -> Advice {
         });
     }
     let ends = if ask.clients_here { 2 } else { 1 };
-    let kernel = m.kernel_bytes_per_connection.clone().map(|per| {
-        let per_end = per.per_end();
-        Kernel {
-            bytes: per_end * ends as f64 * n as f64,
-            pages_per_node: up(per_end * ends as f64 * per_node as f64 / PAGE),
-            per_end,
-            ends,
-            per,
-        }
-    });
-    if kernel.is_none() {
+    let part = |per: &Option<KernelFigure>| {
+        per.clone().map(|per| {
+            let per_end = per.per_end();
+            KernelPart {
+                bytes: per_end * ends as f64 * n as f64,
+                per_end,
+                per,
+            }
+        })
+    };
+    let (slab, buffers) = (
+        part(&m.slab_bytes_per_connection),
+        part(&m.socket_bytes_per_connection),
+    );
+    if slab.is_none() {
         missing.push(Missing {
-            figure: "kernel socket bytes per connection".into(),
-            for_what: "memory, kernel, and net.ipv4.tcp_mem".into(),
+            figure: "kernel slab bytes per connection".into(),
+            for_what: "memory, kernel slab".into(),
             command: clients_command(ask),
         });
     }
-    let total_bytes = user
-        .as_ref()
-        .zip(kernel.as_ref())
-        .map(|(u, k)| u.bytes + k.bytes);
+    if buffers.is_none() {
+        missing.push(Missing {
+            figure: "kernel socket bytes per connection".into(),
+            for_what: "memory, kernel socket buffers, and net.ipv4.tcp_mem".into(),
+            command: clients_command(ask),
+        });
+    }
+    let kernel = Kernel {
+        ends,
+        bytes: slab
+            .as_ref()
+            .zip(buffers.as_ref())
+            .map(|(s, b)| s.bytes + b.bytes),
+        // tcp_mem counts socket buffers only: the slab is not in it.
+        pages_per_node: buffers
+            .as_ref()
+            .map(|b| up(b.per_end * ends as f64 * per_node as f64 / PAGE)),
+        slab,
+        buffers,
+    };
+    let total_bytes = user.as_ref().zip(kernel.bytes).map(|(u, k)| u.bytes + k);
     let memory = Memory {
         per_node_bytes: total_bytes.zip(node_count).map(|(t, k)| t / k as f64),
         total_bytes,
@@ -282,7 +318,7 @@ pub fn advise(ask: &Ask, m: &Measured) -> Advice {
         per_node,
         reserve: ask.reserve,
         clients_here: ask.clients_here,
-        kernel_pages: memory.kernel.as_ref().map(|k| k.pages_per_node),
+        kernel_pages: memory.kernel.pages_per_node,
         total: n,
     });
     Advice {
@@ -303,19 +339,33 @@ pub fn advise(ask: &Ask, m: &Measured) -> Advice {
     }
 }
 
-/// The missing figures, one entry per command (one run measures them all).
+/// The missing figures, one entry per command (one run measures them all): `a, b and c`.
 fn merged(missing: Vec<Missing>) -> Vec<Missing> {
-    let mut out: Vec<Missing> = Vec::new();
+    let mut groups: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
     for m in missing {
-        match out.iter_mut().find(|o| o.command == m.command) {
-            Some(o) => {
-                o.figure = format!("{} and {}", o.figure, m.figure);
-                o.for_what = format!("{}; {}", o.for_what, m.for_what);
+        match groups.iter_mut().find(|g| g.0 == m.command) {
+            Some(g) => {
+                g.1.push(m.figure);
+                g.2.push(m.for_what);
             }
-            None => out.push(m),
+            None => groups.push((m.command, vec![m.figure], vec![m.for_what])),
         }
     }
-    out
+    groups
+        .into_iter()
+        .map(|(command, mut figures, for_what)| {
+            let last = figures.pop().unwrap_or_default();
+            let figure = match figures.is_empty() {
+                true => last,
+                false => format!("{} and {last}", figures.join(", ")),
+            };
+            Missing {
+                figure,
+                for_what: for_what.join("; "),
+                command,
+            }
+        })
+        .collect()
 }
 
 /// `x` rounded up, ignoring the last bits of a double (70 / 0.7 is 100.00000000000001).
@@ -333,7 +383,7 @@ pub fn fanout_command(ask: &Ask) -> String {
     )
 }
 
-/// The clients run that measures kernel socket memory per connection.
+/// The clients run that measures kernel slab and socket buffer memory per connection.
 pub fn clients_command(ask: &Ask) -> String {
     format!(
         "matchstream-bench clients --api URL --token T --play sample --speed 0 --n {} --json \
@@ -366,7 +416,11 @@ mod tests {
             cores: Some(f(2.0, 0)),
             cpu_per_million: Some(f(3.5, 15_000)),
             user_bytes_per_subscriber: Some(f(553.0, 15_000)),
-            kernel_bytes_per_connection: Some(KernelFigure {
+            slab_bytes_per_connection: Some(KernelFigure {
+                measured: f(10_240.0, 15_000),
+                both_ends: true,
+            }),
+            socket_bytes_per_connection: Some(KernelFigure {
                 measured: f(1024.0, 15_000),
                 both_ends: true,
             }),
@@ -391,12 +445,19 @@ mod tests {
         assert_eq!(cores.nodes_by_cpu, Some(50)); // 100 cores / 2 a host
         let user = a.memory.user.expect("present");
         assert_eq!(user.bytes, 553e6);
-        let kernel = a.memory.kernel.expect("present");
-        assert_eq!(kernel.per_end, 512.0); // loopback: both ends measured, one counted
+        let kernel = a.memory.kernel;
         assert_eq!(kernel.ends, 1);
-        assert_eq!(kernel.bytes, 512e6);
-        assert_eq!(kernel.pages_per_node, 2404); // 19,231 × 512 / 4096 = 2403.9
-        assert_eq!(a.memory.total_bytes, Some(1065e6));
+        let slab = kernel.slab.expect("present");
+        assert_eq!(slab.per_end, 5120.0); // loopback: both ends measured, one counted
+        assert_eq!(slab.bytes, 5120e6);
+        let buffers = kernel.buffers.expect("present");
+        assert_eq!(buffers.per_end, 512.0);
+        assert_eq!(buffers.bytes, 512e6);
+        assert_eq!(kernel.bytes, Some(5632e6));
+        // tcp_mem: the buffers alone, 19,231 × 512 / 4096 = 2403.9
+        assert_eq!(kernel.pages_per_node, Some(2404));
+        assert_eq!(a.memory.total_bytes, Some(6185e6)); // 553e6 + 5120e6 + 512e6
+        assert_eq!(a.memory.per_node_bytes, Some(6185e6 / 52.0));
         assert_eq!(a.redis.script_calls_per_second, 20.0);
         assert_eq!(a.redis.script_commands_per_second, 120.0);
         assert_eq!(a.redis.messages_per_second, Some(1040.0));
@@ -409,10 +470,12 @@ mod tests {
         q.clients_here = true;
         q.matches = 10;
         let a = advise(&q, &measured());
-        let kernel = a.memory.kernel.expect("present");
+        let kernel = a.memory.kernel;
         assert_eq!(kernel.ends, 2);
-        assert_eq!(kernel.bytes, 1024e6);
-        assert_eq!(kernel.pages_per_node, 4808);
+        assert_eq!(kernel.slab.expect("present").bytes, 10_240e6);
+        assert_eq!(kernel.buffers.expect("present").bytes, 1024e6);
+        assert_eq!(kernel.bytes, Some(11_264e6));
+        assert_eq!(kernel.pages_per_node, Some(4808));
         assert_eq!(a.deliveries_per_second, 20_000_000.0); // N × R, whatever M
         assert_eq!(a.events_per_second, 200.0);
         assert_eq!(a.redis.messages_per_second, Some(200.0 * 52.0));
@@ -424,20 +487,46 @@ mod tests {
         assert_eq!(file_max.needed, Some(2 * 19_231 + 500));
     }
 
+    fn tcp_mem(a: &Advice) -> Setting {
+        a.tuning
+            .iter()
+            .find(|s| s.key == "net.ipv4.tcp_mem")
+            .expect("present")
+            .clone()
+    }
+
     #[test]
     fn one_missing_figure_names_its_own_run() {
         let mut m = measured();
-        m.kernel_bytes_per_connection = None;
+        m.socket_bytes_per_connection = None;
         let a = advise(&ask(1_000_000), &m);
         assert_eq!(a.missing.len(), 1);
         assert_eq!(a.missing[0].figure, "kernel socket bytes per connection");
-        assert_eq!(a.memory.total_bytes, None);
-        let tcp_mem = a
-            .tuning
-            .iter()
-            .find(|s| s.key == "net.ipv4.tcp_mem")
-            .expect("present");
+        assert_eq!(
+            a.missing[0].for_what,
+            "memory, kernel socket buffers, and net.ipv4.tcp_mem"
+        );
+        assert_eq!((a.memory.kernel.bytes, a.memory.total_bytes), (None, None));
+        assert!(a.memory.kernel.slab.is_some());
+        let tcp_mem = tcp_mem(&a);
         assert_eq!((tcp_mem.needed, tcp_mem.enough), (None, None));
+    }
+
+    #[test]
+    fn without_the_slab_figure_memory_is_incomplete_and_tcp_mem_still_sized() {
+        let mut m = measured();
+        m.slab_bytes_per_connection = None;
+        let a = advise(&ask(1_000_000), &m);
+        assert_eq!(a.missing.len(), 1);
+        assert_eq!(a.missing[0].figure, "kernel slab bytes per connection");
+        assert_eq!(a.missing[0].command, clients_command(&ask(1_000_000)));
+        // No constant stands in for it.
+        assert_eq!((a.memory.kernel.bytes, a.memory.total_bytes), (None, None));
+        let buffers = a.memory.kernel.buffers.as_ref().expect("present");
+        assert_eq!(buffers.bytes, 512e6);
+        // tcp_mem holds socket buffers, never the slab.
+        assert_eq!(tcp_mem(&a).needed, Some(2404));
+        assert_eq!(a.memory.kernel.pages_per_node, Some(2404));
     }
 
     #[test]
@@ -463,9 +552,16 @@ mod tests {
         assert_eq!(
             figures,
             [
-                "open-files limit and kernel socket bytes per connection",
+                "open-files limit, kernel slab bytes per connection and kernel socket bytes \
+                 per connection",
                 "server CPU seconds per million deliveries and server bytes per subscriber",
             ]
+        );
+        assert_eq!(
+            a.missing[0].for_what,
+            "nodes (any report records it; or give --open-files-limit L, the server's: \
+             systemctl show -p LimitNOFILE matchstream); memory, kernel slab; memory, kernel \
+             socket buffers, and net.ipv4.tcp_mem"
         );
         assert_eq!(
             a.missing[0].command,

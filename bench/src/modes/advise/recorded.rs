@@ -71,10 +71,12 @@ impl Figure {
     }
 }
 
-/// Kernel socket memory per connection as a `clients` run measured it.
+/// Kernel memory per connection as a `clients` run measured it: slab objects or socket
+/// buffers ([`Kernel`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct KernelFigure {
-    /// The report's `kernel_socket_bytes_per_connection`.
+    /// The report's `kernel_slab_bytes_per_connection` or
+    /// `kernel_socket_bytes_per_connection`.
     pub measured: Figure,
     /// Whether the clients ran on the server's host (a loopback target): the figure then
     /// holds both ends of each connection.
@@ -105,8 +107,10 @@ pub struct Measured {
     pub cpu_per_million: Option<Figure>,
     /// Server user-space bytes per subscriber (fanout median, else a soak's upper bound).
     pub user_bytes_per_subscriber: Option<Figure>,
-    /// Kernel socket memory per connection (clients, or a ramp step's clients).
-    pub kernel_bytes_per_connection: Option<KernelFigure>,
+    /// Kernel slab memory per connection (clients, or a ramp step's clients).
+    pub slab_bytes_per_connection: Option<KernelFigure>,
+    /// Kernel socket buffer memory per connection (clients, or a ramp step's clients).
+    pub socket_bytes_per_connection: Option<KernelFigure>,
     /// Why a report given did not yield a figure one would expect from it.
     pub notes: Vec<String>,
 }
@@ -206,26 +210,31 @@ pub fn measure(recorded: &[Recorded]) -> anyhow::Result<Measured> {
             "fanout" => fanout(&r.report, &file, &mut m).with_context(context)?,
             "clients" => {
                 let c = ClientsView::deserialize(&r.report).with_context(context)?;
-                clients(&c, "kernel_socket_bytes_per_connection", &file, &mut m);
+                for kind in Kernel::BOTH {
+                    clients(&c, kind, kind.field(), &file, &mut m);
+                }
             }
             "ramp" => {
                 let ramp = RampView::deserialize(&r.report).with_context(context)?;
-                let step = ramp
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.clients.kernel_socket_bytes_per_connection.is_some())
-                    .max_by_key(|(_, s)| s.clients.connected);
-                match step {
-                    Some((i, s)) => clients(
-                        &s.clients,
-                        &format!("steps[{i}].clients.kernel_socket_bytes_per_connection"),
-                        &file,
-                        &mut m,
-                    ),
-                    None => m.notes.push(format!(
-                        "{file}: no ramp step recorded kernel_socket_bytes_per_connection"
-                    )),
+                for kind in Kernel::BOTH {
+                    let step = ramp
+                        .steps
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| kind.of(&s.clients).is_some())
+                        .max_by_key(|(_, s)| s.clients.connected);
+                    match step {
+                        Some((i, s)) => clients(
+                            &s.clients,
+                            kind,
+                            &format!("steps[{i}].clients.{}", kind.field()),
+                            &file,
+                            &mut m,
+                        ),
+                        None => m
+                            .notes
+                            .push(format!("{file}: no ramp step recorded {}", kind.field())),
+                    }
                 }
             }
             "soak" => soak(&r.report, &file, &mut m).with_context(context)?,
@@ -343,6 +352,8 @@ struct ClientsView {
     target: String,
     #[serde(default)]
     kernel_socket_bytes_per_connection: Option<f64>,
+    #[serde(default)]
+    kernel_slab_bytes_per_connection: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -355,32 +366,91 @@ struct StepView {
     clients: ClientsView,
 }
 
-fn clients(c: &ClientsView, field: &str, file: &str, m: &mut Measured) {
-    let Some(value) = c.kernel_socket_bytes_per_connection else {
-        m.notes.push(format!(
-            "{file}: kernel_socket_bytes_per_connection is null (no /proc/net/sockstat, no \
-             client connected, or a bench from before the field)"
-        ));
+/// The two kernel figures of a clients report: each connection's slab objects (outside
+/// `tcp_mem`) and its socket buffers (what `tcp_mem` counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// `kernel_slab_bytes_per_connection`.
+    Slab,
+    /// `kernel_socket_bytes_per_connection`.
+    Buffers,
+}
+
+impl Kernel {
+    /// Both, in the order advise prints them.
+    pub const BOTH: [Kernel; 2] = [Kernel::Slab, Kernel::Buffers];
+
+    /// The report's field.
+    pub fn field(self) -> &'static str {
+        match self {
+            Kernel::Slab => "kernel_slab_bytes_per_connection",
+            Kernel::Buffers => "kernel_socket_bytes_per_connection",
+        }
+    }
+
+    fn of(self, c: &ClientsView) -> Option<f64> {
+        match self {
+            Kernel::Slab => c.kernel_slab_bytes_per_connection,
+            Kernel::Buffers => c.kernel_socket_bytes_per_connection,
+        }
+    }
+
+    fn slot(self, m: &mut Measured) -> &mut Option<KernelFigure> {
+        match self {
+            Kernel::Slab => &mut m.slab_bytes_per_connection,
+            Kernel::Buffers => &mut m.socket_bytes_per_connection,
+        }
+    }
+
+    /// Why a figure may have come out below zero.
+    fn why_negative(self) -> &'static str {
+        match self {
+            Kernel::Slab => "the kernel reclaimed more of its caches than the connections took",
+            Kernel::Buffers => "other sockets of the host freed memory",
+        }
+    }
+
+    /// Why a clients run may have written null.
+    fn why_null(self) -> &'static str {
+        match self {
+            Kernel::Slab => {
+                "no /proc/meminfo, no client connected, the slab shrank meanwhile, or a bench \
+                 from before the field"
+            }
+            Kernel::Buffers => {
+                "no /proc/net/sockstat, no client connected, or a bench from before the field"
+            }
+        }
+    }
+}
+
+/// Takes figure `kind` of a clients run (`field`: where it is in the report), unless one
+/// measured at a larger scale is already there.
+fn clients(c: &ClientsView, kind: Kernel, field: &str, file: &str, m: &mut Measured) {
+    let Some(value) = kind.of(c) else {
+        m.notes
+            .push(format!("{file}: {field} is null ({})", kind.why_null()));
         return;
     };
     if value < 0.0 {
         m.notes.push(format!(
-            "{file}: kernel_socket_bytes_per_connection is {value:.0}: other sockets of the \
-             host freed memory during the connect phase; measure again on a quiet host"
+            "{file}: {field} is {value:.0}: {} during the connect phase; measure again on a \
+             quiet host",
+            kind.why_negative()
         ));
         return;
     }
-    let both_ends = is_loopback(&c.target);
     let new = KernelFigure {
         measured: Figure::new(value, field, file, c.connected)
             .how(format!("{} clients connected", int(c.connected))),
-        both_ends,
+        both_ends: is_loopback(&c.target),
     };
-    if m.kernel_bytes_per_connection
+    let slot = kind.slot(m);
+    if slot
         .as_ref()
         .is_none_or(|old| new.measured.scale > old.measured.scale)
     {
-        m.kernel_bytes_per_connection = Some(new);
+        *slot = Some(new);
     }
 }
 
@@ -555,57 +625,74 @@ mod tests {
     #[test]
     fn clients_on_loopback_measured_both_ends() {
         let m = measured(&[("c.json", CLIENTS)]);
-        let k = m.kernel_bytes_per_connection.expect("present");
+        let k = m.socket_bytes_per_connection.expect("present");
         assert_eq!(k.measured.value, 1_048_576.0 / 15_000.0); // 256 pages over 15,000
         assert!(k.both_ends);
         assert_eq!(k.per_end(), 1_048_576.0 / 30_000.0);
+        // The million run's slab growth, 9,597 MiB over 1,000,000 connections.
+        let slab = m.slab_bytes_per_connection.expect("present");
+        assert_eq!(slab.measured.value, 9_597.0 * 1_048_576.0 / 1e6);
+        assert_eq!(slab.per_end(), 9_597.0 * 1_048_576.0 / 2e6);
+        assert_eq!(slab.measured.field, "kernel_slab_bytes_per_connection");
+        assert!(m.notes.is_empty(), "{:?}", m.notes);
         let remote = doc(
             "clients",
-            r#"{"connected":10,"target":"10.0.0.5:9100","kernel_socket_bytes_per_connection":40}"#,
+            r#"{"connected":10,"target":"10.0.0.5:9100","kernel_socket_bytes_per_connection":40,
+            "kernel_slab_bytes_per_connection":5000}"#,
         );
-        let k = measured(&[("r.json", &remote)])
-            .kernel_bytes_per_connection
-            .expect("present");
-        assert!(!k.both_ends);
-        assert_eq!(k.per_end(), 40.0);
+        let m = measured(&[("r.json", &remote)]);
+        for k in [&m.socket_bytes_per_connection, &m.slab_bytes_per_connection] {
+            assert!(!k.as_ref().expect("present").both_ends);
+        }
+        assert_eq!(
+            m.socket_bytes_per_connection.expect("present").per_end(),
+            40.0
+        );
+        assert_eq!(
+            m.slab_bytes_per_connection.expect("present").per_end(),
+            5000.0
+        );
     }
 
     #[test]
-    fn a_ramp_gives_its_largest_step_with_the_figure() {
+    fn a_ramp_gives_its_largest_step_with_each_figure() {
         let m = measured(&[("ramp.json", RAMP)]);
-        let k = m.kernel_bytes_per_connection.expect("present");
+        let k = m.socket_bytes_per_connection.expect("present");
         assert_eq!(k.measured.value, 96.0);
         assert_eq!(
             k.measured.field,
             "steps[1].clients.kernel_socket_bytes_per_connection"
         );
+        // Step 1 has no slab figure: step 0's is the largest that has one.
+        let slab = m.slab_bytes_per_connection.expect("present");
+        assert_eq!(slab.measured.value, 10_240.0);
+        assert_eq!(
+            slab.measured.field,
+            "steps[0].clients.kernel_slab_bytes_per_connection"
+        );
         let bare = doc("ramp", r#"{"steps":[]}"#);
         let m = measured(&[("bare.json", &bare)]);
-        assert!(m.kernel_bytes_per_connection.is_none());
+        assert!(m.socket_bytes_per_connection.is_none() && m.slab_bytes_per_connection.is_none());
         assert_eq!(
             m.notes,
-            ["bare.json: no ramp step recorded kernel_socket_bytes_per_connection"]
+            [
+                "bare.json: no ramp step recorded kernel_slab_bytes_per_connection",
+                "bare.json: no ramp step recorded kernel_socket_bytes_per_connection"
+            ]
         );
     }
 
     #[test]
     fn the_largest_measurement_wins() {
-        let m = measured(&[("c.json", CLIENTS), ("ramp.json", RAMP)]);
-        assert_eq!(
-            m.kernel_bytes_per_connection
-                .expect("present")
-                .measured
-                .file,
-            "c.json"
-        );
-        let m = measured(&[("ramp.json", RAMP), ("c.json", CLIENTS)]);
-        assert_eq!(
-            m.kernel_bytes_per_connection
-                .expect("present")
-                .measured
-                .file,
-            "c.json"
-        );
+        for order in [
+            [("c.json", CLIENTS), ("ramp.json", RAMP)],
+            [("ramp.json", RAMP), ("c.json", CLIENTS)],
+        ] {
+            let m = measured(&order);
+            for k in [m.socket_bytes_per_connection, m.slab_bytes_per_connection] {
+                assert_eq!(k.expect("present").measured.file, "c.json");
+            }
+        }
     }
 
     #[test]
@@ -621,6 +708,17 @@ mod tests {
             let m = measured(&order);
             assert_eq!(m.user_bytes_per_subscriber.expect("present").value, 552.96);
         }
+    }
+
+    /// A clients report with these two kernel figures (JSON values).
+    fn clients_doc(socket: &str, slab: &str) -> String {
+        doc(
+            "clients",
+            &format!(
+                r#"{{"connected":10,"target":"x","kernel_socket_bytes_per_connection":{socket},
+                "kernel_slab_bytes_per_connection":{slab}}}"#
+            ),
+        )
     }
 
     #[test]
@@ -641,23 +739,28 @@ mod tests {
                 "run fanout with --server-pid",
             ),
             (
-                doc(
-                    "clients",
-                    r#"{"connected":10,"target":"x","kernel_socket_bytes_per_connection":null}"#,
-                ),
-                "kernel_socket_bytes_per_connection is null",
+                clients_doc("null", "5000"),
+                "kernel_socket_bytes_per_connection is null (no /proc/net/sockstat",
             ),
             (
-                doc(
-                    "clients",
-                    r#"{"connected":10,"target":"x","kernel_socket_bytes_per_connection":-410}"#,
-                ),
-                "other sockets of the host freed memory",
+                clients_doc("-410", "5000"),
+                "kernel_socket_bytes_per_connection is -410: other sockets of the host freed \
+                 memory",
+            ),
+            (
+                clients_doc("40", "null"),
+                "kernel_slab_bytes_per_connection is null (no /proc/meminfo, no client \
+                 connected, the slab shrank",
+            ),
+            (
+                clients_doc("40", "-3000"),
+                "kernel_slab_bytes_per_connection is -3000: the kernel reclaimed more",
             ),
         ];
         for (text, want) in cases {
             let m = measured(&[("n.json", &text)]);
-            assert!(m.cpu_per_million.is_none() && m.kernel_bytes_per_connection.is_none());
+            let kernel = [&m.socket_bytes_per_connection, &m.slab_bytes_per_connection];
+            assert!(m.cpu_per_million.is_none() && kernel.iter().any(|k| k.is_none()));
             assert_eq!(m.notes.len(), 1, "{:?}", m.notes);
             assert!(
                 m.notes[0].starts_with("n.json: ") && m.notes[0].contains(want),

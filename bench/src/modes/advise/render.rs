@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::figures::report::Table;
-use crate::modes::advise::need::{Advice, SCRIPT_COMMANDS};
+use crate::modes::advise::need::{Advice, KernelPart, SCRIPT_COMMANDS};
 use crate::modes::advise::recorded::Figure;
 
 /// The advice as printed.
@@ -152,16 +152,19 @@ fn cores(w: &mut String, a: &Advice) {
 
 fn memory(w: &mut String, a: &Advice) {
     let m = &a.memory;
-    let head = match (m.total_bytes, &m.user, &m.kernel) {
-        (Some(t), Some(u), Some(k)) => {
+    let k = &m.kernel;
+    let head = match (m.total_bytes, &m.user, &k.slab, &k.buffers) {
+        (Some(t), Some(u), Some(slab), Some(buffers)) => {
             let per_node = m
                 .per_node_bytes
                 .map_or(String::new(), |p| format!("; {} per node", bytes(p)));
             format!(
-                "memory: {} = user space {} + kernel sockets {}{per_node}",
+                "memory: {} = user space {} + kernel slab {} + kernel socket buffers \
+                 {}{per_node}",
                 bytes(t),
                 bytes(u.bytes),
-                bytes(k.bytes)
+                bytes(slab.bytes),
+                bytes(buffers.bytes)
             )
         }
         _ => "memory: incomplete (see \"not measured\")".to_owned(),
@@ -177,30 +180,47 @@ fn memory(w: &mut String, a: &Advice) {
         say(w, "  ", &text);
         from(w, &u.per);
     }
-    if let Some(k) = &m.kernel {
+    let ends = match k.ends {
+        1 => "1 end (the server's)",
+        _ => "2 ends (server and load generator)",
+    };
+    let halved = |p: &KernelPart| match p.per.both_ends {
+        true => "clients on loopback: both ends, half of it per end",
+        false => "clients on another host: their end",
+    };
+    if let Some(slab) = &k.slab {
         let text = format!(
-            "kernel sockets {} B = {} B per connection end × {} × {} (tcp_mem: {} per node \
-             host)",
-            num(k.bytes),
-            num(k.per_end),
-            match k.ends {
-                1 => "1 end (the server's)",
-                _ => "2 ends (server and load generator)",
-            },
-            int(a.subscribers),
-            plural(k.pages_per_node, "page", "pages")
+            "kernel slab {} B = {} B per connection end × {ends} × {}",
+            num(slab.bytes),
+            num(slab.per_end),
+            int(a.subscribers)
         );
         say(w, "  ", &text);
-        from(w, &k.per.measured);
+        from(w, &slab.per.measured);
+        let text = format!(
+            "{}; each socket's struct sock, inode, dentry, file and epoll items, outside \
+             tcp_mem",
+            halved(slab)
+        );
+        say(w, "    ", &text);
+    }
+    if let Some(buffers) = &k.buffers {
+        let pages = k.pages_per_node.map_or(String::new(), |p| {
+            format!(" (tcp_mem: {} per node host)", plural(p, "page", "pages"))
+        });
+        let text = format!(
+            "kernel socket buffers {} B = {} B per connection end × {ends} × {}{pages}",
+            num(buffers.bytes),
+            num(buffers.per_end),
+            int(a.subscribers)
+        );
+        say(w, "  ", &text);
+        from(w, &buffers.per.measured);
         let text = format!(
             "{}; TCP buffers at rest after the status frame: a fan-out burst queues more \
-             (tuning/ sizes tcp_mem for 4 KiB a subscriber), and each socket's slab objects \
-             (~3.5 KiB, tuning/README.md) are outside tcp_mem and not counted",
-            if k.per.both_ends {
-                "clients on loopback: both ends, half of it per end"
-            } else {
-                "clients on another host: their end"
-            }
+             (tuning/ sizes tcp_mem for 4 KiB a subscriber); tcp_mem is sized from these \
+             alone, the slab is outside it",
+            halved(buffers)
         );
         say(w, "    ", &text);
     }

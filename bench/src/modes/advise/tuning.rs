@@ -69,7 +69,8 @@ pub struct Load {
     pub reserve: u64,
     /// Whether the load generator's connections end on this host too.
     pub clients_here: bool,
-    /// Kernel TCP memory of one node's host, in pages (null when not measured).
+    /// Kernel TCP socket buffers of one node's host, in pages: what `tcp_mem` counts (the
+    /// sockets' slab objects are outside it; null when not measured).
     pub kernel_pages: Option<u64>,
     /// All subscribers (the load generator opens one connection each).
     pub total: u64,
@@ -132,11 +133,11 @@ fn need(key: &str, value: &str, load: &Load) -> Setting {
         "net.ipv4.tcp_mem" => match load.kernel_pages {
             Some(p) => (
                 Some(p),
-                "2nd value (pressure) ≥ kernel socket memory".into(),
+                "2nd value (pressure) ≥ kernel socket buffers (the slab is outside tcp_mem)".into(),
             ),
             None => (
                 None,
-                "2nd value (pressure) ≥ kernel socket memory: not measured".into(),
+                "2nd value (pressure) ≥ kernel socket buffers: not measured".into(),
             ),
         },
         "net.ipv4.tcp_max_orphans" => {
