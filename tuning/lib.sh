@@ -26,11 +26,14 @@ MS_RESERVED_FDS=64
 MS_TCP_BYTES_PER_SUBSCRIBER=4096
 # The page size the profile files' tcp_mem values are written for.
 MS_CONF_PAGE_SIZE=4096
-# Kernel memory of one established TCP socket outside tcp_mem (which counts only buffers):
-# the slab objects TCP (2368 B), sock_inode_cache (832 B), filp (192 B) and dentry (192 B)
-# of Linux 6.x = 3584 B; `grep -E '^(TCP|sock_inode_cache|filp|dentry) ' /proc/slabinfo`
-# shows this host's sizes (column 4). IPv6 sockets take 128 B more (TCPv6).
-MS_KERNEL_BYTES_PER_SOCKET=3584
+# Kernel memory of one established TCP socket outside tcp_mem (which counts only buffers),
+# measured: /proc/meminfo's Slab grew by 9,597-9,632 MiB for 2,000,000 socket ends in
+# bench/scripts/million.sh's runs (bench/RESULTS.md, "One million subscribers"), 5,032-5,050 B
+# each, rounded up. The slab objects alone add up to less — TCP (2368 B), sock_inode_cache
+# (832 B), filp (192 B) and dentry (192 B) of Linux 6.x = 3584 B, `grep -E
+# '^(TCP|sock_inode_cache|filp|dentry) ' /proc/slabinfo` (column 4) — the rest is the epoll
+# item, partly filled slabs and per-socket allocations the objects point to.
+MS_KERNEL_BYTES_PER_SOCKET=5120
 # matchstream's own memory per subscriber: measured 550-558 B of server RSS per subscriber
 # with 19,500 subscribers (bench/RESULTS.md, "One node at its open-files cap"), rounded up.
 MS_USER_BYTES_PER_SUBSCRIBER=560

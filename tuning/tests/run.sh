@@ -394,8 +394,8 @@ run bash -c ". '$TUNING/lib.sh'; ms_unit_limit '$TMP/low.service' LimitNOFILE; m
 check "lib: LimitNOFILE read from a unit, its drop-ins (SOFT:HARD) and infinity" \
   [ "$OUT" = "$(printf '65536 65536\n4096 2000000\ninfinity infinity\n67108864\nunset')" ]
 run bash -c ". '$TUNING/lib.sh'; ms_ram_estimate 1000 0; ms_ram_estimate 1000 1"
-check "lib: memory estimate per subscriber: 3584 kernel + 4096 buffers + 560 ours + 256 TIME-WAIT (+ 256 conntrack)" \
-  [ "$OUT" = "$(printf '8496000 3584000 4096000 560000 256000 0\n8752000 3584000 4096000 560000 256000 256000')" ]
+check "lib: memory estimate per subscriber: 5120 kernel + 4096 buffers + 560 ours + 256 TIME-WAIT (+ 256 conntrack)" \
+  [ "$OUT" = "$(printf '10032000 5120000 4096000 560000 256000 0\n10288000 5120000 4096000 560000 256000 256000')" ]
 run bash "$TUNING/apply.sh" --bogus
 expect_rc "apply rejects an unknown option (exit 2)" 2
 run bash "$TUNING/check.sh" --only nonsense
