@@ -272,6 +272,16 @@ mod tests {
     }
 
     #[test]
+    fn a_pattern_of_more_than_16_segments_is_left_out_and_its_path_found_nowhere() {
+        let long: &'static str = Box::leak("/a".repeat(17).into_boxed_str());
+        let mut r = Router::new();
+        r.add(Method::Get, long, Ep::Exact)
+            .add(Method::Get, "/a", Ep::Health);
+        assert_eq!(r.route(Method::Get, long).err(), Some(RouteError::NotFound));
+        assert_eq!(r.route(Method::Get, "/a").map(|(e, _)| e), Ok(Ep::Health));
+    }
+
+    #[test]
     fn paths_longer_than_every_pattern_match_nothing_and_stop_being_split() {
         let r = router();
         let long = "/1".repeat(1000);
