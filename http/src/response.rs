@@ -48,12 +48,6 @@ impl From<&'static [u8]> for Body {
     }
 }
 
-impl PartialEq<[u8]> for Body {
-    fn eq(&self, other: &[u8]) -> bool {
-        **self == *other
-    }
-}
-
 /// Content type set by [`Response::json`].
 pub const JSON: &str = "application/json; charset=utf-8";
 /// Content type set by [`Response::text`].
@@ -300,6 +294,31 @@ mod tests {
         response.write_to(&mut out, keep_alive, head_only);
         assert!(out.starts_with(b"previous"), "write_to must append");
         String::from_utf8_lossy(&out[b"previous".len()..]).into_owned()
+    }
+
+    #[test]
+    fn a_stream_head_has_no_length_and_says_close_after_what_was_written() {
+        let mut head = Response::new(200).with_header("Cache-Control", "no-cache");
+        head.content_type = Some("text/event-stream");
+        let mut out = b"previous".to_vec();
+        head.write_head_until_close(&mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("ASCII"),
+            "previousHTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+             Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn shared_and_static_bodies_are_written_as_owned_ones() {
+        let bytes = b"[\"a-b-2011-09-10\"]";
+        let owned = written(&Response::json(200, bytes.to_vec()), true, false);
+        let shared: std::rc::Rc<[u8]> = std::rc::Rc::from(&bytes[..]);
+        assert_eq!(written(&Response::json(200, shared), true, false), owned);
+        let fixed: &'static [u8] = bytes;
+        assert_eq!(written(&Response::json(200, fixed), true, false), owned);
+        assert!(owned
+            .ends_with("Content-Length: 18\r\nConnection: keep-alive\r\n\r\n[\"a-b-2011-09-10\"]"));
     }
 
     #[test]
