@@ -14,6 +14,7 @@ pub mod need;
 pub mod recorded;
 pub mod render;
 pub mod tuning;
+pub mod words;
 
 pub use need::Advice;
 

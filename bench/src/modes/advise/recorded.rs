@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::figures::env::OpenFiles;
 use crate::figures::report::SCHEMA;
-use crate::modes::advise::render::{int, plural};
+use crate::modes::advise::words::{int, plural};
 use crate::modes::fanout::measured::ServerFigures;
 use crate::modes::fanout::runs::median;
 use crate::modes::soak::samples::Sample;

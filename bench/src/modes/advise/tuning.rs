@@ -5,7 +5,7 @@
 //! whether tuning/'s value covers it; the others apply as they are (tuning/README.md, "The
 //! settings, why, and how to verify them", says why each).
 
-use crate::modes::advise::render::int;
+use crate::modes::advise::words::int;
 
 /// The server profile.
 pub const SYSCTL_CONF: &str = include_str!("../../../../tuning/sysctl.conf");
