@@ -96,21 +96,16 @@ impl Endpoint {
 
 /// Answers one request, and counts it by route and status on the core's counters.
 pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Local<'_>) -> Answer {
-    if let Some(response) = answer_now(shard, req, &local) {
-        return Answer::Reply(response);
-    }
-    let routed = ROUTER.route(req.method, &req.path);
-    let route = routed.as_ref().map_or(Route::Other, |(e, _)| e.route());
-    let answer = match routed {
-        Ok((endpoint, params)) => respond_later(shard, req, endpoint, &params).await,
-        // answer_now answers every request that is not routed.
-        Err(_) => Answer::Reply(error(404, "no such path")),
+    let (endpoint, params) = match decide(shard, req, &local) {
+        Decided::Now(response) => return Answer::Reply(response),
+        Decided::Later(endpoint, params) => (endpoint, params),
     };
+    let answer = respond_later(shard, req, endpoint, &params).await;
     let status = match &answer {
         Answer::Reply(response) => response.status,
         Answer::Stream(_) => 200,
     };
-    shard.stats.count_request(route, status);
+    shard.stats.count_request(endpoint.route(), status);
     answer
 }
 
@@ -119,12 +114,24 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request, local: Local<'_>) -> Answe
 /// which wait for the store, and event streams), which [`handle`] answers.
 /// Reads the core's latest state.
 pub fn answer_now(shard: &Rc<Shard>, req: &Request, local: &Local<'_>) -> Option<Response> {
-    let routed = ROUTER.route(req.method, &req.path);
-    let (route, response) = match routed {
-        Ok((endpoint, params)) => (
-            endpoint.route(),
-            read_now(shard, req, local, endpoint, &params)?,
-        ),
+    match decide(shard, req, local) {
+        Decided::Now(response) => Some(response),
+        Decided::Later(..) => None,
+    }
+}
+
+/// A request routed once: answered now (and counted), or an endpoint that waits or streams.
+enum Decided {
+    Now(Response),
+    Later(Endpoint, Params),
+}
+
+fn decide(shard: &Rc<Shard>, req: &Request, local: &Local<'_>) -> Decided {
+    let (route, response) = match ROUTER.route(req.method, &req.path) {
+        Ok((endpoint, params)) => match read_now(shard, req, local, endpoint, &params) {
+            Some(response) => (endpoint.route(), response),
+            None => return Decided::Later(endpoint, params),
+        },
         Err(RouteError::NotFound) => (Route::Other, error(404, "no such path")),
         Err(RouteError::MethodNotAllowed(allow)) => (
             Route::Other,
@@ -132,7 +139,7 @@ pub fn answer_now(shard: &Rc<Shard>, req: &Request, local: &Local<'_>) -> Option
         ),
     };
     shard.stats.count_request(route, response.status);
-    Some(response)
+    Decided::Now(response)
 }
 
 /// The answer of an endpoint that answers at once, or `None` for one that waits or streams.
