@@ -139,6 +139,18 @@ pub fn watch_for_dead_peer(stream: &TcpStream, core: usize, what: &str) {
     }
 }
 
+/// Runs a connection's task on this core; a panic in it is caught and logged, it never takes
+/// the core down.
+pub fn spawn_connection(core: usize, what: &'static str, task: impl Future<Output = ()> + 'static) {
+    glommio::spawn_local(async move {
+        if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+            log::error!(target: "matchstream::listener",
+                "a {what} connection task panicked on core {core}; the core goes on");
+        }
+    })
+    .detach();
+}
+
 /// Accepts connections until shutdown, running `serve` on each in its own task. A panic in
 /// a connection's task is caught and logged; it never takes the core down.
 pub async fn accept_loop<F, Fut>(shard: Rc<Shard>, listener: TcpListener, port: Port, serve: F)
@@ -161,15 +173,7 @@ where
                 if port == Port::Stream {
                     watch_for_dead_peer(&stream, shard.core, what);
                 }
-                let fut = serve(shard.clone(), stream);
-                let core = shard.core;
-                glommio::spawn_local(async move {
-                    if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
-                        log::error!(target: "matchstream::listener",
-                            "a {what} connection task panicked on core {core}; the core goes on");
-                    }
-                })
-                .detach();
+                spawn_connection(shard.core, what, serve(shard.clone(), stream));
             }
             Some(Err(e)) => {
                 // Typically EMFILE at the open-files limit: say so at most once a second and

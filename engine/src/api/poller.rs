@@ -39,7 +39,7 @@ use slab::Slab;
 use super::epoll::Epoll;
 use super::{access, error, full_answer, handlers, Local, Resume, MAX_UNSENT};
 use crate::linger;
-use crate::listener::{accept_loop, adopt, Port};
+use crate::listener::{accept_loop, adopt, spawn_connection, Port};
 use crate::outbox::send_now;
 use crate::shard::Shard;
 use crate::stats::HttpSlot;
@@ -389,14 +389,10 @@ impl<'s> Poller<'s> {
         if !conn.nodelay {
             let _ = conn.socket.set_nodelay(true);
         }
-        // glommio's streams expect a blocking descriptor (they never block on it).
-        let _ = conn.socket.set_nonblocking(false);
-        let fd = conn.socket.into_raw_fd();
         conn.slot.hand_over();
-        // SAFETY: fd is the connection's socket, whose ownership moves to the glommio stream.
-        let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
+        let stream = into_glommio(conn.socket);
         let shard = self.shard.clone();
-        spawn(self.shard.core, async move {
+        spawn_connection(self.shard.core, "api", async move {
             let _task = shard.tasks.enter();
             let slot = shard.node.http.adopt();
             super::serve_admitted(&shard, stream, slot, resume).await;
@@ -545,30 +541,20 @@ fn peer(fd: RawFd) -> Option<SocketAddr> {
         .and_then(|a| a.as_socket())
 }
 
+/// A connection's socket as a glommio stream, for a task of its own.
+fn into_glommio(socket: std::net::TcpStream) -> glommio::net::TcpStream {
+    // glommio's streams expect a blocking descriptor (they never block on it).
+    let _ = socket.set_nonblocking(false);
+    // SAFETY: the socket's ownership moves to the glommio stream.
+    unsafe { glommio::net::TcpStream::from_raw_fd(socket.into_raw_fd()) }
+}
+
 /// Answers a connection above `--max-api-connections` with 503, in a task of its own.
 fn refuse(shard: &Rc<Shard>, socket: std::net::TcpStream) {
-    let _ = socket.set_nonblocking(false);
-    // SAFETY: the accepted socket's ownership moves to the glommio stream.
-    let stream = unsafe { glommio::net::TcpStream::from_raw_fd(socket.into_raw_fd()) };
+    let stream = into_glommio(socket);
     let shard = shard.clone();
-    spawn(shard.core, async move {
+    spawn_connection(shard.core, "api", async move {
         let _task = shard.tasks.enter();
         linger::refuse(stream, &full_answer(), &shard.shutdown).await;
     });
-}
-
-/// Runs a connection's task; a panic in it is logged, never takes the core down.
-fn spawn(core: usize, task: impl std::future::Future<Output = ()> + 'static) {
-    use futures_lite::FutureExt;
-    glommio::spawn_local(async move {
-        if std::panic::AssertUnwindSafe(task)
-            .catch_unwind()
-            .await
-            .is_err()
-        {
-            log::error!(target: "matchstream::listener",
-                "an api connection task panicked on core {core}; the core goes on");
-        }
-    })
-    .detach();
 }
