@@ -4,24 +4,16 @@
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
 
-use common::{bench, bench_json, bench_status, Run, Server, TOKEN};
+use common::{bench, bench_in, bench_json, bench_status, Run, Server, TOKEN};
+use matchstream_bench::modes::advise::words::int;
 
 /// Runs the bench in the crate's folder, so the fixtures' paths print as in the README.
 fn advise(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_matchstream-bench"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("advise")
-        .args(args)
-        .output()
-        .expect("the bench runs");
-    Run {
-        success: out.status.success(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut all = vec!["advise"];
+    all.extend_from_slice(args);
+    bench_in(Path::new(env!("CARGO_MANIFEST_DIR")), &all)
 }
 
 const MILLION: [&str; 7] = [
@@ -254,7 +246,7 @@ fn a_real_clients_report_gives_kernel_memory() {
         .as_u64()
         .expect("hard");
     assert!(
-        text.contains(&format!("environment.open_files.hard = {}", group(hard))),
+        text.contains(&format!("environment.open_files.hard = {}", int(hard))),
         "{}",
         run.stdout
     );
@@ -287,17 +279,4 @@ fn a_real_clients_report_gives_kernel_memory() {
             run.stdout
         );
     }
-}
-
-/// `20000` as `20,000`.
-fn group(v: u64) -> String {
-    let digits = v.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

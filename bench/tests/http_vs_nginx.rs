@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::engine_binary;
+use common::bin_dir;
 
 fn installed(tool: &str) -> bool {
     Command::new("sh")
@@ -29,14 +29,7 @@ fn the_script_prints_a_row_and_a_ratio_per_path_and_mode() {
         "{missing:?} not installed: apt-get install nginx-light curl jq (scripts/test does)"
     );
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).expect("bin");
-    std::os::unix::fs::symlink(engine_binary(), bin.join("matchstream")).expect("link");
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_matchstream-bench"),
-        bin.join("matchstream-bench"),
-    )
-    .expect("link");
+    let bin = bin_dir(dir.path());
     let csv = dir.path().join("runs.csv");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/http-vs-nginx.sh");
     let out = Command::new(script)

@@ -9,19 +9,12 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::engine_binary;
+use common::bin_dir;
 
 #[test]
 fn a_small_run_reports_every_delivery_and_stops_what_it_started() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).expect("bin");
-    std::os::unix::fs::symlink(engine_binary(), bin.join("matchstream")).expect("link");
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_matchstream-bench"),
-        bin.join("matchstream-bench"),
-    )
-    .expect("link");
+    let bin = bin_dir(dir.path());
     let out_dir = dir.path().join("out");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/million.sh");
     let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn").expect("somaxconn");

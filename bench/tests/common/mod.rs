@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -15,6 +15,20 @@ use std::time::Duration;
 
 /// The watcher token every test server uses.
 pub const TOKEN: &str = "T0k3n";
+
+/// A folder in `dir` holding links to this build's `matchstream` and `matchstream-bench`: the
+/// `--bin` of the bench's scripts.
+pub fn bin_dir(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    std::os::unix::fs::symlink(engine_binary(), bin.join("matchstream")).expect("link");
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_matchstream-bench"),
+        bin.join("matchstream-bench"),
+    )
+    .expect("link");
+    bin
+}
 
 /// `<target dir>/debug/matchstream`, built by the workspace build.
 pub fn engine_binary() -> PathBuf {
@@ -140,7 +154,13 @@ pub struct Run {
 
 /// Runs the bench binary with `args`, whatever its exit status.
 pub fn bench_any(args: &[&str]) -> Run {
+    bench_in(Path::new("."), args)
+}
+
+/// Runs the bench binary with `args` in the folder `dir`, whatever its exit status.
+pub fn bench_in(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_matchstream-bench"))
+        .current_dir(dir)
         .args(args)
         .stdin(Stdio::null())
         .output()
