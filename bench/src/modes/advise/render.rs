@@ -180,46 +180,54 @@ fn memory(w: &mut String, a: &Advice) {
         1 => "1 end (the server's)",
         _ => "2 ends (server and load generator)",
     };
-    let halved = |p: &KernelPart| match p.per.both_ends {
-        true => "clients on loopback: both ends, half of it per end",
-        false => "clients on another host: their end",
-    };
     if let Some(slab) = &k.slab {
-        let text = format!(
-            "kernel slab {} B = {} B per connection end × {ends} × {}",
-            num(slab.bytes),
-            num(slab.per_end),
-            int(a.subscribers)
-        );
-        say(w, "  ", &text);
-        from(w, &slab.per.measured);
-        let text = format!(
-            "{}; each socket's struct sock, inode, dentry, file and epoll items, outside \
-             tcp_mem",
-            halved(slab)
-        );
-        say(w, "    ", &text);
+        let what =
+            "each socket's struct sock, inode, dentry, file and epoll items, outside tcp_mem";
+        kernel_part(w, "kernel slab", "", slab, ends, a.subscribers, what);
     }
     if let Some(buffers) = &k.buffers {
         let pages = k.pages_per_node.map_or(String::new(), |p| {
             format!(" (tcp_mem: {} per node host)", plural(p, "page", "pages"))
         });
-        let text = format!(
-            "kernel socket buffers {} B = {} B per connection end × {ends} × {}{pages}",
-            num(buffers.bytes),
-            num(buffers.per_end),
-            int(a.subscribers)
-        );
-        say(w, "  ", &text);
-        from(w, &buffers.per.measured);
-        let text = format!(
-            "{}; TCP buffers at rest after the status frame: a fan-out burst queues more \
+        let what = "TCP buffers at rest after the status frame: a fan-out burst queues more \
              (tuning/ sizes tcp_mem for 4 KiB a subscriber); tcp_mem is sized from these \
-             alone, the slab is outside it",
-            halved(buffers)
+             alone, the slab is outside it";
+        kernel_part(
+            w,
+            "kernel socket buffers",
+            &pages,
+            buffers,
+            ends,
+            a.subscribers,
+            what,
         );
-        say(w, "    ", &text);
     }
+}
+
+/// One part of the kernel's memory: its sum, the figure it comes from, and what it counts.
+fn kernel_part(
+    w: &mut String,
+    name: &str,
+    suffix: &str,
+    part: &KernelPart,
+    ends: &str,
+    subscribers: u64,
+    what: &str,
+) {
+    let text = format!(
+        "{name} {} B = {} B per connection end × {ends} × {}{suffix}",
+        num(part.bytes),
+        num(part.per_end),
+        int(subscribers)
+    );
+    say(w, "  ", &text);
+    from(w, &part.per.measured);
+    let halved = if part.per.both_ends {
+        "clients on loopback: both ends, half of it per end"
+    } else {
+        "clients on another host: their end"
+    };
+    say(w, "    ", &format!("{halved}; {what}"));
 }
 
 fn redis(w: &mut String, a: &Advice) {
