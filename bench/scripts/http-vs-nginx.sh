@@ -21,8 +21,9 @@
 #   --seconds S     length of one run (default 5)
 #   --rounds N      rounds, each every path x mode x tool x {matchstream, nginx} (default 3)
 #   --c C           connections (default 128)
-#   --bench-n N     requests of one matchstream-bench run (default: 50,000 a second of --seconds
-#                   with keep-alive, 10,000 without; the run also ends at 4 x --seconds + 10 s)
+#   --bench-n N     requests of one matchstream-bench run instead of --seconds of them (by
+#                   default the bench runs --seconds as wrk and ab do; a run given N also ends
+#                   at 4 x --seconds + 10 s)
 #   --tools LIST    comma-separated among bench,wrk,ab (default: all those installed)
 #   --modes LIST    comma-separated among keep-alive,new-conn (default both)
 #   --api-port P    the node's API port (default: the kernel picks)
@@ -291,14 +292,13 @@ run_one() {
   local tool=$1 mode=$2 base=$3 path=$4 out=$tmp/run.out
   case "$tool" in
     bench)
-      local n=$((SECONDS_PER_RUN * 50000)) extra=(--keep-alive)
+      local extra=(--keep-alive) length=(--duration "$SECONDS_PER_RUN")
       if [ "$mode" = new-conn ]; then
-        n=$((SECONDS_PER_RUN * 10000))
         extra=(--source-ips 127.0.0.2-127.0.0.254)
       fi
-      n=${BENCH_N:-$n}
+      if [ -n "$BENCH_N" ]; then length=(--n "$BENCH_N"); fi
       "${NICE[@]}" "$BIN/matchstream-bench" http --api "$base" --path "$path" \
-        --n "$n" --c "$CONNS" "${extra[@]}" --time-limit $((SECONDS_PER_RUN * 4 + 10)) \
+        "${length[@]}" --c "$CONNS" "${extra[@]}" --time-limit $((SECONDS_PER_RUN * 4 + 10)) \
         --quiet --json "$tmp/run.json" >"$out" 2>&1 || true
       if [ -s "$tmp/run.json" ]; then
         jq -r '.report | "\(.requests_per_second) \(.error_total + .non_2xx)"' "$tmp/run.json"

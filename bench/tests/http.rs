@@ -131,3 +131,26 @@ fn the_open_loop_measures_from_the_intended_send_time() {
         "the backlog shows as latency"
     );
 }
+
+#[test]
+fn a_closed_loop_with_a_duration_runs_that_long_and_counts_what_went_out() {
+    let server = Server::start();
+    let url = server.url();
+    for keep_alive in [true, false] {
+        let mut args = vec!["http", "--api", &url, "--duration", "0.5", "--c", "4"];
+        if keep_alive {
+            args.push("--keep-alive");
+        }
+        let (run, doc) = bench_json(&args);
+        let n = num(&doc, &["n"]);
+        assert!(n > 0, "{}", run.stdout);
+        assert_eq!(num(&doc, &["answered"]), n, "{}", run.stdout);
+        assert_eq!(num(&doc, &["ok"]), n);
+        assert!(doc["report"]["rate"].is_null(), "a closed loop");
+        let seconds = float(&doc, &["seconds"]);
+        // It lasts the duration (not the default N of 1,000, answered in milliseconds; the
+        // last answers come after it), and stops by itself: a bound 10× over, for a run that
+        // would not stop.
+        assert!((0.5..5.0).contains(&seconds), "{seconds} s");
+    }
+}

@@ -33,7 +33,9 @@ in flight at once, each on its own connection. Without --keep-alive every reques
 connection, as ab does without -k, so the latency includes the connect. Requests go
 round-robin over the --path values.
 
-That is a closed loop, like ab: a slow server lowers the load it is offered. With --rate R
+That is a closed loop, like ab: a slow server lowers the load it is offered. --duration D
+without --rate runs the closed loop for D seconds instead of N requests (wrk -d, ab -t). With
+--rate R
 (requests per second) and --duration D (seconds; or --n requests), request i is due at
 t0 + i/R, goes out on the first of the C connections that is free, and its latency is measured
 from that intended time (wrk2's constant throughput mode, no coordinated omission); the run
@@ -67,8 +69,10 @@ pub struct Options {
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
 
-    /// With --rate: seconds of load (N = R x D, instead of --n).
-    #[arg(long, value_name = "SECS", requires = "rate")]
+    /// Seconds of load. With --rate: N = R x D, instead of --n. Without: a closed loop that
+    /// sends requests for D seconds, as many as are answered (as wrk -d and ab -t; --n is then
+    /// ignored), so a faster server is not measured over a shorter run.
+    #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
 
     /// Seconds one request may take (connect included).
@@ -155,6 +159,8 @@ pub struct Setup {
     pub keep_alive: bool,
     /// Open loop: requests per second.
     pub rate: Option<f64>,
+    /// Closed loop for a time: no request starts after this long (N is then unbounded).
+    pub until: Option<Duration>,
     /// Bound of one request.
     pub timeout: Duration,
     /// Bound of the run.
@@ -175,10 +181,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("--rate must be a positive number of requests per second");
     }
-    let n = match (opts.rate, opts.duration) {
-        (Some(r), Some(d)) if d > 0.0 => ((r * d).round() as u64).max(1),
-        (_, Some(_)) => bail!("--duration must be positive"),
-        _ => opts.n,
+    let (n, until) = match (opts.rate, opts.duration) {
+        (_, Some(d)) if !(d > 0.0 && d.is_finite()) => bail!("--duration must be positive"),
+        (Some(r), Some(d)) => (((r * d).round() as u64).max(1), None),
+        (None, Some(d)) => (u64::MAX, Some(Duration::from_secs_f64(d))),
+        (_, None) => (opts.n, None),
     };
     let paths = if opts.paths.is_empty() {
         vec!["/1/matches".to_owned()]
@@ -192,6 +199,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         c: opts.c,
         keep_alive: opts.keep_alive,
         rate: opts.rate,
+        until,
         timeout: Duration::from_secs_f64(opts.timeout.max(0.001)),
         time_limit: Duration::from_secs_f64(opts.time_limit.max(0.1)),
         source_ips: opts.source_ips.clone(),
@@ -265,7 +273,7 @@ impl Load<'_> {
 
 impl Source for Load<'_> {
     fn next(&mut self, slot: usize, now: Instant, out: &mut Vec<u8>) -> Next {
-        if self.issued >= self.setup.n {
+        if self.issued >= self.setup.n || self.setup.until.is_some_and(|d| now >= self.t0 + d) {
             return Next::Done;
         }
         if let Some(rate) = self.setup.rate {
@@ -338,12 +346,16 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
     let cpu_start = crate::figures::sysstat::own_cpu_seconds();
     let live = Arc::new(Live::default());
     let shown = live.clone();
-    let (n, label) = (setup.n, setup.label.clone());
+    let label = setup.label.clone();
+    let of = match setup.until {
+        Some(d) => format!(" in {}", progress::secs(d)),
+        None => format!("/{}", setup.n),
+    };
     let progress = Progress::start(setup.mode, move |t| {
         let s = shown.snapshot();
         let rate = (s.ok + s.failed) as f64 / t.as_secs_f64().max(0.001);
         format!(
-            "{label} {}: {}/{n} sent, {} ok, {} failed, {rate:.0} req/s",
+            "{label} {}: {}{of} sent, {} ok, {} failed, {rate:.0} req/s",
             progress::secs(t),
             s.started,
             s.ok,
@@ -367,6 +379,10 @@ pub fn execute(setup: &Setup) -> anyhow::Result<Report> {
     progress.finish();
     let connections = connections?;
     let mut r = load.report;
+    if setup.until.is_some() {
+        // N is what went out in the time given.
+        r.n = load.issued;
+    }
     r.latency = load.latency.summary();
     if setup.paths.len() > 1 {
         r.path_latency = setup

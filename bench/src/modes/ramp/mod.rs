@@ -263,6 +263,7 @@ impl StepPlan<'_> {
     fn http(&self, match_id: &str, label: &str, mode: Mode) -> http::Setup {
         http::Setup {
             rate: None,
+            until: None,
             api: self.api.clone(),
             paths: self
                 .paths
