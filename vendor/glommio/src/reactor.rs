@@ -206,7 +206,9 @@ impl Reactor {
 
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
-        unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }
+        // matchstream patch: or the preemption period has run out (sys::uring, `wait`).
+        let ring = unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) };
+        ring || self.sys.preempt_deadline_passed()
     }
 
     pub(crate) fn id(&self) -> usize {

@@ -560,6 +560,10 @@ where
             let mut inner_source = src.borrow_mut();
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
+        } else {
+            // matchstream patch: the link of the rings records that it fired, so a sleep can
+            // tell a link still armed from a spent one (`SleepableRing::sleep`).
+            src.borrow_mut().wakers.result = Some(transmute_error(result));
         }
         return Some(woke);
     }
@@ -893,6 +897,9 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// The poll that links the latency ring to this one, armed by a sleep and kept while it
+    /// has not fired (matchstream patch, `sleep`).
+    link: Option<Source>,
 }
 
 impl SleepableRing {
@@ -913,6 +920,7 @@ impl SleepableRing {
             task_queue_stats: AHashMap::new(),
             source_map,
             in_kernel: 0,
+            link: None,
         })
     }
 
@@ -1044,12 +1052,26 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    fn sleep(&mut self, link: Source) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
         );
+        // matchstream patch (vendor/README.md, "Preemption by the clock"): the link poll of an
+        // earlier sleep that has not fired still links the rings (the latency ring has had no
+        // completion since it was armed: any completion there fires it). Was a new poll per
+        // sleep and the old one cancelled after it: two more `io_uring_enter` calls per wake.
+        if self.link.as_ref().is_some_and(|l| l.result().is_none()) {
+            return self
+                .ring
+                .cq()
+                .wait(1)
+                .map(|_| 1)
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok);
+        }
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1058,7 +1080,7 @@ impl SleepableRing {
                 user_data: to_user_data(
                     self.source_map
                         .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
+                        .add_source(&link, self.submission_queue.clone()),
                 ),
                 args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
             };
@@ -1087,6 +1109,7 @@ impl SleepableRing {
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
                 // The rings are linked. Goodnight!
+                self.link = Some(link);
                 self.ring
                     .cq()
                     .wait(1)
@@ -1223,6 +1246,11 @@ pub(crate) struct Reactor {
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// When the user timer in `latency_preemption_timeout_src` fires (see `wait`).
+    latency_timer_due: Cell<Instant>,
+    /// When the running task queue is preempted: set by `wait` when it does not sleep, read
+    /// by `need_preempt` (see `wait`).
+    preempt_deadline: Cell<Option<Instant>>,
 
     link_fd: RawFd,
 
@@ -1354,6 +1382,8 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            latency_timer_due: Cell::new(Instant::now()),
+            preempt_deadline: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1733,7 +1763,15 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        ring.sleep(link_rings).or_else(Self::busy_ok).map(|_| {})
+    }
+
+    /// The preemption deadline has passed (see `wait`).
+    #[inline]
+    pub(crate) fn preempt_deadline_passed(&self) -> bool {
+        self.preempt_deadline
+            .get()
+            .is_some_and(|at| Instant::now() >= at)
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1814,22 +1852,33 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // matchstream patch (vendor/README.md, "Preemption by the clock"): was "cancel the old
+        // timer regardless of whether we can sleep", a new preemption timer in the latency
+        // ring after every poll and a new throughput timer on every call — four to six
+        // `io_uring_enter` calls per wake of an executor woken tens of thousands of times a
+        // second by short requests. The preemption period is now a deadline read by
+        // `need_preempt` (set at the end of this function, cleared here: a sleeping executor
+        // has none), the latency ring's timer slot holds only a user timer armed for a sleep,
+        // kept for as long as it is pending and not later than the next sleep needs, and a
+        // throughput timer still pending counts on.
+        self.preempt_deadline.set(None);
+        let pending =
+            |src: &Option<Source>| src.as_ref().is_some_and(|src| src.result().is_none());
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // up sleeping. One still pending counts on.
+        let throughput_timer = self.throughput_preemption_timeout_src.take();
+        if pending(&throughput_timer) {
+            self.throughput_preemption_timeout_src.set(throughput_timer);
+        } else {
+            drop(throughput_timer);
+            self.throughput_preemption_timeout_src.set(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1850,10 +1899,29 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+            let user_timer_armed = self.latency_preemption_timeout_src.take();
+            match user_timer {
+                Some(dur) => {
+                    let due = Instant::now() + dur;
+                    let armed_due = self.latency_timer_due.get();
+                    if pending(&user_timer_armed) && armed_due <= due {
+                        // Wakes us no later than needed (at worst a little early, and then
+                        // the next sleep arms the right one).
+                        self.latency_preemption_timeout_src.set(user_timer_armed);
+                    } else {
+                        drop(user_timer_armed);
+                        flush_cancellations!(into &mut 0; lat_ring);
+                        self.latency_preemption_timeout_src
+                            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                        self.latency_timer_due.set(due);
+                        assert!(flush_rings!(lat_ring)? > 0);
+                    }
+                }
+                None => {
+                    drop(user_timer_armed);
+                    flush_cancellations!(into &mut 0; lat_ring);
+                    flush_rings!(lat_ring)?;
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1883,9 +1951,7 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            self.preempt_deadline.set(Some(Instant::now() + preempt));
         }
 
         // A Note about `need_preempt`:
