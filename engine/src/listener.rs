@@ -41,6 +41,40 @@ pub fn bind(
     Ok(socket.into())
 }
 
+/// Binds one core's listener of the API port: shared by every core (`SO_REUSEPORT`), handing
+/// over connections once they have sent something ([`defer_accept`]).
+pub fn bind_api(addr: SocketAddr, backlog: u32) -> Result<std::net::TcpListener, Error> {
+    let listener = bind(addr, backlog, true)?;
+    defer_accept(&socket2::SockRef::from(&listener));
+    Ok(listener)
+}
+
+/// Seconds the kernel holds an API connection that has sent nothing before handing it to
+/// `accept` all the same (`TCP_DEFER_ACCEPT`, nginx's `listen ... deferred`).
+const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+/// The API listener hands over a connection when its first bytes have arrived, not at the
+/// handshake: a core accepts and answers a new connection in one wake instead of waking once
+/// for the accept and once more for the request (issue 14; bench/RESULTS.md, "HTTP reads
+/// against nginx"). A client that connects and says nothing is seen about a second later, and
+/// `--http-idle-ms` runs from then. Best effort: a kernel without it accepts as before.
+fn defer_accept(socket: &socket2::SockRef<'_>) {
+    // SAFETY: setsockopt on our open socket with a c_int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&DEFER_ACCEPT_SECS as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::debug!(target: "matchstream::listener",
+            "no TCP_DEFER_ACCEPT on the API port: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// Hands a bound std listener to the current glommio executor.
 pub fn adopt(listener: std::net::TcpListener) -> TcpListener {
     // SAFETY: the fd is a listening TCP socket whose ownership moves into glommio here.

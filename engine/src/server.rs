@@ -24,7 +24,7 @@ use crate::config::{Config, StoreSpec};
 use crate::drain::{self, Drainer};
 use crate::error::Error;
 use crate::fanout::Fanout;
-use crate::listener::{accept_loop, adopt, bind, Port};
+use crate::listener::{accept_loop, adopt, bind, bind_api, Port};
 use crate::shard::Shard;
 use crate::stats::NodeStats;
 use crate::store::embedded::EmbeddedStore;
@@ -86,14 +86,14 @@ struct Listeners {
 /// Binds every core's listeners: the API port shared by all, one stream port each (with a
 /// base port, consecutive from it). Done first, so a port in use fails before anything starts.
 fn bind_listeners(config: &Config, cores: usize) -> Result<Listeners, Error> {
-    let first_api = bind(config.api, config.backlog, true)?;
+    let first_api = bind_api(config.api, config.backlog)?;
     let api_addr = first_api.local_addr().map_err(|e| Error::Bind {
         addr: config.api,
         source: e,
     })?;
     let mut api = vec![first_api];
     for _ in 1..cores {
-        api.push(bind(api_addr, config.backlog, true)?);
+        api.push(bind_api(api_addr, config.backlog)?);
     }
     let mut stream = Vec::with_capacity(cores);
     let mut stream_ports = Vec::with_capacity(cores);

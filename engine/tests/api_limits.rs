@@ -323,9 +323,10 @@ fn past_the_connection_cap_a_connection_gets_503_and_a_clean_close() {
     assert!(v["http"]["refused"].as_u64().unwrap_or(0) >= 1, "{v}");
 }
 
-/// A refused connection that never sends anything gets the same answer at once.
+/// A refused connection that never sends anything gets the same answer, once the kernel hands
+/// it to the server (at the latest after the API port's `TCP_DEFER_ACCEPT` of a second).
 #[test]
-fn a_silent_connection_past_the_cap_gets_503_at_once() {
+fn a_silent_connection_past_the_cap_gets_503() {
     let server = TestServer::start_with(Config {
         max_api_connections: 1,
         ..test_config()
@@ -341,5 +342,46 @@ fn a_silent_connection_past_the_cap_gets_503_at_once() {
         got.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"),
         "{:?}",
         String::from_utf8_lossy(&got)
+    );
+}
+
+/// The API port takes a connection when its first bytes arrive (`TCP_DEFER_ACCEPT`, issue 14):
+/// one that has connected and said nothing yet holds no place under the cap, so a client that
+/// asks meanwhile is served; and the silent one is served too once it asks.
+#[test]
+fn a_connection_that_has_sent_nothing_yet_holds_no_place_under_the_cap() {
+    let server = TestServer::start_with(Config {
+        max_api_connections: 1,
+        ..test_config()
+    });
+    let request = "GET /1/matches HTTP/1.1\r\n\r\n";
+    let mut silent = connect(server.api);
+    std::thread::sleep(Duration::from_millis(100));
+    // Accepted at the handshake, the silent connection would take the one place: 503 here.
+    let mut asking = connect(server.api);
+    asking.write_all(request.as_bytes()).expect("send");
+    let answer = read_answer(&mut asking);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(asking);
+    // Once the asking one's close is seen, the silent one asks and is answered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = one_answer(server.api, "GET /1/stats HTTP/1.1\r\n\r\n");
+        if stats.starts_with(b"HTTP/1.1 200 OK\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused after 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    silent.write_all(request.as_bytes()).expect("send");
+    let answer = read_answer(&mut silent);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
     );
 }
