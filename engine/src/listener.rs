@@ -45,7 +45,7 @@ pub fn bind(
 /// over connections once they have sent something ([`defer_accept`]).
 pub fn bind_api(addr: SocketAddr, backlog: u32) -> Result<std::net::TcpListener, Error> {
     let listener = bind(addr, backlog, true)?;
-    defer_accept(&socket2::SockRef::from(&listener));
+    defer_accept(&listener);
     Ok(listener)
 }
 
@@ -58,11 +58,11 @@ const DEFER_ACCEPT_SECS: libc::c_int = 1;
 /// for the accept and once more for the request (issue 14; bench/RESULTS.md, "HTTP reads
 /// against nginx"). A client that connects and says nothing is seen about a second later, and
 /// `--http-idle-ms` runs from then. Best effort: a kernel without it accepts as before.
-fn defer_accept(socket: &socket2::SockRef<'_>) {
+fn defer_accept(listener: &std::net::TcpListener) {
     // SAFETY: setsockopt on our open socket with a c_int of the size passed.
     let rc = unsafe {
         libc::setsockopt(
-            socket.as_raw_fd(),
+            listener.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_DEFER_ACCEPT,
             (&DEFER_ACCEPT_SECS as *const libc::c_int).cast(),
